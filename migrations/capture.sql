@@ -1,0 +1,41 @@
+-- The capture trigger on the order app's table. Not a numbered migration: `order-webhooks migrate`
+-- renders it from the config (names quoted by us) and re-installs it when the config changes.
+-- Placeholders: :SCHEMA, :ORDERS, :ID, :STATE, :OLD_DUE, :NEW_DUE, :DUE_CHANGED, :CHANNEL, :WAKE_LOCK,
+-- :INSERT_TRIGGER, :UPDATE_TRIGGER.
+
+-- SECURITY DEFINER with a pinned search_path: the order app's role needs no privilege on our schema,
+-- and nothing in its session can redirect our statements. The body does nothing that can fail on a
+-- row the orders table accepted (every value is cast to text), so the order app's statement never
+-- fails because of us; errors are not swallowed, since a swallowed error would be a lost change.
+CREATE OR REPLACE FUNCTION :SCHEMA.capture_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO :SCHEMA.change (order_id, op, new_state, new_due_date)
+    VALUES (NEW.:ID::text, 'INSERT', NEW.:STATE::text, :NEW_DUE);
+  ELSE
+    INSERT INTO :SCHEMA.change (order_id, op, old_state, new_state, old_due_date, new_due_date)
+    VALUES (NEW.:ID::text, 'UPDATE', OLD.:STATE::text, NEW.:STATE::text, :OLD_DUE, :NEW_DUE);
+  END IF;
+  -- NOTIFY is only a wake-up, sent when no listener is busy draining. The shared advisory lock,
+  -- held to commit, lets a listener that is going idle wait for the transactions that saw it busy
+  -- (see src/journal.ts); if that listener is waiting right now, the try fails and we notify.
+  -- NOTIFY folds duplicates within a transaction: a bulk UPDATE sends one.
+  IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK)
+     OR NOT EXISTS (SELECT 1 FROM :SCHEMA.listener WHERE busy_until >= now()) THEN
+    PERFORM pg_notify(:CHANNEL, '');
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+
+DROP TRIGGER IF EXISTS :INSERT_TRIGGER ON :ORDERS;
+DROP TRIGGER IF EXISTS :UPDATE_TRIGGER ON :ORDERS;
+
+CREATE TRIGGER :INSERT_TRIGGER AFTER INSERT ON :ORDERS
+  FOR EACH ROW EXECUTE FUNCTION :SCHEMA.capture_change();
+
+-- Only when the state or the due date changed: other updates cost the order app nothing.
+CREATE TRIGGER :UPDATE_TRIGGER AFTER UPDATE ON :ORDERS
+  FOR EACH ROW WHEN (OLD.:STATE IS DISTINCT FROM NEW.:STATE:DUE_CHANGED)
+  EXECUTE FUNCTION :SCHEMA.capture_change();

@@ -1,0 +1,117 @@
+// The command line: the only place that reads argv, prints for humans and sets exit codes.
+import { Command, CommanderError } from 'commander';
+import { ConfigError, configPathFrom, loadConfig, type Config } from './config.ts';
+import { createLogger } from './log.ts';
+import { migrate, migrationScript } from './migrate.ts';
+import { startService } from './service.ts';
+
+/** Exit codes: 0 done, 1 failed while running, 2 bad config or setup (fix it and run again). */
+const EXIT_FAILURE = 1;
+const EXIT_CONFIG = 2;
+
+class UsageFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+function fail(message: string, exitCode: number): never {
+  throw new UsageFailure(message, exitCode);
+}
+
+function readConfig(path: string | undefined): Config {
+  try {
+    return loadConfig(configPathFrom(path));
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`config error: ${error.message}`, EXIT_CONFIG);
+    throw error;
+  }
+}
+
+function exitCodeFor(error: Error): number {
+  return error.name === 'ConfigError' || error.name === 'CaptureError' ? EXIT_CONFIG : EXIT_FAILURE;
+}
+
+const program = new Command('order-webhooks')
+  .description('Turns order changes in a PostgreSQL orders database into signed webhooks.')
+  .exitOverride()
+  .showHelpAfterError();
+
+program
+  .command('migrate')
+  .description('install or update our schema and the capture trigger in the orders database')
+  .option('-c, --config <file>', 'config file (default: $ORDER_WEBHOOKS_CONFIG)')
+  .option('--dry-run', 'print the SQL instead of running it (for a DBA to review)')
+  .action(async (options: { config?: string; dryRun?: boolean }) => {
+    const config = readConfig(options.config);
+    const target = { schema: config.database.schema, orders: config.orders };
+    if (options.dryRun) {
+      process.stdout.write(`${migrationScript(target)}\n`);
+      return;
+    }
+    const log = createLogger(config.logLevel);
+    try {
+      const result = await migrate(config.database.url, target, log);
+      const applied = result.applied.length ? `applied ${result.applied.join(', ')}` : 'schema up to date';
+      const capture = result.captureInstalled ? 'capture trigger installed' : 'capture trigger up to date';
+      process.stdout.write(`migrate: ${applied}; ${capture}\n`);
+    } catch (error) {
+      fail(`migrate: ${(error as Error).message}`, exitCodeFor(error as Error));
+    } finally {
+      log.flush();
+    }
+  });
+
+program
+  .command('start')
+  .description('deliver webhooks until stopped with SIGTERM or SIGINT')
+  .option('-c, --config <file>', 'config file (default: $ORDER_WEBHOOKS_CONFIG)')
+  .action(async (options: { config?: string }) => {
+    const config = readConfig(options.config);
+    const log = createLogger(config.logLevel);
+    if (!config.webHook.enabled) {
+      log.warn('webhooks are disabled (webHook.enabled is false): nothing is sent; order changes stay in the journal and are delivered once enabled');
+      log.flush();
+      return;
+    }
+    let service;
+    try {
+      service = await startService(config, log);
+    } catch (error) {
+      log.flush();
+      fail(`start: ${(error as Error).message}`, exitCodeFor(error as Error));
+    }
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal }, 'second signal: exiting at once; events in flight are retried after their lease');
+        log.flush();
+        process.exit(EXIT_FAILURE);
+      }
+      log.info({ signal }, 'signal received');
+      void service.stop();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    const code = await service.stopped;
+    log.flush();
+    process.exitCode = code;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? 0 : EXIT_CONFIG;
+  } else if (error instanceof UsageFailure) {
+    process.stderr.write(`order-webhooks: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  } else {
+    process.stderr.write(`order-webhooks: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,171 @@
+// Sends one webhook with got: the spec's body, X-Signature, key in the URL, timeouts, and a
+// readable reason for every failure. No retries here: the outbox schedules them durably.
+import http from 'node:http';
+import https from 'node:https';
+import { got, type Got, type Response } from 'got';
+import type { WebHookConfig } from './config.ts';
+import { endpointUrl } from './endpoint.ts';
+import { parseRetryAfter } from './retryPolicy.ts';
+import { signBody } from './sign.ts';
+
+/** A 2xx answer is read up to this many bytes; the rest is not waited for. */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
+
+export interface Outgoing {
+  eventId: string;
+  attempt: number;
+  body: string;
+}
+
+export interface Outcome {
+  ok: boolean;
+  startedAt: Date;
+  durationMs: number;
+  httpStatus: number | null;
+  error: string | null;
+  retryAfterMs: number | null;
+}
+
+export interface TlsAgentOptions {
+  ca?: string[];
+  cert?: string;
+  key?: string;
+  pfx?: Buffer;
+  passphrase?: string;
+}
+
+export class Sender {
+  private readonly url: string;
+  private readonly client: Got;
+  private readonly agents: { http: http.Agent; https: https.Agent };
+  private readonly secrets: string[];
+
+  constructor(
+    private readonly hook: WebHookConfig,
+    tls: TlsAgentOptions = {},
+  ) {
+    if (!hook.endpoint) throw new Error('webHook.endpoint is required to send');
+    this.url = endpointUrl(hook.endpoint, hook.key);
+    const sockets = { keepAlive: true, maxSockets: hook.concurrency, maxFreeSockets: hook.concurrency };
+    this.agents = {
+      http: new http.Agent(sockets),
+      https: new https.Agent({ ...sockets, ...tls, rejectUnauthorized: !hook.useSslTrustAll }),
+    };
+    this.secrets = [hook.secret, hook.key, hook.key && encodeURIComponent(hook.key), hook.sslKeyPassword].filter(
+      (s): s is string => typeof s === 'string' && s.length > 0,
+    );
+    const connect = hook.connectionTimeout;
+    this.client = got.extend({
+      method: 'POST',
+      agent: this.agents,
+      retry: { limit: 0 },
+      followRedirect: false,
+      throwHttpErrors: false,
+      decompress: false,
+      responseType: 'buffer',
+      timeout: { lookup: connect, connect, secureConnect: connect, request: hook.requestTimeout },
+      https: { rejectUnauthorized: !hook.useSslTrustAll },
+    });
+  }
+
+  async send(outgoing: Outgoing): Promise<Outcome> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'order-webhooks',
+      'x-event-id': outgoing.eventId,
+      'x-event-attempt': String(outgoing.attempt),
+    };
+    if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body);
+    const startedAt = new Date();
+    const started = performance.now();
+    // The status line is known before the body: keep it, since a 2xx with a large body is cut short.
+    let early: { statusCode: number } | undefined;
+    const request = this.client(this.url, { body: outgoing.body, headers });
+    request.on('request', (req: http.ClientRequest) => {
+      req.once('response', (res: http.IncomingMessage) => {
+        early = { statusCode: res.statusCode ?? 0 };
+      });
+    });
+    // A receiver may answer 2xx with a large body: the status is what counts, so stop reading.
+    request.on('downloadProgress', (progress) => {
+      if (progress.transferred > MAX_RESPONSE_BYTES && early && isSuccess(early.statusCode)) request.cancel();
+    });
+    let response: Response | undefined;
+    let error: string | null = null;
+    try {
+      response = (await request) as Response;
+    } catch (e) {
+      if ((e as Error).name === 'CancelError' && early && isSuccess(early.statusCode)) {
+        const durationMs = Math.round(performance.now() - started);
+        return { ok: true, startedAt, durationMs, httpStatus: early.statusCode, error: null, retryAfterMs: null };
+      }
+      error = this.scrub(describeRequestError(e, this.hook));
+    }
+    const durationMs = Math.round(performance.now() - started);
+    if (error !== null || !response) {
+      return { ok: false, startedAt, durationMs, httpStatus: null, error: error ?? 'no response', retryAfterMs: null };
+    }
+    const status = response.statusCode;
+    if (isSuccess(status)) {
+      return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
+    }
+    const retryAfterMs =
+      status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
+    return { ok: false, startedAt, durationMs, httpStatus: status, error: describeStatus(response), retryAfterMs };
+  }
+
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+
+  // Belt and braces: no secret may reach the outbox or the logs, even inside a library's message.
+  private scrub(text: string): string {
+    let out = text;
+    for (const secret of this.secrets) out = out.split(secret).join('[redacted]');
+    return out;
+  }
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+function describeStatus(response: Response): string {
+  const status = response.statusCode;
+  const text = response.statusMessage ? ` ${response.statusMessage}` : '';
+  if (status >= 300 && status < 400) return `http: ${status}${text}: redirects are not followed; point webHook.endpoint at the final URL`;
+  return `http: ${status}${text}`;
+}
+
+const UNKNOWN_AUTHORITY = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+]);
+
+/** One line saying in which phase a request failed and why. */
+export function describeRequestError(error: unknown, hook: Pick<WebHookConfig, 'connectionTimeout' | 'requestTimeout'>): string {
+  const e = error as Error & { code?: string; event?: string; cause?: Error & { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  const cause = e.cause?.message ?? e.message;
+  if (e.name === 'TimeoutError') {
+    const phase = e.event ?? 'request';
+    const limit = phase === 'request' ? `webHook.requestTimeout (${hook.requestTimeout} ms)` : `webHook.connectionTimeout (${hook.connectionTimeout} ms)`;
+    return `timeout: no ${phase === 'request' ? 'complete response' : phase} within ${limit}`;
+  }
+  if (code && UNKNOWN_AUTHORITY.has(code)) return `tls: certificate signed by unknown authority (${code})`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `tls: certificate does not match the host name (${code})`;
+  if (code === 'CERT_HAS_EXPIRED') return `tls: certificate has expired (${code})`;
+  if (code === 'CERT_NOT_YET_VALID') return `tls: certificate is not valid yet (${code})`;
+  if (code === 'EPROTO' || code?.startsWith('ERR_SSL') || code?.startsWith('ERR_TLS')) {
+    const alert = /alert ([a-z ]+)/i.exec(cause)?.[1];
+    return alert ? `tls: handshake refused by the receiver (${alert.trim()})` : `tls: ${cause} (${code})`;
+  }
+  if (code === 'ECONNREFUSED') return `connect: connection refused (ECONNREFUSED)`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `dns: host not found (${code})`;
+  if (code === 'ECONNRESET' || code === 'EPIPE') return `connection closed by the receiver before it answered (${code})`;
+  return `request: ${cause}${code ? ` (${code})` : ''}`;
+}

@@ -1,0 +1,174 @@
+// The loop that delivers outbox events: keeps up to `concurrency` requests in flight, claims more
+// as slots free up, and writes results back in batches. Nothing is dropped: a result that cannot be
+// written is kept and written later; an event whose result never gets written is claimed again
+// once its lease runs out.
+import { randomInt } from 'node:crypto';
+import { describeDbError } from './db.ts';
+import type { Sender } from './deliver.ts';
+import type { Logger } from './log.ts';
+import type { AttemptRecord, ClaimedEvent, Outbox } from './outbox.ts';
+import { nextAttempt } from './retryPolicy.ts';
+
+export interface DispatcherOptions {
+  concurrency: number;
+  leaseMs: number;
+  retryDelaysMs: readonly number[];
+}
+
+export interface DispatchStats {
+  delivered: number;
+  failedAttempts: number;
+  failedEvents: number;
+}
+
+export class Dispatcher {
+  readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  private readonly inFlight = new Map<string, ClaimedEvent>();
+  private results: AttemptRecord[] = [];
+  private filling = false;
+  private fillAgain = false;
+  private flushing: Promise<void> | undefined;
+  private stopping = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly sender: Sender,
+    private readonly log: Logger,
+    private readonly options: DispatcherOptions,
+  ) {}
+
+  /** Look for due events now. */
+  wake(): void {
+    if (this.stopping) return;
+    if (this.filling) {
+      this.fillAgain = true;
+      return;
+    }
+    void this.fill();
+  }
+
+  private async fill(): Promise<void> {
+    this.filling = true;
+    try {
+      do {
+        this.fillAgain = false;
+        const free = this.options.concurrency - this.inFlight.size;
+        if (free <= 0 || this.stopping) break;
+        const events = await this.outbox.claimDue(free, this.options.leaseMs);
+        for (const event of events) this.deliver(event);
+        if (events.length === free) this.fillAgain = true;
+      } while (this.fillAgain && !this.stopping);
+    } catch (error) {
+      this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
+      this.retrySoon();
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private retrySoon(): void {
+    this.retryTimer ??= setTimeout(() => {
+      this.retryTimer = undefined;
+      this.wake();
+      if (this.results.length > 0) this.flush();
+    }, 1000);
+  }
+
+  private deliver(event: ClaimedEvent): void {
+    this.inFlight.set(event.id, event);
+    void this.sender
+      .send({ eventId: event.eventId, attempt: event.attempt, body: event.body })
+      .then((outcome) => {
+        let status: AttemptRecord['status'] = 'delivered';
+        let nextAttemptAt: Date | null = null;
+        if (outcome.ok) {
+          this.stats.delivered++;
+        } else {
+          this.stats.failedAttempts++;
+          const next = nextAttempt(event.attempt, this.options.retryDelaysMs, outcome.retryAfterMs, randomInt(1_000_000) / 1_000_000);
+          status = next.status;
+          if (next.status === 'pending') nextAttemptAt = new Date(Date.now() + next.delayMs);
+          else this.stats.failedEvents++;
+          this.log.info(
+            { eventId: event.eventId, orderId: event.orderId, eventType: event.eventType, attempt: event.attempt, error: outcome.error, next: status === 'pending' ? nextAttemptAt : 'failed' },
+            'delivery attempt failed',
+          );
+        }
+        this.results.push({
+          id: event.id,
+          eventId: event.eventId,
+          attempt: event.attempt,
+          startedAt: outcome.startedAt,
+          durationMs: outcome.durationMs,
+          httpStatus: outcome.httpStatus,
+          error: outcome.error,
+          status,
+          nextAttemptAt,
+        });
+      })
+      .finally(() => {
+        this.inFlight.delete(event.id);
+        this.flush();
+        this.wake();
+      });
+  }
+
+  /** Writes collected results in one statement; while one write runs, the next ones gather. */
+  private flush(): void {
+    if (this.flushing || this.results.length === 0) return;
+    const batch = this.results;
+    this.results = [];
+    this.flushing = this.outbox
+      .record(batch)
+      .then(
+        () => {
+          this.flushing = undefined;
+          this.flush();
+          // Delivered heads free the next events of their orders.
+          this.wake();
+        },
+        (error) => {
+          this.flushing = undefined;
+          this.results = batch.concat(this.results);
+          this.log.warn({ error: describeDbError(error), results: batch.length }, 'recording delivery results failed; will retry');
+          this.retrySoon();
+        },
+      )
+      .finally(() => {
+        if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) {
+          for (const resolve of this.idleWaiters.splice(0)) resolve();
+        }
+      });
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Stops claiming, waits up to `graceMs` for requests in flight and for their results to be written. */
+  async stop(graceMs: number): Promise<boolean> {
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+    const settled = new Promise<void>((resolve) => {
+      if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) resolve();
+      else this.idleWaiters.push(resolve);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
+    const done = await Promise.race([settled.then(() => true), timedOut]);
+    clearTimeout(timer);
+    if (!done) {
+      // Hand back what is still in flight so the next start retries it at once, not after the lease.
+      const unfinished = [...this.inFlight.values()];
+      this.log.warn({ inFlight: unfinished.length, unrecorded: this.results.length }, 'stopped before every request finished; those events will be retried');
+      await this.outbox.release(unfinished).catch((error) =>
+        this.log.warn({ error: describeDbError(error) }, 'releasing unfinished events failed; they are retried when their lease runs out'),
+      );
+    }
+    return done;
+  }
+}

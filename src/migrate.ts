@@ -1,0 +1,144 @@
+// Installs our schema into the orders database: numbered SQL migrations, then the capture trigger.
+// Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
+import { readdirSync, readFileSync } from 'node:fs';
+import pg from 'pg';
+import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './capture.ts';
+import { describeDbError, ident, lockKey } from './db.ts';
+import type { Logger } from './log.ts';
+
+const MIGRATIONS_DIR = new URL('../migrations/', import.meta.url);
+/** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
+const LOCK_TIMEOUT = '2s';
+const LOCK_TRIES = 5;
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function listMigrations(schema: string): Migration[] {
+  return readdirSync(MIGRATIONS_DIR)
+    .map((file) => /^(\d{6})_(.+)\.sql$/.exec(file))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => ({
+      version: Number(match[1]),
+      name: match[2]!,
+      sql: renderSql(readFileSync(new URL(match[0], MIGRATIONS_DIR), 'utf8'), { SCHEMA: ident(schema) }),
+    }))
+    .sort((a, b) => a.version - b.version);
+}
+
+export const LATEST_VERSION = (): number => Math.max(...listMigrations('x').map((m) => m.version));
+
+/** The whole SQL `migrate` would run on an empty database, for a DBA to review. */
+export function migrationScript(target: CaptureTarget): string {
+  const parts = [`CREATE SCHEMA IF NOT EXISTS ${ident(target.schema)};`];
+  for (const m of listMigrations(target.schema)) parts.push(`-- migration ${m.version}: ${m.name}\n${m.sql}`);
+  parts.push(`-- capture trigger on ${qualifiedOrdersTable(target)}\n${renderCapture(target)}`);
+  return parts.join('\n\n');
+}
+
+async function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query(`BEGIN; SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined); // the original error is the one to report
+    throw error;
+  }
+}
+
+// DDL on the order app's table may wait behind its transactions: give up quickly and try again
+// rather than queue every order statement behind our lock request.
+async function withLockRetries<T>(log: Logger, what: string, work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as pg.DatabaseError).code !== '55P03' || attempt >= LOCK_TRIES) throw error;
+      log.warn({ attempt }, `${what}: a lock was not granted within ${LOCK_TIMEOUT}; trying again`);
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}
+
+export interface MigrateResult {
+  applied: string[];
+  captureInstalled: boolean;
+}
+
+export async function migrate(url: string, target: CaptureTarget, log: Logger): Promise<MigrateResult> {
+  const client = new pg.Client({ connectionString: url, application_name: 'order-webhooks migrate' });
+  client.on('error', (error) => log.warn({ error: error.message }, 'migration connection failed'));
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new MigrationError(`cannot connect to the database: ${describeDbError(error)}`);
+  }
+  const schema = ident(target.schema);
+  try {
+    // One migrator at a time; the second waits, then finds nothing left to do.
+    await client.query('SELECT pg_advisory_lock($1)', [lockKey(target.schema, 'migrate')]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${schema}.migration (
+         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const done = new Set(
+      (await client.query<{ version: number }>(`SELECT version FROM ${schema}.migration`)).rows.map((r) => r.version),
+    );
+    const applied: string[] = [];
+    for (const migration of listMigrations(target.schema)) {
+      if (done.has(migration.version)) continue;
+      await withLockRetries(log, `migration ${migration.version}`, () =>
+        inTransaction(client, async () => {
+          await client.query(migration.sql);
+          await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [
+            migration.version,
+            migration.name,
+          ]);
+        }),
+      );
+      applied.push(`${migration.version}_${migration.name}`);
+      log.info({ migration: `${migration.version}_${migration.name}` }, 'migration applied');
+    }
+    const captureInstalled = await withLockRetries(log, 'capture trigger', () =>
+      inTransaction(client, () => installCapture(client, target)),
+    );
+    if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
+    return { applied, captureInstalled };
+  } catch (error) {
+    if (error instanceof Error && error.name === 'CaptureError') throw error;
+    if ((error as pg.DatabaseError).code === '55P03') {
+      throw new MigrationError(
+        `gave up after ${LOCK_TRIES} tries: ${qualifiedOrdersTable(target)} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run migrate again when the order app is quieter`,
+      );
+    }
+    throw new MigrationError(`migration failed: ${describeDbError(error)}`);
+  } finally {
+    await client.end().catch(() => undefined); // closing releases the advisory lock too
+  }
+}
+
+/** For `start`: the schema is at the version this code expects. */
+export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<void> {
+  const latest = LATEST_VERSION();
+  let version: number | null = null;
+  try {
+    const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
+    version = rows[0]?.version ?? null;
+  } catch (error) {
+    if ((error as pg.DatabaseError).code !== '42P01' && (error as pg.DatabaseError).code !== '3F000') throw error;
+  }
+  if (version === null) throw new MigrationError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
+  if (version < latest) {
+    throw new MigrationError(`schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``);
+  }
+}

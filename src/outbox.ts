@@ -1,0 +1,104 @@
+// The outbox: claims events that are due, and records how each attempt went.
+import type pg from 'pg';
+import { ident } from './db.ts';
+
+export interface ClaimedEvent {
+  id: string;
+  eventId: string;
+  orderId: string;
+  eventType: string;
+  body: string;
+  attempt: number;
+}
+
+export interface AttemptRecord {
+  id: string;
+  eventId: string;
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  httpStatus: number | null;
+  error: string | null;
+  /** What the event becomes. */
+  status: 'pending' | 'delivered' | 'failed';
+  /** For `pending`: when to try again. */
+  nextAttemptAt: Date | null;
+}
+
+export class Outbox {
+  private readonly schema: string;
+  private readonly claimSql: string;
+  private readonly recordSql: string;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    schemaName: string,
+  ) {
+    const schema = ident(schemaName);
+    this.schema = schema;
+    // Only the earliest pending event of each order is claimable: later ones wait for it
+    // (delivered or failed). Claiming moves next_attempt_at to the end of the lease, so an event
+    // whose instance died is claimed again once the lease runs out.
+    this.claimSql = `WITH due AS (
+        SELECT o.id FROM ${schema}.outbox o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM ${schema}.outbox p
+                            WHERE p.status = 'pending' AND p.order_id = o.order_id AND p.id < o.id)
+         ORDER BY o.next_attempt_at, o.id
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED)
+      UPDATE ${schema}.outbox o
+         SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
+        FROM due WHERE o.id = due.id
+      RETURNING o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
+                o.event_type AS "eventType", o.body, o.attempts AS attempt`;
+    // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
+    // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
+    this.recordSql = `WITH r AS (
+        SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
+                             $7::text[], $8::text[], $9::timestamptz[])
+          AS r(id, event_id, attempt, started_at, duration_ms, http_status, error, status, next_attempt_at)),
+      updated AS (
+        UPDATE ${schema}.outbox o
+           SET status = r.status, last_status = r.http_status, last_error = r.error,
+               response_ms = r.duration_ms,
+               next_attempt_at = coalesce(r.next_attempt_at, o.next_attempt_at),
+               delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
+          FROM r
+         WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending')
+      INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
+      SELECT id, event_id, attempt, started_at, duration_ms, http_status, error FROM r`;
+  }
+
+  async claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
+    const { rows } = await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs]);
+    // The earliest first, so that the first slots go to the oldest events.
+    return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+  }
+
+  /** Gives claimed events back (shutdown): due again now, unless someone else has claimed them since. */
+  async release(events: readonly ClaimedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.pool.query(
+      `UPDATE ${this.schema}.outbox o SET next_attempt_at = now()
+         FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending'`,
+      [events.map((e) => e.id), events.map((e) => e.attempt)],
+    );
+  }
+
+  async record(records: readonly AttemptRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.pool.query(this.recordSql, [
+      records.map((r) => r.id),
+      records.map((r) => r.eventId),
+      records.map((r) => r.attempt),
+      records.map((r) => r.startedAt),
+      records.map((r) => r.durationMs),
+      records.map((r) => r.httpStatus),
+      records.map((r) => r.error),
+      records.map((r) => r.status),
+      records.map((r) => r.nextAttemptAt),
+    ]);
+  }
+}

@@ -1,0 +1,123 @@
+// Composes the parts into the running service and its one shutdown path.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Config } from './config.ts';
+import { checkCaptureInstalled, checkOrdersTable } from './capture.ts';
+import { createPool, describeDbError, wakeChannel } from './db.ts';
+import { Sender, type TlsAgentOptions } from './deliver.ts';
+import { Dispatcher } from './dispatcher.ts';
+import { Drainer } from './drainer.ts';
+import { redactUrl, endpointUrl } from './endpoint.ts';
+import { Journal } from './journal.ts';
+import { WakeListener } from './listen.ts';
+import type { Logger } from './log.ts';
+import { checkSchemaVersion } from './migrate.ts';
+import { Outbox } from './outbox.ts';
+
+/** How long a stop waits for requests in flight before handing them back. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+const STATS_INTERVAL_MS = 60_000;
+
+export interface Service {
+  /** Resolves with the exit code once the service has stopped, by `stop()` or a fatal error. */
+  readonly stopped: Promise<number>;
+  stop(): Promise<number>;
+}
+
+export async function startService(config: Config, log: Logger, tls: TlsAgentOptions = {}): Promise<Service> {
+  const { webHook, database } = config;
+  const target = { schema: database.schema, orders: config.orders };
+  const pool = createPool(database.url, log, 6);
+  const release: (() => Promise<void> | void)[] = [() => pool.end()];
+  const releaseAll = async () => {
+    for (const step of release.reverse().splice(0)) {
+      await Promise.resolve()
+        .then(step)
+        .catch((error) => log.warn({ error: describeDbError(error) }, 'error while shutting down'));
+    }
+  };
+  try {
+    await checkSchemaVersion(pool, database.schema);
+    await checkOrdersTable(pool, target);
+    await checkCaptureInstalled(pool, target);
+  } catch (error) {
+    await releaseAll();
+    throw error;
+  }
+
+  const instance = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const sender = new Sender(webHook, tls);
+  release.push(() => sender.close());
+  const outbox = new Outbox(pool, database.schema);
+  const dispatcher = new Dispatcher(outbox, sender, log, {
+    concurrency: webHook.concurrency,
+    leaseMs: webHook.leaseTimeout,
+    retryDelaysMs: webHook.retry.delays,
+  });
+  const journal = new Journal(pool, database.schema, instance, {
+    transitions: config.orders.transitions,
+    events: webHook.events,
+  });
+  const drainer = new Drainer(journal, log, {
+    pollIntervalMs: database.pollInterval,
+    onEvents: () => dispatcher.wake(),
+  });
+
+  let resolveStopped!: (code: number) => void;
+  const stopped = new Promise<number>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let stopping: Promise<number> | undefined;
+  const stop = (code = 0): Promise<number> => {
+    stopping ??= (async () => {
+      log.info('stopping: no new claims; finishing requests in flight');
+      await releaseAll();
+      log.info({ ...drainer.stats, ...dispatcher.stats }, 'stopped');
+      resolveStopped(code);
+      return code;
+    })();
+    return stopping;
+  };
+
+  const listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
+    onWake: () => drainer.wake(),
+    onFatal: () => void stop(1),
+  });
+  try {
+    await journal.forgetStaleListeners();
+    await listener.start();
+  } catch (error) {
+    await releaseAll();
+    throw error;
+  }
+  release.push(() => journal.removeListener());
+  release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
+  release.push(() => drainer.stop());
+  release.push(() => listener.close());
+
+  drainer.start();
+  dispatcher.wake();
+  // The fallback poll: covers a lost NOTIFY, retries coming due, and leases of dead instances.
+  const poll = setInterval(() => {
+    drainer.wake();
+    dispatcher.wake();
+  }, database.pollInterval);
+  const stats = setInterval(() => log.info({ ...drainer.stats, ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
+  stats.unref();
+  release.push(() => {
+    clearInterval(poll);
+    clearInterval(stats);
+  });
+
+  log.info(
+    {
+      endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+      orders: `${config.orders.schema}.${config.orders.table}`,
+      schema: database.schema,
+      concurrency: webHook.concurrency,
+      signed: webHook.secret !== undefined,
+    },
+    'started',
+  );
+  return { stopped, stop: () => stop(0) };
+}

@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { verifySignature } from '../src/sign.ts';
+import { run } from './helpers/cli.ts';
+import { insertOrder } from './helpers/db.ts';
+import { waitFor } from './helpers/poll.ts';
+import { createStack, outbox, type Stack } from './helpers/stack.ts';
+
+describe('delivery', () => {
+  const stacks: Stack[] = [];
+  const stack = async (...args: Parameters<typeof createStack>) => {
+    const s = await createStack(...args);
+    stacks.push(s);
+    return s;
+  };
+  after(async () => {
+    for (const s of stacks) await s.close();
+  });
+
+  it('sends each of the seven event types, signed, with the key, the exact body, and an outbox trail', async () => {
+    const s = await stack('seven', { webHook: { key: 'Install 1&2', secret: 'HeaderSecret' } });
+    const { db, receiver } = s;
+    const ids: string[] = [];
+    for (const state of ['accepted', 'signed', 'rejected', 'canceled', 'expired']) {
+      const id = await insertOrder(db);
+      await db.query('UPDATE orders SET state = $2 WHERE id = $1', [id, state]);
+      ids.push(id);
+    }
+    await db.query("UPDATE orders SET due_date = '2027-05-01' WHERE id = $1", [ids[0]]);
+    const requests = await receiver.waitForCount(11);
+    const rows = await waitFor(async () => {
+      const r = await outbox(db);
+      return r.length === 11 && r.every((row) => row.status === 'delivered') && r;
+    }, { what: 'all outbox rows delivered' });
+
+    const types = requests.map((r) => JSON.parse(r.body).eventType).sort();
+    assert.deepEqual(types, [
+      'OrderAccepted', 'OrderCanceled',
+      'OrderCreated', 'OrderCreated', 'OrderCreated', 'OrderCreated', 'OrderCreated',
+      'OrderDueDateUpdated', 'OrderExpired', 'OrderRejected', 'OrderSigned',
+    ]);
+    for (const request of requests) {
+      assert.equal(request.url, '/automation/?key=Install%201%262');
+      assert.equal(request.headers['content-type'], 'application/json');
+      assert.ok(verifySignature('HeaderSecret', request.body, request.headers['x-signature'] as string), 'signature verifies');
+      const row = rows.find((r) => r.event_id === request.headers['x-event-id']);
+      assert.ok(row, 'X-Event-Id is the outbox event id');
+      assert.equal(request.body, `{"orderId":"${row.order_id}","eventType":"${row.event_type}"}`);
+      assert.equal(request.body, row.body);
+      assert.equal(request.headers['x-event-attempt'], '1');
+      assert.equal(row.attempts, 1);
+      assert.equal(row.last_status, 200);
+      assert.ok(row.delivered_at instanceof Date);
+    }
+    const attempts = await db.query('SELECT outbox_id::text, attempt, http_status, error FROM order_webhooks.outbox_attempt ORDER BY id');
+    assert.equal(attempts.length, 11);
+    assert.ok(attempts.every((a) => a.attempt === 1 && a.http_status === 200 && a.error === null));
+    // Events of one order arrive in the order of its changes.
+    const first = requests.filter((r) => JSON.parse(r.body).orderId === ids[0]).map((r) => JSON.parse(r.body).eventType);
+    assert.deepEqual(first, ['OrderCreated', 'OrderAccepted', 'OrderDueDateUpdated']);
+  });
+
+  it('delivers changes made while it was stopped, and nothing for other columns or rolled-back work', async () => {
+    const s = await stack('stopped', { startNow: false });
+    const { db, receiver } = s;
+    const id = await insertOrder(db);
+    await db.query("UPDATE orders SET note = 'not an event' WHERE id = $1", [id]);
+    await db.query('BEGIN');
+    await db.query("UPDATE orders SET state = 'signed' WHERE id = $1", [id]).finally(() => db.query('ROLLBACK'));
+    await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [id]);
+    await s.start();
+    await receiver.waitForCount(2);
+    await waitFor(async () => (await outbox(s.db)).every((r) => r.status === 'delivered'), { what: 'delivered' });
+    assert.deepEqual(receiver.requests.map((r) => JSON.parse(r.body).eventType), ['OrderCreated', 'OrderAccepted']);
+    assert.equal((await outbox(db)).length, 2);
+  });
+
+  it('one UPDATE touching 1,000 orders gives 1,000 webhooks', async () => {
+    const s = await stack('thousand', { webHook: { events: ['OrderSigned'] } });
+    await s.db.query("INSERT INTO orders (state) SELECT 'created' FROM generate_series(1, 1000)");
+    await s.db.query("UPDATE orders SET state = 'signed'");
+    await s.receiver.waitForCount(1000, 60_000);
+    const rows = await waitFor(async () => {
+      const r = await outbox(s.db);
+      return r.length === 1000 && r.every((row) => row.status === 'delivered') && r;
+    }, { what: '1,000 delivered', timeoutMs: 60_000 });
+    // webHook.events left the 1,000 OrderCreated out.
+    assert.ok(rows.every((r) => r.event_type === 'OrderSigned'));
+    assert.equal(new Set(s.receiver.requests.map((r) => JSON.parse(r.body).orderId)).size, 1000);
+  });
+
+  it('records a failed attempt with its reason and tries again: 500, redirect, timeout, refused', async () => {
+    const s = await stack('failures', { webHook: { requestTimeout: 'PT0.5S', retry: { delays: ['PT0.2S'] } } });
+    const { db, receiver } = s;
+    const answers: ((res: import('node:http').ServerResponse) => void)[] = [
+      (res) => {
+        res.statusCode = 500;
+        res.end('boom');
+      },
+      (res) => {
+        res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' });
+        res.end();
+      },
+      () => undefined, // never answers
+    ];
+    receiver.respond = (_req, res) => (answers.shift() ?? ((r) => r.end('ok')))(res);
+    await db.query("INSERT INTO orders (state) VALUES ('created')");
+    await db.query("INSERT INTO orders (state) VALUES ('created')");
+    await db.query("INSERT INTO orders (state) VALUES ('created')");
+    const rows = await waitFor(async () => {
+      const r = await outbox(db);
+      return r.length === 3 && r.every((row) => row.status !== 'pending') && r;
+    }, { what: 'three events settled' });
+    const attempts = await db.query<{ http_status: number | null; error: string | null }>(
+      'SELECT http_status, error FROM order_webhooks.outbox_attempt ORDER BY id',
+    );
+    const errors = attempts.map((a) => a.error).filter(Boolean).join('\n');
+    assert.match(errors, /http: 500 Internal Server Error/);
+    assert.match(errors, /http: 302 Found: redirects are not followed/);
+    assert.match(errors, /timeout: no complete response within webHook\.requestTimeout \(500 ms\)/);
+    assert.equal(attempts.length, 6, 'three failures, three successes on the retry');
+    assert.ok(rows.every((r) => r.status === 'delivered' && r.attempts === 2));
+    const retried = receiver.requests.filter((r) => r.headers['x-event-attempt'] === '2');
+    assert.equal(retried.length, 3);
+
+    await receiver.close();
+    await db.query("INSERT INTO orders (state) VALUES ('created')");
+    const refused = await waitFor(async () => (await outbox(db)).find((r) => r.id === '4' && r.status === 'failed'), { what: 'refused event failed' });
+    assert.equal(refused.last_error, 'connect: connection refused (ECONNREFUSED)');
+    assert.equal(refused.attempts, 2);
+  });
+
+  it('delivers on a 2xx with a large body without reading all of it', async () => {
+    const s = await stack('bigbody');
+    s.receiver.respond = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const chunk = Buffer.alloc(1024 * 1024, 'x');
+      let sent = 0;
+      const write = () => {
+        while (sent < 64 && res.write(chunk)) sent++;
+        if (sent < 64) res.once('drain', write);
+        else res.end();
+      };
+      write();
+    };
+    await s.db.query("INSERT INTO orders (state) VALUES ('created')");
+    const row = await waitFor(async () => (await outbox(s.db)).find((r) => r.status !== 'pending'), { what: 'settled' });
+    assert.equal(row.status, 'delivered');
+    assert.equal(row.last_status, 200);
+  });
+
+  it('says plainly that webhooks are disabled and sends nothing; the journal keeps the changes', async () => {
+    const s = await stack('disabled', { webHook: { enabled: false }, startNow: false });
+    await s.db.query("INSERT INTO orders (state) VALUES ('created')");
+    const result = await run(['start', '--config', s.configPath]);
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /webhooks are disabled \(webHook\.enabled is false\)/);
+    assert.equal(s.receiver.requests.length, 0);
+    assert.deepEqual(await s.db.query('SELECT op, processed_at FROM order_webhooks.change'), [{ op: 'INSERT', processed_at: null }]);
+  });
+
+  it('stops on SIGTERM with exit code 0', async () => {
+    const s = await stack('sigterm');
+    await s.db.query("INSERT INTO orders (state) VALUES ('created')");
+    await s.receiver.waitForCount(1);
+    const exit = await s.service!.stop();
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.match(s.service!.output(), /"msg":"stopped"/);
+    assert.deepEqual(await s.db.query('SELECT * FROM order_webhooks.listener'), []);
+  });
+});

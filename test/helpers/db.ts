@@ -1,0 +1,67 @@
+// Each test file gets its own database on the server the run uses, and drops it at the end.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** The server tests use: TEST_DATABASE_URL, else the local one on 127.0.0.1:5432. */
+export function serverUrl(database = 'postgres'): string {
+  const base = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** A pool for the test's own queries, playing the order app. */
+  pool: pg.Pool;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(label: string): Promise<TestDatabase> {
+  const name = `ow_test_${label.replace(/\W/g, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = serverUrl(name);
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on('error', () => undefined); // tests kill connections on purpose
+  return {
+    name,
+    url,
+    pool,
+    async query(sql, params) {
+      return (await pool.query(sql, params)).rows;
+    },
+    async drop() {
+      await pool.end();
+      const client = new pg.Client({ connectionString: serverUrl() });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** The order app's usual table: uuid ids, a text state, a date due date. */
+export async function createOrdersTable(db: TestDatabase, table = 'orders'): Promise<void> {
+  await db.query(`CREATE TABLE ${pg.escapeIdentifier(table)} (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    state text NOT NULL DEFAULT 'created',
+    due_date date,
+    note text)`);
+}
+
+/** Inserts one order as the order app would, returning its id. */
+export async function insertOrder(db: TestDatabase, state = 'created'): Promise<string> {
+  const rows = await db.query<{ id: string }>('INSERT INTO orders (state) VALUES ($1) RETURNING id', [state]);
+  return rows[0]!.id;
+}

@@ -1,0 +1,70 @@
+// A whole set-up for end-to-end tests: a database with an orders table, our schema migrated,
+// a receiver, and optionally the service running.
+import assert from 'node:assert/strict';
+import { run, type ServiceProcess, startService, writeConfig } from './cli.ts';
+import { createOrdersTable, createTestDatabase, type TestDatabase } from './db.ts';
+import { type Receiver, startReceiver } from './receiver.ts';
+
+export interface Stack {
+  db: TestDatabase;
+  receiver: Receiver;
+  configPath: string;
+  config: Record<string, any>;
+  service?: ServiceProcess;
+  start(): Promise<ServiceProcess>;
+  close(): Promise<void>;
+}
+
+export async function createStack(
+  label: string,
+  { webHook = {}, orders = {}, database = {}, startNow = true }: { webHook?: object; orders?: object; database?: object; startNow?: boolean } = {},
+): Promise<Stack> {
+  const db = await createTestDatabase(label);
+  await createOrdersTable(db);
+  const receiver = await startReceiver();
+  const config = {
+    webHook: { enabled: true, endpoint: receiver.url, retry: { delays: ['PT0.5S', 'PT0.5S'] }, ...webHook },
+    database: { url: db.url, pollInterval: 'PT0.5S', ...database },
+    orders: { dueDateColumn: 'due_date', ...orders },
+    logLevel: 'info',
+  };
+  const configPath = writeConfig(config);
+  const migrated = await run(['migrate', '--config', configPath]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  const stack: Stack = {
+    db,
+    receiver,
+    configPath,
+    config,
+    async start() {
+      stack.service = await startService(configPath);
+      return stack.service;
+    },
+    async close() {
+      await stack.service?.kill();
+      await receiver.close();
+      await db.drop();
+    },
+  };
+  if (startNow) await stack.start();
+  return stack;
+}
+
+export interface OutboxRow {
+  id: string;
+  event_id: string;
+  order_id: string;
+  event_type: string;
+  body: string;
+  status: string;
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  response_ms: number | null;
+  delivered_at: Date | null;
+  next_attempt_at: Date;
+}
+
+export function outbox(db: TestDatabase, schema = 'order_webhooks'): Promise<OutboxRow[]> {
+  return db.query<OutboxRow>(`SELECT * FROM "${schema}".outbox ORDER BY id`);
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseDuration } from '../src/duration.ts';
+import { endpointUrl, redactUrl } from '../src/endpoint.ts';
+import { nextAttempt, parseRetryAfter } from '../src/retryPolicy.ts';
+import { signBody, verifySignature } from '../src/sign.ts';
+
+describe('signing', () => {
+  const body = '{"orderId":"07c6ad8c-d1ba-4e73-9bbf-c70a085a449c","eventType":"OrderAccepted"}';
+  // Known answer, computed independently: printf '%s' "$body" | openssl dgst -sha256 -hmac HeaderSecret
+  const expected = 'c28cd704d8ce1167a0073cf86f2d34c526c8795b83b10af31a1610c980549e8c';
+
+  it('signs the exact body with HMAC-SHA256 as lowercase hex', () => {
+    assert.equal(signBody('HeaderSecret', body), expected);
+  });
+
+  it('verifies in constant time and rejects anything else', () => {
+    assert.equal(verifySignature('HeaderSecret', body, expected), true);
+    assert.equal(verifySignature('HeaderSecret', body, expected.toUpperCase()), true);
+    assert.equal(verifySignature('OtherSecret', body, expected), false);
+    assert.equal(verifySignature('HeaderSecret', `${body} `, expected), false);
+    assert.equal(verifySignature('HeaderSecret', body, expected.slice(1)), false);
+    assert.equal(verifySignature('HeaderSecret', body, undefined), false);
+  });
+});
+
+describe('endpoint URL', () => {
+  it('puts the key in the spec’s final URL form', () => {
+    assert.equal(endpointUrl('http://www.example.org/automation', 'QueryParameterKey'), 'http://www.example.org/automation/?key=QueryParameterKey');
+    assert.equal(endpointUrl('http://www.example.org/automation/', 'K'), 'http://www.example.org/automation/?key=K');
+    assert.equal(endpointUrl('http://h/x?a=1', 'K'), 'http://h/x?a=1&key=K');
+    assert.equal(endpointUrl('http://h/x', 'a b&c=d'), 'http://h/x/?key=a%20b%26c%3Dd');
+    assert.equal(endpointUrl('http://h/x', undefined), 'http://h/x');
+  });
+
+  it('redacts credentials and query values for logs', () => {
+    const shown = redactUrl('https://user:pw@h/x/?key=SecretKey&a=1');
+    assert.ok(!shown.includes('SecretKey') && !shown.includes('pw') && !shown.includes('user'), shown);
+    assert.ok(shown.startsWith('https://'), shown);
+  });
+});
+
+describe('ISO-8601 durations', () => {
+  it('accepts the spec’s form and its relatives', () => {
+    assert.equal(parseDuration('PT60S'), 60_000);
+    assert.equal(parseDuration('PT1M30S'), 90_000);
+    assert.equal(parseDuration('PT0.5S'), 500);
+    assert.equal(parseDuration('P1DT2H'), 26 * 3600_000);
+  });
+
+  it('rejects anything else', () => {
+    for (const text of ['60s', 'PT5Sabc', 'PT', 'P', 'P1DT', '-PT5S', 'P1Y', 'P1M', '', ' PT5S']) {
+      assert.throws(() => parseDuration(text), /ISO-8601/, text);
+    }
+  });
+});
+
+describe('retry policy', () => {
+  const delays = [5000, 30000];
+
+  it('waits the configured delay with ±10% jitter, then fails', () => {
+    assert.deepEqual(nextAttempt(1, delays, null, 0.5), { status: 'pending', delayMs: 5000 });
+    assert.deepEqual(nextAttempt(1, delays, null, 0), { status: 'pending', delayMs: 4500 });
+    assert.deepEqual(nextAttempt(2, delays, null, 0.999999), { status: 'pending', delayMs: 33000 });
+    assert.deepEqual(nextAttempt(3, delays, null, 0.5), { status: 'failed' });
+  });
+
+  it('honours Retry-After, capped, but not past the last attempt', () => {
+    assert.deepEqual(nextAttempt(1, delays, 120_000, 0.5), { status: 'pending', delayMs: 120_000 });
+    assert.deepEqual(nextAttempt(1, delays, 10 ** 12, 0.5), { status: 'pending', delayMs: 6 * 3600_000 });
+    assert.deepEqual(nextAttempt(3, delays, 1000, 0.5), { status: 'failed' });
+  });
+
+  it('parses Retry-After in seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-11-28T10:00:00Z');
+    assert.equal(parseRetryAfter('120', now), 120_000);
+    assert.equal(parseRetryAfter('Sat, 28 Nov 2026 10:01:00 GMT', now), 60_000);
+    assert.equal(parseRetryAfter('soon', now), null);
+    assert.equal(parseRetryAfter(undefined, now), null);
+  });
+});
