@@ -1,0 +1,117 @@
+// The processes a bench run starts: the receiver, the service (the real CLI) and the got loop.
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Arrival, ReceiverMessage, ReceiverRequest } from './receiver.ts';
+
+const BIN = fileURLToPath(new URL('../bin/order-webhooks.js', import.meta.url));
+const RECEIVER = fileURLToPath(new URL('./receiver.ts', import.meta.url));
+const GOT_LOOP = fileURLToPath(new URL('./gotLoop.ts', import.meta.url));
+
+export interface ReceiverProcess {
+  url: string;
+  /** Starts a new phase: forgets what arrived, answers after `delayMs`. */
+  phase(delayMs?: number): Promise<void>;
+  count(): Promise<number>;
+  collect(): Promise<{ arrivals: Arrival[]; badSignatures: number; other: number }>;
+  close(): void;
+}
+
+export async function startReceiver(secret: string): Promise<ReceiverProcess> {
+  const child = fork(RECEIVER, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, BENCH_SECRET: secret }, stdio: 'inherit' });
+  const waiting: ((message: ReceiverMessage) => void)[] = [];
+  child.on('message', (message: ReceiverMessage) => waiting.shift()?.(message));
+  const ask = <T extends ReceiverMessage['type']>(request: ReceiverRequest | null, type: T) =>
+    new Promise<Extract<ReceiverMessage, { type: T }>>((resolve, reject) => {
+      waiting.push((message) => (message.type === type ? resolve(message as never) : reject(new Error(`receiver said ${message.type}, expected ${type}`))));
+      if (request) child.send(request);
+    });
+  const { port } = await ask(null, 'listening');
+  return {
+    url: `http://127.0.0.1:${port}/automation`,
+    phase: async (delayMs = 0) => void (await ask({ type: 'phase', delayMs }, 'phase')),
+    count: async () => (await ask({ type: 'count' }, 'count')).count,
+    collect: () => ask({ type: 'collect' }, 'collect'),
+    close: () => child.disconnect(),
+  };
+}
+
+export interface ServiceProcess {
+  pid: number;
+  /** When it logged "started". */
+  startedAt: number;
+  /** Peak resident set size so far (VmHWM), in MB. */
+  peakRssMb(): number;
+  /** CPU seconds used so far (user + system). */
+  cpuSeconds(): number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startService(configPath: string, extraNodeArgs: string[] = []): Promise<ServiceProcess> {
+  const child: ChildProcess = spawn(process.execPath, [...extraNodeArgs, BIN, 'start', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const startedAt = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not start in 20 s:\n${output}`)), 20_000);
+    const check = () => {
+      if (output.includes('"msg":"started"')) {
+        clearTimeout(timer);
+        resolve(performance.timeOrigin + performance.now());
+      }
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`service exited (${code}) before starting:\n${output}`));
+    });
+  });
+  const pid = child.pid!;
+  return {
+    pid,
+    startedAt,
+    peakRssMb: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024,
+    cpuSeconds: () => {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    },
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface GotLoopResult {
+  requests: number;
+  failed: number;
+  seconds: number;
+  perSecond: number;
+}
+
+export function runGotLoop(url: string, requests: number, concurrency: number, secret: string): Promise<GotLoopResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', GOT_LOOP, url, String(requests), String(concurrency)], {
+      env: { ...process.env, BENCH_SECRET: secret },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(JSON.parse(out) as GotLoopResult);
+      else reject(new Error(`got loop exited with ${code}: ${out}`));
+    });
+  });
+}

@@ -1,0 +1,458 @@
+// `npm run bench`: the performance suite of issue 6. Creates its own database on the server given by
+// BENCH_DATABASE_URL (default: the local one), runs W1–W4 against the real service process, prints
+// every figure beside its target, writes bench/results/latest.json, and drops the database.
+// BENCH_ONLY=W1,W3 runs a subset; BENCH_W1_SECONDS sets the length of each pgbench run.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { now } from './clock.ts';
+import { type ReceiverProcess, runGotLoop, type ServiceProcess, startReceiver, startService } from './processes.ts';
+import { type Arrival } from './receiver.ts';
+import { latency, type Latency, mean } from './stats.ts';
+
+const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4').split(',').map((s) => s.trim().toUpperCase()));
+const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
+const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
+const SERVICE_NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const ORDERS = 100_000;
+const CONCURRENCY = 32;
+const SECRET = 'bench-secret';
+const RESULTS_DIR = new URL('./results/', import.meta.url);
+
+const dbName = `ow_bench_${randomBytes(4).toString('hex')}`;
+const dbUrl = (() => {
+  const url = new URL(SERVER);
+  url.pathname = `/${dbName}`;
+  return url.toString();
+})();
+
+// ---- the order app's side -------------------------------------------------------------------
+
+interface Commit {
+  /** When the order app sent its UPDATE. */
+  sent: number;
+  /** When the order app had its commit acknowledged. */
+  ack: number;
+}
+
+const bodyOf = (id: number, eventType: string) => JSON.stringify({ orderId: String(id), eventType });
+
+/** Single-row state changes of orders `ids`, one transaction each, from `connections` connections. */
+async function commitChanges(ids: number[], state: string, connections: number, perSecond?: number): Promise<Map<number, Commit>> {
+  const clients = await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const client = new pg.Client({ connectionString: dbUrl, application_name: 'bench order app' });
+      await client.connect();
+      return client;
+    }),
+  );
+  const commits = new Map<number, Commit>();
+  const start = now() + 20;
+  let next = 0;
+  try {
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < ids.length) {
+          const i = next++;
+          if (perSecond) {
+            const wait = start + (i * 1000) / perSecond - now();
+            if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          }
+          const id = ids[i]!;
+          const sent = now();
+          await client.query({ name: 'change', text: 'UPDATE orders SET state = $2 WHERE id = $1', values: [id, state] });
+          commits.set(id, { sent, ack: now() });
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+  }
+  return commits;
+}
+
+function range(from: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => from + i);
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+function load(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${load()}] ${message}\n`);
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  log(`gave up waiting for ${what} after ${timeoutMs} ms`);
+  return false;
+}
+
+/** Waits until `expected` events arrived, or none arrived for `stallMs`. */
+async function awaitArrivals(receiver: ReceiverProcess, expected: number, stallMs = 15_000, timeoutMs = 180_000): Promise<void> {
+  let last = -1;
+  let lastChange = Date.now();
+  await waitUntil(
+    `${expected} arrivals`,
+    async () => {
+      const count = await receiver.count();
+      if (count !== last) {
+        last = count;
+        lastChange = Date.now();
+      }
+      return count >= expected || Date.now() - lastChange > stallMs;
+    },
+    timeoutMs,
+  );
+}
+
+interface Delivery {
+  expected: number;
+  delivered: number;
+  lost: number;
+  duplicates: number;
+  unexpected: number;
+  badSignatures: number;
+  /** Events per second from the first commit sent to the last arrival. */
+  perSecond: number;
+  /** From the order app's commit acknowledgement to the arrival at the receiver, ms. */
+  latency: Latency;
+  /** From the order app sending its UPDATE (so including the commit itself), ms. */
+  latencyFromSent: Latency;
+  firstArrival: number;
+  lastArrival: number;
+}
+
+function analyse(expected: Map<string, Commit>, arrivals: Arrival[], badSignatures: number, from?: number): Delivery {
+  const seenIds = new Set<string>();
+  const seenBodies = new Set<string>();
+  let duplicates = 0;
+  let unexpected = 0;
+  const fromAck: number[] = [];
+  const fromSent: number[] = [];
+  let first = Infinity;
+  let last = -Infinity;
+  for (const arrival of arrivals) {
+    const commit = expected.get(arrival.body);
+    if (!commit) {
+      unexpected++;
+      continue;
+    }
+    if (seenIds.has(arrival.eventId) || seenBodies.has(arrival.body)) {
+      duplicates++;
+      continue;
+    }
+    seenIds.add(arrival.eventId);
+    seenBodies.add(arrival.body);
+    fromAck.push(arrival.at - commit.ack);
+    fromSent.push(arrival.at - commit.sent);
+    first = Math.min(first, arrival.at);
+    last = Math.max(last, arrival.at);
+  }
+  const start = from ?? Math.min(...[...expected.values()].map((c) => c.sent));
+  return {
+    expected: expected.size,
+    delivered: seenBodies.size,
+    lost: expected.size - seenBodies.size,
+    duplicates,
+    unexpected,
+    badSignatures,
+    perSecond: seenBodies.size / ((last - start) / 1000),
+    latency: latency(fromAck),
+    latencyFromSent: latency(fromSent),
+    firstArrival: first,
+    lastArrival: last,
+  };
+}
+
+function keyed(commits: Map<number, Commit>, eventType: string): Map<string, Commit> {
+  return new Map([...commits].map(([id, commit]) => [bodyOf(id, eventType), commit]));
+}
+
+// ---- the run ----------------------------------------------------------------------------------
+
+const admin = new pg.Client({ connectionString: SERVER });
+const results: Record<string, unknown> = {};
+let receiver: ReceiverProcess | undefined;
+let service: ServiceProcess | undefined;
+let db: pg.Client | undefined;
+
+async function setUp(): Promise<string> {
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(dbName)}`);
+  db = new pg.Client({ connectionString: dbUrl, application_name: 'bench' });
+  await db.connect();
+  for (const table of ['orders', 'orders_bare']) {
+    await db.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY, state text NOT NULL, due_date date, note text)`);
+    await db.query(`INSERT INTO ${table} SELECT i, 'created', date '2027-01-01' + (i % 365), 'bench' FROM generate_series(1, ${ORDERS}) i`);
+    await db.query(`VACUUM ANALYZE ${table}`);
+  }
+  receiver = await startReceiver(SECRET);
+  const dir = mkdtempSync(join(tmpdir(), 'order-webhooks-bench-'));
+  const configPath = join(dir, 'config.json');
+  const config = {
+    webHook: { enabled: true, endpoint: receiver.url, secret: SECRET, concurrency: CONCURRENCY },
+    database: { url: dbUrl },
+    orders: { table: 'orders', idColumn: 'id', stateColumn: 'state', dueDateColumn: 'due_date' },
+    logLevel: 'info',
+  };
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  execFileSync(process.execPath, [new URL('../bin/order-webhooks.js', import.meta.url).pathname, 'migrate', '--config', configPath], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return configPath;
+}
+
+async function backlog(): Promise<number> {
+  const { rows } = await db!.query<{ n: string }>(
+    `SELECT (SELECT count(*) FROM order_webhooks.change WHERE processed_at IS NULL)
+          + (SELECT count(*) FROM order_webhooks.outbox WHERE status = 'pending') AS n`,
+  );
+  return Number(rows[0]!.n);
+}
+
+function pgbench(table: string, clients: number, seconds: number, dir: string): number {
+  const script = join(dir, `${table}.sql`);
+  writeFileSync(
+    script,
+    `\\set id random(1, ${ORDERS})\nUPDATE ${table} SET state = CASE state WHEN 'accepted' THEN 'signed' ELSE 'accepted' END WHERE id = :id;\n`,
+  );
+  const out = execFileSync(PGBENCH, ['-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-f', script, dbUrl], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)![1]);
+}
+
+async function w1(configPath: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'order-webhooks-pgbench-'));
+  service = await startService(configPath, SERVICE_NODE_ARGS);
+  const listen = new pg.Client({ connectionString: dbUrl });
+  await listen.connect();
+  let notifications = 0;
+  listen.on('notification', () => notifications++);
+  await listen.query('LISTEN order_webhooks_wake');
+  const runs: { clients: number; table: string; tps: number; notifications?: number; drainSeconds?: number; load: string }[] = [];
+  for (const clients of [1, 8]) {
+    for (let round = 1; round <= 2; round++) {
+      for (const table of ['orders_bare', 'orders']) {
+        await db!.query('CHECKPOINT');
+        const loadBefore = load();
+        notifications = 0;
+        const tps = pgbench(table, clients, W1_SECONDS, dir);
+        const run: (typeof runs)[number] = { clients, table, tps, load: loadBefore };
+        if (table === 'orders') {
+          run.notifications = notifications;
+          // Let the service deliver what the run produced, so that it does not weigh on the next run.
+          const started = Date.now();
+          await waitUntil('the W1 backlog to drain', async () => (await backlog()) === 0, 240_000);
+          run.drainSeconds = (Date.now() - started) / 1000;
+        }
+        runs.push(run);
+        log(`W1 ${clients} client(s) ${table}: ${tps.toFixed(0)} tps${run.notifications !== undefined ? `, ${run.notifications} NOTIFYs, drained in ${run.drainSeconds!.toFixed(1)} s` : ''}`);
+      }
+    }
+  }
+  await listen.end();
+  const ratio = (clients: number) =>
+    mean(runs.filter((r) => r.clients === clients && r.table === 'orders').map((r) => r.tps)) /
+    mean(runs.filter((r) => r.clients === clients && r.table === 'orders_bare').map((r) => r.tps));
+  results.W1 = {
+    seconds: W1_SECONDS,
+    runs,
+    bareTps1: mean(runs.filter((r) => r.clients === 1 && r.table === 'orders_bare').map((r) => r.tps)),
+    captureTps1: mean(runs.filter((r) => r.clients === 1 && r.table === 'orders').map((r) => r.tps)),
+    bareTps8: mean(runs.filter((r) => r.clients === 8 && r.table === 'orders_bare').map((r) => r.tps)),
+    captureTps8: mean(runs.filter((r) => r.clients === 8 && r.table === 'orders').map((r) => r.tps)),
+    ratio1: ratio(1),
+    ratio8: ratio(8),
+  };
+}
+
+async function w2(configPath: string): Promise<void> {
+  service ??= await startService(configPath, SERVICE_NODE_ARGS);
+  await receiver!.phase();
+  log('W2 saturated: 20,000 changes from 8 connections');
+  const cpuBefore = service.cpuSeconds();
+  const commits = await commitChanges(range(1, 20_000), 'expired', 8);
+  await awaitArrivals(receiver!, 20_000);
+  const got = await receiver!.collect();
+  const saturated = analyse(keyed(commits, 'OrderExpired'), got.arrivals, got.badSignatures);
+  const serviceCpu = service.cpuSeconds() - cpuBefore;
+  const commitSeconds = (Math.max(...[...commits.values()].map((c) => c.ack)) - Math.min(...[...commits.values()].map((c) => c.sent))) / 1000;
+  log(`W2 saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}`);
+
+  await receiver!.phase();
+  log('W2 paced: 500 commits/s for 20 s');
+  const pacedCommits = await commitChanges(range(20_001, 10_000), 'rejected', 8, 500);
+  await awaitArrivals(receiver!, 10_000);
+  const pacedGot = await receiver!.collect();
+  const paced = analyse(keyed(pacedCommits, 'OrderRejected'), pacedGot.arrivals, pacedGot.badSignatures);
+  log(`W2 paced: p50 ${paced.latency.p50.toFixed(1)} ms p99 ${paced.latency.p99.toFixed(1)} ms, lost ${paced.lost}, dup ${paced.duplicates}`);
+
+  await receiver!.phase();
+  const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
+  log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s`);
+  results.W2 = { saturated, commitSeconds, serviceCpuSeconds: serviceCpu, paced, gotLoop: loop, ratioToGotLoop: saturated.perSecond / loop.perSecond };
+}
+
+async function w3(configPath: string): Promise<void> {
+  await service?.stop();
+  service = undefined;
+  await receiver!.phase();
+  log('W3: committing 50,000 changes while the service is stopped');
+  const ids = range(30_001, 50_000);
+  const sent = now();
+  for (let i = 0; i < ids.length; i += 1000) {
+    await db!.query(`UPDATE orders SET state = 'cancelled' WHERE id BETWEEN $1 AND $2`, [ids[i], ids[i]! + 999]);
+  }
+  const ack = now();
+  const expected = new Map(ids.map((id) => [bodyOf(id, 'OrderCanceled'), { sent, ack }]));
+  service = await startService(configPath, SERVICE_NODE_ARGS);
+  const cpuBefore = service.cpuSeconds();
+  await awaitArrivals(receiver!, ids.length);
+  const got = await receiver!.collect();
+  const drain = analyse(expected, got.arrivals, got.badSignatures, service.startedAt);
+  results.W3 = {
+    drain: { ...drain, latency: undefined, latencyFromSent: undefined },
+    peakRssMb: service.peakRssMb(),
+    serviceCpuSeconds: service.cpuSeconds() - cpuBefore,
+  };
+  log(`W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB, lost ${drain.lost}, dup ${drain.duplicates}`);
+}
+
+async function w4(configPath: string): Promise<void> {
+  service ??= await startService(configPath, SERVICE_NODE_ARGS);
+  await receiver!.phase(50);
+  const count = 5_000;
+  log(`W4: ${count} changes to a receiver that answers after 50 ms`);
+  const ids = range(80_001, count);
+  const sent = now();
+  await db!.query(`UPDATE orders SET state = 'expired' WHERE id BETWEEN $1 AND $2`, [ids[0], ids[ids.length - 1]]);
+  const ack = now();
+  await awaitArrivals(receiver!, count);
+  const got = await receiver!.collect();
+  const delivery = analyse(new Map(ids.map((id) => [bodyOf(id, 'OrderExpired'), { sent, ack }])), got.arrivals, got.badSignatures);
+  results.W4 = { delivery: { ...delivery, latency: undefined, latencyFromSent: undefined }, concurrency: CONCURRENCY, ceiling: CONCURRENCY / 0.05, ratio: delivery.perSecond / (CONCURRENCY / 0.05) };
+  log(`W4: ${delivery.perSecond.toFixed(0)} events/s of ${CONCURRENCY / 0.05}`);
+}
+
+// ---- the report --------------------------------------------------------------------------------
+
+type Row = [string, string, string, boolean | undefined];
+
+function rows(): Row[] {
+  const out: Row[] = [];
+  const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+  const w1 = results.W1 as any;
+  if (w1) {
+    out.push([`W1 1 client: bare / capture tps`, `${f(w1.bareTps1)} / ${f(w1.captureTps1)}`, '', undefined]);
+    out.push([`W1 1 client: ratio`, f(w1.ratio1, 2), '≥ 0.85', w1.ratio1 >= 0.85]);
+    out.push([`W1 8 clients: bare / capture tps`, `${f(w1.bareTps8)} / ${f(w1.captureTps8)}`, '', undefined]);
+    out.push([`W1 8 clients: ratio`, f(w1.ratio8, 2), '≥ 0.75', w1.ratio8 >= 0.75]);
+  }
+  const w2 = results.W2 as any;
+  if (w2) {
+    const s = w2.saturated;
+    out.push(['W2 delivered events/s (saturated)', f(s.perSecond), '≥ 2,000', s.perSecond >= 2000]);
+    out.push(['W2 bare got loop requests/s', f(w2.gotLoop.perSecond), '', undefined]);
+    out.push(['W2 ratio to the got loop', f(w2.ratioToGotLoop, 2), '≥ 0.70', w2.ratioToGotLoop >= 0.7]);
+    out.push(['W2 saturated latency p50/p95/p99/max ms', `${f(s.latency.p50, 1)} / ${f(s.latency.p95, 1)} / ${f(s.latency.p99, 1)} / ${f(s.latency.max, 1)}`, '', undefined]);
+    out.push(['W2 saturated lost / duplicates', `${s.lost} / ${s.duplicates}`, '0 / 0', s.lost === 0 && s.duplicates === 0]);
+    const p = w2.paced;
+    out.push(['W2 paced 500/s latency p50 ms', f(p.latency.p50, 1), '≤ 5', p.latency.p50 <= 5]);
+    out.push(['W2 paced 500/s latency p95 / max ms', `${f(p.latency.p95, 1)} / ${f(p.latency.max, 1)}`, '', undefined]);
+    out.push(['W2 paced 500/s latency p99 ms', f(p.latency.p99, 1), '≤ 20', p.latency.p99 <= 20]);
+    out.push(['W2 paced p50 / p99 from UPDATE sent ms', `${f(p.latencyFromSent.p50, 1)} / ${f(p.latencyFromSent.p99, 1)}`, '', undefined]);
+    out.push(['W2 paced lost / duplicates', `${p.lost} / ${p.duplicates}`, '0 / 0', p.lost === 0 && p.duplicates === 0]);
+    out.push(['W2 bad signatures', String(s.badSignatures + p.badSignatures), '0', s.badSignatures + p.badSignatures === 0]);
+  }
+  const w3 = results.W3 as any;
+  if (w3) {
+    out.push(['W3 backlog drain events/s', f(w3.drain.perSecond), '≥ 2,000', w3.drain.perSecond >= 2000]);
+    out.push(['W3 service peak RSS MB', f(w3.peakRssMb), '≤ 120', w3.peakRssMb <= 120]);
+    out.push(['W3 lost / duplicates', `${w3.drain.lost} / ${w3.drain.duplicates}`, '0 / 0', w3.drain.lost === 0 && w3.drain.duplicates === 0]);
+  }
+  const w4 = results.W4 as any;
+  if (w4) {
+    out.push([`W4 events/s, 50 ms receiver, concurrency ${w4.concurrency}`, f(w4.delivery.perSecond), `≥ ${f(0.8 * w4.ceiling)} (0.8 × ${f(w4.ceiling)})`, w4.ratio >= 0.8]);
+    out.push(['W4 lost / duplicates', `${w4.delivery.lost} / ${w4.delivery.duplicates}`, '0 / 0', w4.delivery.lost === 0 && w4.delivery.duplicates === 0]);
+  }
+  return out;
+}
+
+function table(data: Row[]): string {
+  const header: [string, string, string, string] = ['measure', 'value', 'target', ''];
+  const lines = data.map((r) => [r[0], r[1], r[2], r[3] === undefined ? '' : r[3] ? 'ok' : 'MISSED']);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const startLoad = load();
+  log(`database ${dbName}; workloads ${[...ONLY].join(',')}`);
+  const configPath = await setUp();
+  const version = (await db!.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
+  if (ONLY.has('W1')) await w1(configPath);
+  if (ONLY.has('W2')) await w2(configPath);
+  if (ONLY.has('W3')) await w3(configPath);
+  if (ONLY.has('W4')) await w4(configPath);
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GB`,
+    node: process.version,
+    postgres: version,
+    loadAtStart: startLoad,
+    loadAtEnd: load(),
+    minutes: (Date.now() - began) / 60_000,
+  };
+  const data = rows();
+  process.stdout.write(`\norder-webhooks bench, ${meta.date}\n${meta.machine}; node ${meta.node}; PostgreSQL ${meta.postgres}\n`);
+  process.stdout.write(`load average (1/5/15 min) at start ${meta.loadAtStart}, at end ${meta.loadAtEnd}; took ${meta.minutes.toFixed(1)} min\n\n`);
+  process.stdout.write(`${table(data)}\n`);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = new URL('latest.json', RESULTS_DIR);
+  writeFileSync(file, `${JSON.stringify({ meta, results, table: data }, null, 2)}\n`);
+  process.stdout.write(`\nresults: ${file.pathname}\n`);
+}
+
+async function tearDown(): Promise<void> {
+  await service?.stop().catch(() => undefined);
+  receiver?.close();
+  await db?.end().catch(() => undefined);
+  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`).catch((e) => log(`could not drop ${dbName}: ${e}`));
+  await admin.end().catch(() => undefined);
+}
+
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  log('interrupted: cleaning up');
+  void tearDown().then(() => process.exit(130));
+});
+
+try {
+  await main();
+} catch (error) {
+  process.exitCode = 1;
+  log(`failed: ${(error as Error).stack ?? String(error)}`);
+  if (service) process.stderr.write(`service output (tail):\n${service.output().slice(-3000)}\n`);
+} finally {
+  if (!interrupted) await tearDown();
+}
