@@ -88,6 +88,8 @@ export async function startService(configPath: string, extraNodeArgs: string[] =
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       await exited;
       clearTimeout(timer);
+      // For profiling: BENCH_SERVICE_OUTPUT=1 shows what the service printed last.
+      if (process.env.BENCH_SERVICE_OUTPUT) process.stderr.write(`service ${pid} output (tail):\n${output.slice(-4000)}\n`);
     },
   };
 }

@@ -18,6 +18,11 @@ export function lockKey(schema: string, purpose: 'migrate' | 'map' | 'wake'): st
   return digest.readBigInt64BE(0).toString();
 }
 
+/** A name for a prepared statement of ours, distinct per schema (names are per connection). */
+export function statementName(schema: string, purpose: string): string {
+  return `ow ${purpose} ${createHash('sha256').update(schema).digest('hex').slice(0, 12)}`;
+}
+
 /** The NOTIFY channel the trigger wakes listeners on. */
 export function wakeChannel(schema: string): string {
   return `${schema}_wake`.slice(0, 63);

@@ -108,7 +108,10 @@ export class Drainer {
     }
   }
 
-  /** Transfers batches until the journal is empty (or another instance holds it). */
+  /**
+   * Transfers batches until the journal is empty (or another instance holds it). A batch that was not
+   * full means the journal is empty for now; the next poll picks up what arrives meanwhile.
+   */
   private async drainAll(): Promise<boolean> {
     let worked = false;
     while (!this.stopped) {
@@ -123,6 +126,7 @@ export class Drainer {
         this.log.debug({ changes: result.unmatched }, 'state changes with no matching transition rule: no event sent');
       }
       if (result.events > 0) this.options.onEvents(result);
+      if (result.changes < this.journal.batch) return worked;
     }
     return worked;
   }

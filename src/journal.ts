@@ -1,8 +1,8 @@
-// Drains the change journal into the outbox: claims unprocessed changes in batches, maps each to its
-// events and writes them, all in one transaction. Also keeps this instance's listener row, which
+// Drains the change journal into the outbox: reads unprocessed changes in batches, maps each to its
+// events, and writes them and marks the changes done in one statement. Also keeps this instance's listener row, which
 // tells the capture trigger whether a NOTIFY is needed (see migrations/capture.sql).
 import type pg from 'pg';
-import { ident, literal, lockKey } from './db.ts';
+import { ident, literal, lockKey, statementName } from './db.ts';
 import { type Change, eventBody, type MappingOptions, mapChange } from './mapping.ts';
 
 export interface TransferResult {
@@ -15,8 +15,7 @@ export interface TransferResult {
 }
 
 interface ChangeRow {
-  locked: boolean;
-  id: string | null;
+  id: string;
   order_id: string;
   op: 'INSERT' | 'UPDATE';
   old_state: string | null;
@@ -27,8 +26,9 @@ interface ChangeRow {
 
 export class Journal {
   private readonly schema: string;
-  private readonly claimSql: string;
+  private readonly readSql: string;
   private readonly writeSql: string;
+  private readonly names: { read: string; write: string };
   private readonly busySql: string;
   private readonly idleSql: string;
 
@@ -41,31 +41,34 @@ export class Journal {
   ) {
     const schema = ident(schemaName);
     this.schema = schema;
-    // One mapper at a time across instances (a transaction-scoped try-lock), so that outbox ids
-    // follow the journal's order and events of one order keep their commit order.
-    this.claimSql = `BEGIN;
-      WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'map')}) AS ok),
-      claimed AS (
-        SELECT c.id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date
-          FROM ${schema}.change c
-         WHERE c.processed_at IS NULL AND (SELECT ok FROM lock)
-         ORDER BY c.id
-         LIMIT ${Number(batchSize)}
-           FOR UPDATE SKIP LOCKED)
-      SELECT lock.ok AS locked, claimed.id::text AS id, claimed.order_id, claimed.op, claimed.old_state,
-             claimed.new_state, claimed.old_due_date, claimed.new_due_date
-        FROM lock LEFT JOIN claimed ON true
-       ORDER BY claimed.id`;
-    this.writeSql = `WITH events AS (
+    this.names = { read: statementName(schemaName, 'journal read'), write: statementName(schemaName, 'journal write') };
+    // Two prepared statements, no explicit transaction: read a batch, then write it in one statement
+    // that takes the mapper lock, marks the changes done (only those still unprocessed) and inserts
+    // their events in journal order. One mapper at a time across instances (a transaction-scoped
+    // try-lock held until the write commits), so that outbox ids follow the journal's order and events
+    // of one order keep their commit order; a change another instance wrote meanwhile is skipped.
+    this.readSql = `SELECT c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date
+        FROM ${schema}.change c WHERE c.processed_at IS NULL ORDER BY c.id LIMIT ${Number(batchSize)}`;
+    // The commit need not wait for its WAL flush (set_config(…, true) is SET LOCAL for this implicit
+    // transaction): if the server crashes before the flush, the changes are simply unprocessed again.
+    // No event can have been sent meanwhile, because sending needs a claim (src/outbox.ts), whose
+    // synchronous commit flushes this transaction's WAL first.
+    this.writeSql = `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'map')}) AS ok),
+      done AS (
+        UPDATE ${schema}.change c SET processed_at = now(), event_count = d.event_count
+          FROM unnest($5::bigint[], $6::int[]) AS d(id, event_count)
+         WHERE c.id = d.id AND c.processed_at IS NULL AND (SELECT ok FROM lock)
+        RETURNING c.id),
+      events AS (
         INSERT INTO ${schema}.outbox (change_id, order_id, event_type, body)
         SELECT e.change_id, e.order_id, e.event_type, e.body
           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
                WITH ORDINALITY AS e(change_id, order_id, event_type, body, n)
+         WHERE e.change_id IN (SELECT id FROM done)
          ORDER BY e.n
         RETURNING 1)
-      UPDATE ${schema}.change c SET processed_at = now(), event_count = d.event_count
-        FROM unnest($5::bigint[], $6::int[]) AS d(id, event_count)
-       WHERE c.id = d.id`;
+      SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM done)::int AS changes,
+             (SELECT count(*) FROM events)::int AS events, set_config('synchronous_commit', 'off', true) AS async_commit`;
     this.busySql = `INSERT INTO ${schema}.listener (instance, busy_until) VALUES ($1, now() + $2 * interval '1 ms')
       ON CONFLICT (instance) DO UPDATE SET busy_until = EXCLUDED.busy_until`;
     // In one implicit transaction: mark idle, then try the exclusive wake lock. Any order transaction
@@ -75,46 +78,40 @@ export class Journal {
       SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'wake')}) AS quiet`;
   }
 
-  /** Claims up to one batch of changes, writes their events, marks them done: one transaction. */
+  /** Reads up to one batch of changes, then writes their events and marks them done in one statement. */
   async transfer(): Promise<TransferResult> {
-    const client = await this.pool.connect();
-    let failed: unknown;
-    try {
-      const results = (await client.query(this.claimSql)) as unknown as pg.QueryResult<ChangeRow>[];
-      const rows = results[1]!.rows;
-      const locked = rows[0]?.locked === true;
-      const changes = rows.filter((row) => row.id !== null);
-      const result: TransferResult = { locked, changes: changes.length, events: 0, unmatched: 0, filtered: 0 };
-      if (changes.length > 0) {
-        const changeIds: string[] = [];
-        const orderIds: string[] = [];
-        const types: string[] = [];
-        const bodies: string[] = [];
-        const counts: number[] = [];
-        for (const row of changes) {
-          const mapped = mapChange(toChange(row), this.mapping);
-          for (const type of mapped.events) {
-            changeIds.push(row.id!);
-            orderIds.push(row.order_id);
-            types.push(type);
-            bodies.push(eventBody(row.order_id, type));
-          }
-          counts.push(mapped.events.length);
-          result.events += mapped.events.length;
-          if (mapped.unmatchedState) result.unmatched++;
-          result.filtered += mapped.filtered;
-        }
-        await client.query(this.writeSql, [changeIds, orderIds, types, bodies, changes.map((r) => r.id), counts]);
+    const { rows } = await this.pool.query<ChangeRow>({ name: this.names.read, text: this.readSql });
+    const result: TransferResult = { locked: true, changes: 0, events: 0, unmatched: 0, filtered: 0 };
+    if (rows.length === 0) return result;
+    const changeIds: string[] = [];
+    const orderIds: string[] = [];
+    const types: string[] = [];
+    const bodies: string[] = [];
+    const counts: number[] = [];
+    for (const row of rows) {
+      const mapped = mapChange(toChange(row), this.mapping);
+      for (const type of mapped.events) {
+        changeIds.push(row.id);
+        orderIds.push(row.order_id);
+        types.push(type);
+        bodies.push(eventBody(row.order_id, type));
       }
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      failed = error;
-      await client.query('ROLLBACK').catch(() => undefined); // the connection may be gone; report the first error
-      throw error;
-    } finally {
-      client.release(failed instanceof Error ? failed : undefined);
+      counts.push(mapped.events.length);
+      if (mapped.unmatchedState) result.unmatched++;
+      result.filtered += mapped.filtered;
     }
+    const written = await this.pool.query<{ locked: boolean; changes: number; events: number }>({
+      name: this.names.write,
+      text: this.writeSql,
+      values: [changeIds, orderIds, types, bodies, rows.map((r) => r.id), counts],
+    });
+    const { locked, changes, events } = written.rows[0]!;
+    if (!locked) return { locked: false, changes: 0, events: 0, unmatched: 0, filtered: 0 };
+    return { ...result, changes, events };
+  }
+
+  get batch(): number {
+    return this.batchSize;
   }
 
   /** Says this instance is draining, so order transactions skip NOTIFY until `busyMs` from now. */
@@ -142,7 +139,7 @@ export class Journal {
 
 function toChange(row: ChangeRow): Change {
   return {
-    id: row.id!,
+    id: row.id,
     orderId: row.order_id,
     op: row.op,
     oldState: row.old_state,
