@@ -54,6 +54,9 @@ export class Outbox {
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
+    // Its commit does not wait for the WAL flush (set_config(…, true) is SET LOCAL for this implicit
+    // transaction): a result lost in a server crash means the event is sent again with the same
+    // event id, as when the service dies before recording. Claims stay synchronous.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
                              $7::text[], $8::text[], $9::timestamptz[])
@@ -67,7 +70,8 @@ export class Outbox {
           FROM r
          WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending')
       INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
-      SELECT id, event_id, attempt, started_at, duration_ms, http_status, error FROM r`;
+      SELECT id, event_id, attempt, started_at, duration_ms, http_status, error
+        FROM r, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
   }
 
   async claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
