@@ -1,5 +1,5 @@
 // The loop that delivers outbox events: keeps up to `concurrency` requests in flight, claims more
-// as slots free up, and writes results back in batches. Nothing is dropped: a result that cannot be
+// ahead of time in batches, and writes results back in batches. Nothing is dropped: a result that cannot be
 // written is kept and written later; an event whose result never gets written is claimed again
 // once its lease runs out.
 import { randomInt } from 'node:crypto';
@@ -24,8 +24,10 @@ export interface DispatchStats {
 export class Dispatcher {
   readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
   private readonly inFlight = new Map<string, ClaimedEvent>();
+  /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
+  private ready: { event: ClaimedEvent; claimedAt: number }[] = [];
   private results: AttemptRecord[] = [];
-  private filling = false;
+  private filling: Promise<void> | undefined;
   private fillAgain = false;
   private flushing: Promise<void> | undefined;
   private stopping = false;
@@ -42,30 +44,53 @@ export class Dispatcher {
   /** Look for due events now. */
   wake(): void {
     if (this.stopping) return;
+    this.startReady();
     if (this.filling) {
       this.fillAgain = true;
       return;
     }
-    void this.fill();
+    this.filling = this.fill().finally(() => {
+      this.filling = undefined;
+    });
   }
 
+  // Claims up to one batch beyond the free slots, and only in batches of at least half of that while
+  // some are still waiting: one claim per event would make the claim the bottleneck.
   private async fill(): Promise<void> {
-    this.filling = true;
+    const { concurrency } = this.options;
     try {
       do {
         this.fillAgain = false;
-        const free = this.options.concurrency - this.inFlight.size;
-        if (free <= 0 || this.stopping) break;
-        const events = await this.outbox.claimDue(free, this.options.leaseMs);
-        for (const event of events) this.deliver(event);
-        if (events.length === free) this.fillAgain = true;
+        const room = 2 * concurrency - this.inFlight.size - this.ready.length;
+        if (room <= 0 || this.stopping || (this.ready.length > 0 && room < concurrency / 2)) break;
+        const events = await this.outbox.claimDue(room, this.options.leaseMs);
+        const claimedAt = Date.now();
+        this.ready.push(...events.map((event) => ({ event, claimedAt })));
+        if (this.stopping) break;
+        this.startReady();
+        if (events.length === room) this.fillAgain = true;
       } while (this.fillAgain && !this.stopping);
     } catch (error) {
       this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
       this.retrySoon();
-    } finally {
-      this.filling = false;
     }
+  }
+
+  /** Starts waiting events while slots are free. One that waited half its lease is given back unsent. */
+  private startReady(): void {
+    const stale: ClaimedEvent[] = [];
+    while (!this.stopping && this.inFlight.size < this.options.concurrency && this.ready.length > 0) {
+      const { event, claimedAt } = this.ready.shift()!;
+      if (Date.now() - claimedAt > this.options.leaseMs / 2) stale.push(event);
+      else this.deliver(event);
+    }
+    if (stale.length > 0) void this.unclaim(stale);
+  }
+
+  private async unclaim(events: ClaimedEvent[]): Promise<void> {
+    await this.outbox.unclaim(events).catch((error) =>
+      this.log.warn({ error: describeDbError(error), events: events.length }, 'giving back unsent events failed; they are claimed again when their lease runs out'),
+    );
   }
 
   private retrySoon(): void {
@@ -111,7 +136,7 @@ export class Dispatcher {
       .finally(() => {
         this.inFlight.delete(event.id);
         this.flush();
-        this.wake();
+        this.wake(); // starts a waiting event at once, and claims more if few wait
       });
   }
 
@@ -151,6 +176,11 @@ export class Dispatcher {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    // Events claimed but never sent go back at once, their attempt not counted.
+    await this.filling;
+    const unsent = this.ready.map((r) => r.event);
+    this.ready = [];
+    if (unsent.length > 0) await this.unclaim(unsent);
     const settled = new Promise<void>((resolve) => {
       if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) resolve();
       else this.idleWaiters.push(resolve);

@@ -91,6 +91,17 @@ export class Outbox {
     );
   }
 
+  /** Gives back claimed events that were never sent: due now, and the claim's attempt not counted. */
+  async unclaim(events: readonly ClaimedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.pool.query(
+      `UPDATE ${this.schema}.outbox o SET next_attempt_at = now(), attempts = o.attempts - 1
+         FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending'`,
+      [events.map((e) => e.id), events.map((e) => e.attempt)],
+    );
+  }
+
   async record(records: readonly AttemptRecord[]): Promise<void> {
     if (records.length === 0) return;
     await this.pool.query(this.recordSql, [
