@@ -56,11 +56,15 @@ CREATE TABLE :SCHEMA.outbox_attempt (
 CREATE INDEX outbox_attempt_outbox ON :SCHEMA.outbox_attempt (outbox_id);
 
 -- Which listeners are awake and draining, one row per running service instance. The trigger sends
--- NOTIFY only when none is, because NOTIFY serialises every notifying commit on one database-wide lock.
+-- NOTIFY only when some instance listens and none is draining, because NOTIFY serialises every
+-- notifying commit on one database-wide lock.
 CREATE TABLE :SCHEMA.listener (
-  instance   text        PRIMARY KEY,
-  busy_until timestamptz NOT NULL DEFAULT '-infinity', -- -infinity: idle, waiting for a NOTIFY
-  started_at timestamptz NOT NULL DEFAULT now()
+  instance        text        PRIMARY KEY,
+  busy_until      timestamptz NOT NULL DEFAULT '-infinity', -- -infinity: idle, waiting for a NOTIFY
+  -- Renewed each time the instance goes idle (at least once per poll interval): a stopped or crashed
+  -- instance lapses, and while none listens the order app pays for no NOTIFY nobody would hear.
+  listening_until timestamptz NOT NULL DEFAULT '-infinity',
+  started_at      timestamptz NOT NULL DEFAULT now()
 );
 
 -- What the capture trigger was installed for (one orders table per schema of ours).

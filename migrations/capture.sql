@@ -17,12 +17,14 @@ BEGIN
     INSERT INTO :SCHEMA.change (order_id, op, old_state, new_state, old_due_date, new_due_date)
     VALUES (NEW.:ID::text, 'UPDATE', OLD.:STATE::text, NEW.:STATE::text, :OLD_DUE, :NEW_DUE);
   END IF;
-  -- NOTIFY is only a wake-up, sent when no listener is busy draining. The shared advisory lock,
-  -- held to commit, lets a listener that is going idle wait for the transactions that saw it busy
-  -- (see src/journal.ts); if that listener is waiting right now, the try fails and we notify.
+  -- NOTIFY is only a wake-up, sent when a listener is idle: none is busy draining, and one is
+  -- listening (none is while the service is stopped). The shared advisory lock, held to commit,
+  -- lets a listener that is going idle wait for the transactions that did not notify (see
+  -- src/journal.ts); if that listener is waiting right now, the try fails and we notify.
   -- NOTIFY folds duplicates within a transaction: a bulk UPDATE sends one.
   IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK)
-     OR NOT EXISTS (SELECT 1 FROM :SCHEMA.listener WHERE busy_until >= now()) THEN
+     OR (NOT EXISTS (SELECT 1 FROM :SCHEMA.listener WHERE busy_until >= now())
+         AND EXISTS (SELECT 1 FROM :SCHEMA.listener WHERE listening_until >= now())) THEN
     PERFORM pg_notify(:CHANNEL, '');
   END IF;
   RETURN NULL;

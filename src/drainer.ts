@@ -90,7 +90,9 @@ export class Drainer {
         }
         // Quiet for a while: go idle. If some order transaction may still have seen us busy, look
         // once more shortly instead of sleeping for a whole poll interval.
-        const quiet = await this.journal.markIdle();
+        // Idle, it wakes at least every poll interval and goes idle again: the listening mark
+        // outlives that with room to spare, and lapses soon after the service stops or dies.
+        const quiet = await this.journal.markIdle(3 * this.options.pollIntervalMs + 5000);
         idle = true;
         this.busyUntil = 0;
         if (await this.drainAll()) {

@@ -30,7 +30,7 @@ export class Journal {
   private readonly writeSql: string;
   private readonly names: { read: string; write: string };
   private readonly busySql: string;
-  private readonly idleSql: string;
+  private readonly idleSql: (listeningMs: number) => string;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -71,10 +71,13 @@ export class Journal {
              (SELECT count(*) FROM events)::int AS events, set_config('synchronous_commit', 'off', true) AS async_commit`;
     this.busySql = `INSERT INTO ${schema}.listener (instance, busy_until) VALUES ($1, now() + $2 * interval '1 ms')
       ON CONFLICT (instance) DO UPDATE SET busy_until = EXCLUDED.busy_until`;
-    // In one implicit transaction: mark idle, then try the exclusive wake lock. Any order transaction
-    // that saw us busy holds the shared lock until it commits, so success means all of them have
-    // committed and the next claim sees their changes; later ones see us idle and notify.
-    this.idleSql = `UPDATE ${schema}.listener SET busy_until = '-infinity' WHERE instance = ${literal(instance)};
+    // In one implicit transaction: mark idle and listening, then try the exclusive wake lock. Any
+    // order transaction that did not notify holds the shared lock until it commits, so success means
+    // all of them have committed and the next claim sees their changes; later ones see us idle and
+    // notify, and those that run before we commit fail their try-lock and notify.
+    this.idleSql = (listeningMs: number) =>
+      `UPDATE ${schema}.listener SET busy_until = '-infinity', listening_until = now() + ${Number(listeningMs)} * interval '1 ms'
+        WHERE instance = ${literal(instance)};
       SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'wake')}) AS quiet`;
   }
 
@@ -119,16 +122,21 @@ export class Journal {
     await this.pool.query(this.busySql, [this.instance, busyMs]);
   }
 
-  /** Says this instance is going to sleep. True when no order transaction can have missed it. */
-  async markIdle(): Promise<boolean> {
-    const results = (await this.pool.query(this.idleSql)) as unknown as pg.QueryResult<{ quiet: boolean }>[];
+  /**
+   * Says this instance is going to sleep and listens for `listeningMs` (it must go idle again within
+   * that, or the trigger stops notifying). True when no order transaction can have missed it.
+   */
+  async markIdle(listeningMs: number): Promise<boolean> {
+    const results = (await this.pool.query(this.idleSql(listeningMs))) as unknown as pg.QueryResult<{ quiet: boolean }>[];
     return results[1]!.rows[0]!.quiet;
   }
 
   /** Removes rows of instances that have been gone or idle for an hour; run at start. */
   async forgetStaleListeners(): Promise<void> {
     await this.pool.query(
-      `DELETE FROM ${this.schema}.listener WHERE busy_until < now() - interval '1 hour' AND started_at < now() - interval '1 hour'`,
+      `DELETE FROM ${this.schema}.listener
+        WHERE busy_until < now() - interval '1 hour' AND listening_until < now() - interval '1 hour'
+          AND started_at < now() - interval '1 hour'`,
     );
   }
 

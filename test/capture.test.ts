@@ -17,6 +17,15 @@ interface JournalRow {
 describe('capture', () => {
   let db: TestDatabase;
   let config: string;
+  /** Runs `action` while a listener row says an idle instance listens, as a running service's does. */
+  const listening = async (instance: string, action: () => Promise<void>) => {
+    await db.query("INSERT INTO order_webhooks.listener (instance, listening_until) VALUES ($1, now() + interval '1 minute')", [instance]);
+    try {
+      await action();
+    } finally {
+      await db.query('DELETE FROM order_webhooks.listener WHERE instance = $1', [instance]);
+    }
+  };
   const journal = () =>
     db.query<JournalRow>('SELECT order_id, op, old_state, new_state, old_due_date, new_due_date FROM order_webhooks.change ORDER BY id');
 
@@ -70,25 +79,42 @@ describe('capture', () => {
     await db.query('TRUNCATE order_webhooks.change');
     await db.query("INSERT INTO orders (state, note) SELECT 'created', 'bulk' FROM generate_series(1, 1000)");
     await db.query('TRUNCATE order_webhooks.change');
-    const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
-      db.query("UPDATE orders SET state = 'signed' WHERE note = 'bulk'"),
-    );
+    await listening('test-idle', async () => {
+      const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
+        db.query("UPDATE orders SET state = 'signed' WHERE note = 'bulk'"),
+      );
+      assert.equal(notifications, 1);
+    });
     const rows = await journal();
     assert.equal(rows.length, 1000);
     assert.ok(rows.every((row) => row.op === 'UPDATE' && row.new_state === 'signed'));
-    assert.equal(notifications, 1);
   });
 
-  it('sends no NOTIFY while a listener says it is busy draining', async () => {
-    await db.query("INSERT INTO order_webhooks.listener (instance, busy_until) VALUES ('test-busy', now() + interval '1 minute')");
+  it('sends no NOTIFY while no service is listening (stopped, or its listening mark lapsed)', async () => {
+    await db.query("INSERT INTO order_webhooks.listener (instance, listening_until) VALUES ('test-gone', now() - interval '1 second')");
     try {
       const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
         db.query("INSERT INTO orders (state) VALUES ('created')"),
       );
       assert.equal(notifications, 0);
     } finally {
-      await db.query("DELETE FROM order_webhooks.listener WHERE instance = 'test-busy'");
+      await db.query("DELETE FROM order_webhooks.listener WHERE instance = 'test-gone'");
     }
+    assert.equal((await journal()).at(-1)!.op, 'INSERT', 'the change is recorded all the same');
+  });
+
+  it('sends no NOTIFY while a listener says it is busy draining', async () => {
+    await listening('test-idle', async () => {
+      await db.query("INSERT INTO order_webhooks.listener (instance, busy_until) VALUES ('test-busy', now() + interval '1 minute')");
+      try {
+        const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
+          db.query("INSERT INTO orders (state) VALUES ('created')"),
+        );
+        assert.equal(notifications, 0);
+      } finally {
+        await db.query("DELETE FROM order_webhooks.listener WHERE instance = 'test-busy'");
+      }
+    });
   });
 
   it('the order app’s role needs no privilege on our schema', async () => {
