@@ -176,18 +176,26 @@ export class Dispatcher {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
-    // Events claimed but never sent go back at once, their attempt not counted.
-    await this.filling;
+    // Events claimed but never sent go back at once, their attempt not counted. Within the grace
+    // period only (the database may be unreachable): what is not given back by then, or what a
+    // claim still running brings later, is claimed again when its lease ends.
+    const deadline = Date.now() + graceMs;
+    const withinGrace = async (work: Promise<unknown> | undefined) => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
+    };
+    await withinGrace(this.filling);
     const unsent = this.ready.map((r) => r.event);
     this.ready = [];
-    if (unsent.length > 0) await this.unclaim(unsent);
+    if (unsent.length > 0) await withinGrace(this.unclaim(unsent));
     const settled = new Promise<void>((resolve) => {
       if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) resolve();
       else this.idleWaiters.push(resolve);
     });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), graceMs);
+      timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
     });
     const done = await Promise.race([settled.then(() => true), timedOut]);
     clearTimeout(timer);
