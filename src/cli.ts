@@ -88,8 +88,7 @@ program
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       if (signals > 1) {
-        log.warn({ signal }, 'second signal: exiting at once; events in flight are retried after their lease');
-        log.flush();
+        process.stderr.write(`order-webhooks: second ${signal}: exiting at once; events in flight are retried when their lease ends\n`);
         process.exit(EXIT_FAILURE);
       }
       log.info({ signal }, 'signal received');
@@ -98,8 +97,9 @@ program
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     const code = await service.stopped;
-    log.flush();
-    process.exitCode = code;
+    // Everything is released; exit now rather than wait for stray sockets of requests we gave up on.
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    process.exit(code);
   });
 
 try {

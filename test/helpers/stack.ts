@@ -42,7 +42,7 @@ export async function createStack(
     },
     async close() {
       await stack.service?.kill();
-      await receiver.close();
+      await stack.receiver.close(); // a test may have replaced it
       await db.drop();
     },
   };
