@@ -82,7 +82,9 @@ describe('tls', () => {
     const identities: [string, string][] = [
       ['PEM with an encrypted private key', 'client-identity.pem'],
       ['PEM with a plain private key', 'client-identity-plain.pem'],
+      ['PEM with a key in OpenSSL’s traditional encrypted format', 'client-identity-traditional.pem'],
       ['PKCS#12', 'client.p12'],
+      ['PKCS#12 with an EC key', 'client-ec.p12'],
       ['PKCS#12 in the old RC2/3DES encryption', 'client-legacy.p12'],
       ['JKS', 'client.jks'],
     ];

@@ -55,14 +55,19 @@ export function makePki(): Pki {
   signed('client', '/CN=webhook-client', '365', 'client.ext');
   signed('client-soon', '/CN=soon-client', '10', 'client.ext');
   signed('client-expired', '/CN=expired-client', '-1', 'client.ext');
+  ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'client-ec.key', '-out', 'client-ec.csr', '-subj', '/CN=webhook-client');
+  ssl('x509', '-req', '-in', 'client-ec.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-out', 'client-ec.pem', '-days', '365', '-extfile', 'client.ext');
 
   // Client identities: one PEM file with the certificate and its (encrypted) key, PKCS#12, JKS.
   ssl('pkey', '-in', 'client.key', '-aes-256-cbc', '-passout', pass, '-out', 'client.enc.key');
   concat('client-identity.pem', ['client.pem', 'client.enc.key', 'ca.pem']);
   concat('client-identity-plain.pem', ['client.pem', 'client.key']);
+  ssl('rsa', '-in', 'client.key', '-aes256', '-traditional', '-passout', pass, '-out', 'client.trad.key');
+  concat('client-identity-traditional.pem', ['client.pem', 'client.trad.key']);
   concat('client-soon-identity.pem', ['client-soon.pem', 'client-soon.key']);
   concat('client-expired-identity.pem', ['client-expired.pem', 'client-expired.key']);
   ssl('pkcs12', '-export', '-in', 'client.pem', '-inkey', 'client.key', '-certfile', 'ca.pem', '-name', 'client', '-out', 'client.p12', '-passout', pass);
+  ssl('pkcs12', '-export', '-in', 'client-ec.pem', '-inkey', 'client-ec.key', '-out', 'client-ec.p12', '-passout', pass);
   // The old RC2/3DES encryption Node's own `pfx` option cannot read under OpenSSL 3.
   ssl('pkcs12', '-export', '-legacy', '-in', 'client.pem', '-inkey', 'client.key', '-out', 'client-legacy.p12', '-passout', pass);
   // An encryption forge does not read: must be refused at start with how to re-export it.
