@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { rootCertificates } from 'node:tls';
 import { parseConfig } from '../src/config.ts';
@@ -33,6 +34,7 @@ describe('tls', () => {
   after(async () => {
     for (const s of stacks) await s.close();
     await Promise.all([server, mutual, selfSigned, elsewhere].map((r) => r?.close()));
+    rmSync(pki.dir, { recursive: true, force: true }); // throw-away private keys
   });
 
   const files = (webHook: Record<string, unknown>) =>
