@@ -32,7 +32,7 @@ function readConfig(path: string | undefined): Config {
 }
 
 function exitCodeFor(error: Error): number {
-  return error.name === 'ConfigError' || error.name === 'CaptureError' ? EXIT_CONFIG : EXIT_FAILURE;
+  return ['ConfigError', 'CaptureError', 'TlsConfigError'].includes(error.name) ? EXIT_CONFIG : EXIT_FAILURE;
 }
 
 const program = new Command('order-webhooks')
