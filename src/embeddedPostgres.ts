@@ -82,12 +82,23 @@ async function stopProcess(child: ChildProcess | undefined): Promise<void> {
   }
 }
 
+export interface EmbeddedOptions {
+  /** Names the temp folder. */
+  label?: string;
+  /**
+   * `password` (default): superuser `postgres` with a random password, in the URL.
+   * `trust`: any role connects without a password, like a stock local test server (tests create
+   * roles of their own and log in as them).
+   */
+  auth?: 'password' | 'trust';
+}
+
 /**
- * Starts a new server in a new temp folder, on a free port of 127.0.0.1, user `postgres` with a
- * random password. Running as root, it runs the server as the `postgres` system user (creating that
- * user if there is none), as PostgreSQL refuses to run as root.
+ * Starts a new server in a new temp folder, on a free port of 127.0.0.1, superuser `postgres`.
+ * Running as root, it runs the server as the `postgres` system user (creating that user if there
+ * is none), as PostgreSQL refuses to run as root.
  */
-export async function startEmbeddedPostgres(label = 'order-webhooks'): Promise<EmbeddedServer> {
+export async function startEmbeddedPostgres({ label = 'order-webhooks', auth = 'password' }: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = mkdtempSync(join(tmpdir(), `${label}-pg-`));
   // As root the server runs as `postgres`, which must be able to reach its data folder inside.
@@ -109,6 +120,7 @@ export async function startEmbeddedPostgres(label = 'order-webhooks'): Promise<E
     createPostgresUser: true,
     onLog: keep,
     onError: keep,
+    initdbFlags: auth === 'trust' ? ['--auth=trust'] : [], // comes after, so wins over, its own --auth
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'unix_socket_directories=', // TCP only: no socket file to clash with an installed server
@@ -150,7 +162,8 @@ export async function startEmbeddedPostgres(label = 'order-webhooks'): Promise<E
     );
   }
   return {
-    url: (database = 'postgres') => `postgres://postgres:${password}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    url: (database = 'postgres') =>
+      `postgres://postgres${auth === 'trust' ? '' : `:${password}`}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
     port,
     dir,
     pid: child()!.pid!,

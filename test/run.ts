@@ -11,7 +11,7 @@ const env = { ...process.env };
 let stopServer = async () => undefined as void;
 if (choice.kind === 'embedded') {
   const started = Date.now();
-  const server = await startEmbeddedPostgres('order-webhooks-test').catch((error: Error) => {
+  const server = await startEmbeddedPostgres({ label: 'order-webhooks-test', auth: 'trust' }).catch((error: Error) => {
     process.stderr.write(`tests: no PostgreSQL to run on: ${error.message}\n`);
     process.exit(1);
   });
