@@ -121,6 +121,10 @@ async function demo(): Promise<void> {
     fail(`demo: ${(error as Error).message}`, EXIT_FAILURE);
   } finally {
     for (const signal of signals) process.removeListener(signal, onSignal);
+    // Everything the demo started is stopped by now. When PostgreSQL went first (Ctrl-C in a
+    // terminal reaches it too), pg-listen keeps retrying its connection after close(): do not let
+    // that retry loop hold the process for minutes.
+    setTimeout(() => process.exit(), 2000).unref();
   }
 }
 

@@ -94,8 +94,13 @@ function describeWebhook(webhook: Webhook, references: Map<string, string>): str
   return `  receiver   ${pad(webhook.eventType, 20)} ${pad(order, 9)} attempt ${webhook.attempt}  ${signature}  -> ${answer}`;
 }
 
-export async function runDemo({ print, signal }: DemoOptions): Promise<DemoResult> {
+export async function runDemo({ print: printAlways, signal }: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
+  // Once interrupted, the failures that stopping causes (connections cut, PostgreSQL shutting down
+  // on the same Ctrl-C) are expected: only the cleanup's own lines are shown.
+  const print = (line: string) => {
+    if (!signal.aborted) printAlways(line);
+  };
   const release: { what: string; step: () => Promise<void> | void }[] = [];
   const references = new Map<string, string>();
   const result: DemoResult = { expected: 0, delivered: 0, events: 0, badSignatures: 0 };
@@ -201,14 +206,20 @@ export async function runDemo({ print, signal }: DemoOptions): Promise<DemoResul
     print('');
     printNextSteps(print);
     return result;
+  } catch (error) {
+    // Ctrl-C in a terminal reaches PostgreSQL too, and its "terminating connection" can arrive
+    // before our own SIGINT is handled: give the signal a moment to land before blaming the error.
+    if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, 250));
+    if (signal.aborted) throw new DemoInterrupted('interrupted');
+    throw error;
   } finally {
     for (const { what, step } of release.reverse()) {
       await Promise.resolve()
         .then(step)
-        .catch((error) => print(`  cleanup    stopping ${what} failed: ${(error as Error).message}`));
+        .catch((error) => printAlways(`  cleanup    stopping ${what} failed: ${(error as Error).message}`));
     }
     if (release.length > 0) {
-      print(`Stopped the service, the receiver and PostgreSQL, and removed the temporary data (${((Date.now() - started) / 1000).toFixed(1)} s).`);
+      printAlways(`Stopped the service, the receiver and PostgreSQL, and removed the temporary data (${((Date.now() - started) / 1000).toFixed(1)} s).`);
     }
   }
 }

@@ -54,9 +54,12 @@ describe('demo', () => {
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     try {
-      await waitFor(() => stdout.includes('order app') || child.exitCode !== null, { timeoutMs: 60_000, what: 'the story to start' });
+      await waitFor(() => stdout.includes('  order app  ') || child.exitCode !== null, { timeoutMs: 60_000, what: 'the story to start' });
       process.kill(-child.pid!, 'SIGINT');
-      const code = await exited;
+      const code = await Promise.race([
+        exited,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`still running 30 s after Ctrl-C:\n${stdout}`)), 30_000).unref()),
+      ]);
       assert.equal(code, 130, `${stdout}\n${stderr}`);
       assert.match(stderr, /interrupted; everything it started is stopped and removed/);
       const server = serverOf(stdout);
