@@ -79,6 +79,12 @@ export class Journal {
   async transfer(): Promise<TransferResult> {
     const client = await this.pool.connect();
     let failed: unknown;
+    // The pool listens for errors on idle clients only: without a listener, a connection the server
+    // ends while we hold it (a restart, a terminated backend) would crash the process. The query fails too.
+    const onError = (error: Error) => {
+      failed ??= error;
+    };
+    client.on('error', onError);
     try {
       const results = (await client.query(this.claimSql)) as unknown as pg.QueryResult<ChangeRow>[];
       const rows = results[1]!.rows;
@@ -113,6 +119,7 @@ export class Journal {
       await client.query('ROLLBACK').catch(() => undefined); // the connection may be gone; report the first error
       throw error;
     } finally {
+      client.removeListener('error', onError);
       client.release(failed instanceof Error ? failed : undefined);
     }
   }

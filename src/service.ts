@@ -33,11 +33,24 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   const target = { schema: database.schema, orders: config.orders };
   const pool = createPool(database.url, log, 6);
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
+  // Each step is bounded: a step that hangs (pg-listen retrying a lost connection after close,
+  // say) must not keep the process from exiting.
   const releaseAll = async () => {
     for (const step of release.reverse().splice(0)) {
-      await Promise.resolve()
-        .then(step)
-        .catch((error) => log.warn({ error: describeDbError(error) }, 'error while shutting down'));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          log.warn('a shutdown step did not finish in time; going on');
+          resolve();
+        }, SHUTDOWN_GRACE_MS + 5000);
+      });
+      await Promise.race([
+        Promise.resolve()
+          .then(step)
+          .catch((error) => log.warn({ error: describeDbError(error) }, 'error while shutting down')),
+        timeout,
+      ]);
+      clearTimeout(timer);
     }
   };
   try {
