@@ -118,7 +118,12 @@ await waitFor(
     return row!.delivered >= expected && row!.pending === 0 && unprocessed.length === 0;
   },
   { what: 'the backlog to drain', timeoutMs: 5 * 60_000, intervalMs: 500 },
-);
+).catch((error) => {
+  for (const [i, service] of services.entries()) {
+    console.error(`--- instance ${i}, last lines:\n${service.output().split('\n').slice(-30).join('\n')}`);
+  }
+  throw error;
+});
 requests.push(...receiver.requests);
 
 // Check against what the order app committed, not against our own tables.
