@@ -102,7 +102,6 @@ export async function runDemo({ print: printAlways, signal }: DemoOptions): Prom
     if (!signal.aborted) printAlways(line);
   };
   const release: { what: string; step: () => Promise<void> | void }[] = [];
-  const references = new Map<string, string>();
   const result: DemoResult = { expected: 0, delivered: 0, events: 0, badSignatures: 0 };
   const check = () => {
     if (signal.aborted) throw new DemoInterrupted('interrupted');

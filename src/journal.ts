@@ -37,7 +37,7 @@ export class Journal {
     schemaName: string,
     private readonly instance: string,
     private readonly mapping: MappingOptions,
-    private readonly batchSize = 500,
+    batchSize = 500,
   ) {
     const schema = ident(schemaName);
     this.schema = schema;

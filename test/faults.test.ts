@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { startService } from './helpers/cli.ts';
 import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
-import { createStack, type Stack } from './helpers/stack.ts';
+import { stacksClosedAfter, type Stack } from './helpers/stack.ts';
 
 const allDelivered = (s: Stack, events: number) =>
   waitFor(
@@ -17,15 +17,7 @@ const allDelivered = (s: Stack, events: number) =>
   );
 
 describe('faults', () => {
-  const stacks: Stack[] = [];
-  const stack = async (...args: Parameters<typeof createStack>) => {
-    const s = await createStack(...args);
-    stacks.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const s of stacks) await s.close();
-  });
+  const stack = stacksClosedAfter();
 
   it('kill -9 at random moments during a burst: every change delivered, duplicates only for events in flight', async () => {
     const s = await stack('kill9', { webHook: { leaseTimeout: 'PT2S', concurrency: 8 }, database: { pollInterval: 'PT0.2S' } });
@@ -69,6 +61,7 @@ describe('faults', () => {
     // And the new listen connection works: a change now is delivered promptly, not at the next poll.
     await playOrders(s.db, 1);
     await s.receiver.waitForCount(8 + 12 + 4, 10_000);
+    await allDelivered(s, 24);
     const check = await checkDeliveries(s.db, s.receiver.requests);
     assert.equal(check.events, 24);
     assert.ok(ids.length === 3);

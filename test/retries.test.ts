@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import { checkDeliveries, playOrder, playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
 import { startReceiver } from './helpers/receiver.ts';
-import { createStack, outbox, type Stack } from './helpers/stack.ts';
+import { outbox, stacksClosedAfter } from './helpers/stack.ts';
 
 describe('retries', () => {
-  const stacks: Stack[] = [];
-  const stack = async (...args: Parameters<typeof createStack>) => {
-    const s = await createStack(...args);
-    stacks.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const s of stacks) await s.close();
-  });
+  const stack = stacksClosedAfter();
 
   it('receiver down, then up: the backlog drains, in order per order, same event id on every retry', async () => {
     const s = await stack('down_up', { webHook: { retry: { delays: ['PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S'] } } });

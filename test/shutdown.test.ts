@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { waitFor } from './helpers/poll.ts';
-import { createStack, outbox, type Stack } from './helpers/stack.ts';
+import { outbox, stacksClosedAfter } from './helpers/stack.ts';
 
 describe('shutdown', () => {
-  const stacks: Stack[] = [];
-  const stack = async (...args: Parameters<typeof createStack>) => {
-    const s = await createStack(...args);
-    stacks.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const s of stacks) await s.close();
-  });
+  const stack = stacksClosedAfter();
 
   it('SIGTERM: stops claiming, finishes the request in flight, records it, exits 0', async () => {
     const s = await stack('sigterm_inflight');
