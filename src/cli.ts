@@ -1,6 +1,7 @@
 // The command line: the only place that reads argv, prints for humans and sets exit codes.
 import { Command, CommanderError } from 'commander';
-import { ConfigError, configPathFrom, loadConfig, type Config } from './config.ts';
+import { ConfigError, configPathFrom, isServiceConfigured, loadConfig, type Config } from './config.ts';
+import { DemoInterrupted, runDemo } from './demo.ts';
 import { createLogger } from './log.ts';
 import { migrate, migrationScript } from './migrate.ts';
 import { startService } from './service.ts';
@@ -8,6 +9,8 @@ import { startService } from './service.ts';
 /** Exit codes: 0 done, 1 failed while running, 2 bad config or setup (fix it and run again). */
 const EXIT_FAILURE = 1;
 const EXIT_CONFIG = 2;
+/** The demo was interrupted (Ctrl-C): 128 + SIGINT, as shells report it. */
+const EXIT_INTERRUPTED = 130;
 
 class UsageFailure extends Error {
   constructor(
@@ -32,7 +35,7 @@ function readConfig(path: string | undefined): Config {
 }
 
 function exitCodeFor(error: Error): number {
-  return error.name === 'ConfigError' || error.name === 'CaptureError' ? EXIT_CONFIG : EXIT_FAILURE;
+  return ['ConfigError', 'CaptureError', 'TlsConfigError'].includes(error.name) ? EXIT_CONFIG : EXIT_FAILURE;
 }
 
 const program = new Command('order-webhooks')
@@ -65,11 +68,7 @@ program
     }
   });
 
-program
-  .command('start')
-  .description('deliver webhooks until stopped with SIGTERM or SIGINT')
-  .option('-c, --config <file>', 'config file (default: $ORDER_WEBHOOKS_CONFIG)')
-  .action(async (options: { config?: string }) => {
+async function start(options: { config?: string }): Promise<void> {
     const config = readConfig(options.config);
     const log = createLogger(config.logLevel);
     if (!config.webHook.enabled) {
@@ -88,8 +87,7 @@ program
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       if (signals > 1) {
-        log.warn({ signal }, 'second signal: exiting at once; events in flight are retried after their lease');
-        log.flush();
+        process.stderr.write(`order-webhooks: second ${signal}: exiting at once; events in flight are retried when their lease ends\n`);
         process.exit(EXIT_FAILURE);
       }
       log.info({ signal }, 'signal received');
@@ -98,9 +96,55 @@ program
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     const code = await service.stopped;
-    log.flush();
-    process.exitCode = code;
-  });
+    // Everything is released; exit now rather than wait for stray sockets of requests we gave up on.
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    process.exit(code);
+}
+
+async function demo(): Promise<void> {
+  const controller = new AbortController();
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  // Every signal only aborts: the demo then stops and removes whatever it had started.
+  const onSignal = () => controller.abort();
+  for (const signal of signals) process.on(signal, onSignal);
+  try {
+    const result = await runDemo({ print: (line) => process.stdout.write(`${line}\n`), signal: controller.signal });
+    if (result.delivered !== result.expected || result.events !== result.expected || result.badSignatures > 0) {
+      fail(
+        `demo: ${result.delivered} of ${result.expected} events delivered (${result.events} in the outbox, ${result.badSignatures} bad signatures)`,
+        EXIT_FAILURE,
+      );
+    }
+  } catch (error) {
+    if (error instanceof UsageFailure) throw error;
+    if (error instanceof DemoInterrupted) fail('demo: interrupted; everything it started is stopped and removed', EXIT_INTERRUPTED);
+    fail(`demo: ${(error as Error).message}`, EXIT_FAILURE);
+  } finally {
+    for (const signal of signals) process.removeListener(signal, onSignal);
+    // Everything the demo started is stopped by now. When PostgreSQL went first (Ctrl-C in a
+    // terminal reaches it too), pg-listen keeps retrying its connection after close(): do not let
+    // that retry loop hold the process for minutes.
+    setTimeout(() => process.exit(), 2000).unref();
+  }
+}
+
+program
+  .command('start')
+  .description('deliver webhooks until stopped with SIGTERM or SIGINT')
+  .option('-c, --config <file>', 'config file (default: $ORDER_WEBHOOKS_CONFIG)')
+  .action(start);
+
+program
+  .command('demo')
+  .description('show the whole pipeline on this machine: embedded PostgreSQL, sample orders, a receiver; removes it all at the end')
+  .action(demo);
+
+// `npm start`: the real service when there is a config (--config, ORDER_WEBHOOKS_CONFIG or
+// DATABASE_URL), else the demo, so that a fresh clone shows what it does.
+program
+  .command('run', { isDefault: true, hidden: true })
+  .option('-c, --config <file>', 'config file (default: $ORDER_WEBHOOKS_CONFIG)')
+  .action((options: { config?: string }) => (isServiceConfigured(options.config) ? start(options) : demo()));
 
 try {
   await program.parseAsync(process.argv);

@@ -137,6 +137,11 @@ export function configPathFrom(cliPath: string | undefined, env: NodeJS.ProcessE
   return cliPath ?? env[ENV.configPath] ?? undefined;
 }
 
+/** Whether the service is set up at all: a config file or DATABASE_URL. Without, `npm start` runs the demo. */
+export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+  return configPathFrom(cliPath, env) !== undefined || Boolean(env[ENV.databaseUrl]);
+}
+
 /** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   const result = configSchema.safeParse(raw ?? {});

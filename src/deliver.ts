@@ -47,6 +47,7 @@ export class Sender {
     if (!hook.endpoint) throw new Error('webHook.endpoint is required to send');
     this.url = endpointUrl(hook.endpoint, hook.key);
     const sockets = { keepAlive: true, maxSockets: hook.concurrency, maxFreeSockets: hook.concurrency };
+    // One Sender, one TLS set-up, its own agents: pooled sockets never cross client identities.
     this.agents = {
       http: new http.Agent(sockets),
       https: new https.Agent({ ...sockets, ...tls, rejectUnauthorized: !hook.useSslTrustAll }),

@@ -13,6 +13,7 @@ import { WakeListener } from './listen.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './migrate.ts';
 import { Outbox } from './outbox.ts';
+import { loadTls } from './tls.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -24,16 +25,32 @@ export interface Service {
   stop(): Promise<number>;
 }
 
-export async function startService(config: Config, log: Logger, tls: TlsAgentOptions = {}): Promise<Service> {
+export async function startService(config: Config, log: Logger, tls?: TlsAgentOptions): Promise<Service> {
   const { webHook, database } = config;
+  // TLS files are checked first: a wrong file or password stops the start before any connection.
+  const loaded = tls ? { options: tls, warnings: [] } : loadTls(webHook);
+  for (const warning of loaded.warnings) log.warn(warning);
   const target = { schema: database.schema, orders: config.orders };
   const pool = createPool(database.url, log, 6);
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
+  // Each step is bounded: a step that hangs (pg-listen retrying a lost connection after close,
+  // say) must not keep the process from exiting.
   const releaseAll = async () => {
     for (const step of release.reverse().splice(0)) {
-      await Promise.resolve()
-        .then(step)
-        .catch((error) => log.warn({ error: describeDbError(error) }, 'error while shutting down'));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          log.warn('a shutdown step did not finish in time; going on');
+          resolve();
+        }, SHUTDOWN_GRACE_MS + 5000);
+      });
+      await Promise.race([
+        Promise.resolve()
+          .then(step)
+          .catch((error) => log.warn({ error: describeDbError(error) }, 'error while shutting down')),
+        timeout,
+      ]);
+      clearTimeout(timer);
     }
   };
   try {
@@ -46,7 +63,7 @@ export async function startService(config: Config, log: Logger, tls: TlsAgentOpt
   }
 
   const instance = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const sender = new Sender(webHook, tls);
+  const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
   const outbox = new Outbox(pool, database.schema);
   const dispatcher = new Dispatcher(outbox, sender, log, {

@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { verifySignature } from '../src/sign.ts';
 import { run } from './helpers/cli.ts';
 import { insertOrder } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
-import { createStack, outbox, type Stack } from './helpers/stack.ts';
+import { outbox, stacksClosedAfter } from './helpers/stack.ts';
 
 describe('delivery', () => {
-  const stacks: Stack[] = [];
-  const stack = async (...args: Parameters<typeof createStack>) => {
-    const s = await createStack(...args);
-    stacks.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const s of stacks) await s.close();
-  });
+  const stack = stacksClosedAfter();
 
   it('sends each of the seven event types, signed, with the key, the exact body, and an outbox trail', async () => {
     const s = await stack('seven', { webHook: { key: 'Install 1&2', secret: 'HeaderSecret' } });

@@ -65,6 +65,10 @@ export async function startService(configPath: string, env: NodeJS.ProcessEnv = 
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Never outlive the test process, whatever way it ends.
+  const reap = () => child.kill('SIGKILL');
+  process.on('exit', reap);
+  child.on('exit', () => process.removeListener('exit', reap));
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -96,6 +100,7 @@ export async function startService(configPath: string, env: NodeJS.ProcessEnv = 
       await exited;
     },
   };
-  if (waitForStart) await service.waitForLog('"msg":"started"');
+  // Generous: on a loaded 2-core machine a start can take many seconds.
+  if (waitForStart) await service.waitForLog('"msg":"started"', 60_000);
   return service;
 }

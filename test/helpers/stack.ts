@@ -1,6 +1,7 @@
 // A whole set-up for end-to-end tests: a database with an orders table, our schema migrated,
 // a receiver, and optionally the service running.
 import assert from 'node:assert/strict';
+import { after } from 'node:test';
 import { run, type ServiceProcess, startService, writeConfig } from './cli.ts';
 import { createOrdersTable, createTestDatabase, type TestDatabase } from './db.ts';
 import { type Receiver, startReceiver } from './receiver.ts';
@@ -42,7 +43,7 @@ export async function createStack(
     },
     async close() {
       await stack.service?.kill();
-      await receiver.close();
+      await stack.receiver.close(); // a test may have replaced it
       await db.drop();
     },
   };
@@ -67,4 +68,17 @@ export interface OutboxRow {
 
 export function outbox(db: TestDatabase, schema = 'order_webhooks'): Promise<OutboxRow[]> {
   return db.query<OutboxRow>(`SELECT * FROM "${schema}".outbox ORDER BY id`);
+}
+
+/** A `createStack` for one describe block: every stack it made is closed after the block. */
+export function stacksClosedAfter(): typeof createStack {
+  const stacks: Stack[] = [];
+  after(async () => {
+    for (const s of stacks) await s.close();
+  });
+  return async (...args) => {
+    const s = await createStack(...args);
+    stacks.push(s);
+    return s;
+  };
 }

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startService } from './helpers/cli.ts';
+import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
+import { waitFor } from './helpers/poll.ts';
+import { stacksClosedAfter, type Stack } from './helpers/stack.ts';
+
+const allDelivered = (s: Stack, events: number) =>
+  waitFor(
+    async () => {
+      const [row] = await s.db.query<{ total: number; delivered: number }>(
+        "SELECT count(*)::int AS total, count(*) FILTER (WHERE status = 'delivered')::int AS delivered FROM order_webhooks.outbox",
+      );
+      return row!.total === events && row!.delivered === events;
+    },
+    { what: `${events} events delivered`, timeoutMs: 60_000 },
+  );
+
+describe('faults', () => {
+  const stack = stacksClosedAfter();
+
+  it('kill -9 at random moments during a burst: every change delivered, duplicates only for events in flight', async () => {
+    const s = await stack('kill9', { webHook: { leaseTimeout: 'PT2S', concurrency: 8 }, database: { pollInterval: 'PT0.2S' } });
+    // A slow-ish receiver keeps requests in flight when the kill lands.
+    s.receiver.respond = (_req, res) => setTimeout(() => res.end('ok'), 5);
+    const orders = 60;
+    const burst = playOrders(s.db, orders, 4);
+    const kills: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const threshold = s.receiver.requests.length + 10 + Math.floor(Math.random() * 30);
+      await s.receiver.waitForCount(threshold, 30_000);
+      await s.service!.kill();
+      kills.push(s.receiver.requests.length);
+      await s.start();
+    }
+    const ids = await burst;
+    await allDelivered(s, orders * ORDER_LIFE.length);
+    const check = await checkDeliveries(s.db, s.receiver.requests, ids);
+    assert.equal(check.events, orders * ORDER_LIFE.length);
+    // At most what was in flight at each kill (concurrency 8) can come twice.
+    assert.ok(check.duplicates <= kills.length * 8, `duplicates ${check.duplicates}`);
+  });
+
+  it('killed database connections, the listener’s included: reconnects, re-scans, loses nothing', async () => {
+    // A long poll interval: only the reconnect re-scan can find what was committed meanwhile.
+    const s = await stack('terminate', { database: { pollInterval: 'PT60S' } });
+    await playOrders(s.db, 2);
+    await s.receiver.waitForCount(8);
+    const backends = () =>
+      s.db.query<{ pid: number; application_name: string }>(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()",
+      );
+    const before = await backends();
+    assert.ok(before.some((b) => b.application_name === 'order-webhooks listen'), 'listener connected');
+    await s.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()");
+    // Committed while the service has no connection at all.
+    const ids = await playOrders(s.db, 3);
+    await s.receiver.waitForCount(8 + 12);
+    const listenNow = await waitFor(async () => (await backends()).find((b) => b.application_name === 'order-webhooks listen'), { what: 'listener back' });
+    assert.ok(!before.some((b) => b.pid === listenNow.pid), 'a new listen connection');
+    // And the new listen connection works: a change now is delivered promptly, not at the next poll.
+    await playOrders(s.db, 1);
+    await s.receiver.waitForCount(8 + 12 + 4, 10_000);
+    await allDelivered(s, 24);
+    const check = await checkDeliveries(s.db, s.receiver.requests);
+    assert.equal(check.events, 24);
+    assert.ok(ids.length === 3);
+    assert.match(s.service!.output(), /listen connection lost; reconnecting/);
+  });
+
+  it('two instances: each event delivered once', async () => {
+    const s = await stack('two', { webHook: { concurrency: 4 }, database: { pollInterval: 'PT0.2S' } });
+    const second = await startService(s.configPath);
+    try {
+      const ids = await playOrders(s.db, 40, 4);
+      await allDelivered(s, 160);
+      const check = await checkDeliveries(s.db, s.receiver.requests, ids);
+      assert.equal(check.duplicates, 0);
+      assert.equal(s.receiver.requests.length, 160);
+      // Both were running and draining.
+      const servers = await s.db.query("SELECT count(DISTINCT instance)::int AS n FROM order_webhooks.listener");
+      assert.equal(servers[0]!.n, 2);
+    } finally {
+      await second.kill();
+    }
+  });
+
+  it('when an instance dies mid-request, another takes its events over after the lease', async () => {
+    const s = await stack('takeover', { webHook: { leaseTimeout: 'PT2S', concurrency: 4 }, database: { pollInterval: 'PT0.2S' } });
+    // The receiver holds every request: they stay in flight in the first instance.
+    const held: (() => void)[] = [];
+    s.receiver.respond = (_req, res) => held.push(() => res.end('ok'));
+    const ids = await playOrders(s.db, 3, 3);
+    await waitFor(() => held.length === 3, { what: 'three requests in flight' });
+    const second = await startService(s.configPath);
+    try {
+      await s.service!.kill();
+      s.receiver.respond = (_req, res) => res.end('ok');
+      for (const release of held.splice(0)) release();
+      await allDelivered(s, 12);
+      const check = await checkDeliveries(s.db, s.receiver.requests, ids);
+      assert.equal(check.events, 12);
+      // Each head was sent again by the survivor, once the lease of the dead instance ran out.
+      const heads = (await s.db.query<{ event_id: string; attempts: number; recorded: number }>(
+        `SELECT o.event_id::text, o.attempts, count(a.id)::int AS recorded
+           FROM order_webhooks.outbox o LEFT JOIN order_webhooks.outbox_attempt a ON a.outbox_id = o.id
+          WHERE o.event_type = 'OrderCreated' GROUP BY o.id`,
+      ));
+      assert.equal(heads.length, 3);
+      for (const head of heads) {
+        const copies = s.receiver.requests.filter((r) => r.headers['x-event-id'] === head.event_id);
+        assert.ok(copies.length >= 2, 'sent again');
+        assert.ok(copies[1]!.at - copies[0]!.at >= 1900, `retaken ${copies[1]!.at - copies[0]!.at} ms after the first attempt, before the 2 s lease ended`);
+        assert.ok(head.recorded < head.attempts, 'the dead instance’s attempt left no result, as expected');
+      }
+    } finally {
+      await second.kill();
+    }
+  });
+});
