@@ -53,7 +53,8 @@ export class Sender {
       https: new https.Agent({ ...sockets, ...tls, rejectUnauthorized: !hook.useSslTrustAll }),
     };
     this.secrets = [hook.secret, hook.key, hook.key && encodeURIComponent(hook.key), hook.sslKeyPassword].filter(
-      (s): s is string => typeof s === 'string' && s.length > 0,
+      // Too short a value would match ordinary words; such a value is not a real secret anyway.
+      (s): s is string => typeof s === 'string' && s.length >= 4,
     );
     const connect = hook.connectionTimeout;
     this.client = got.extend({
