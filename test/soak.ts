@@ -1,4 +1,4 @@
-// Soak: `npm run soak -- [minutes]` (default 10). Not part of `npm test`.
+// Soak: `npm run soak -- [minutes] [changes per second]` (default 10 minutes, 100/s). Not part of `npm test`.
 // Two service instances deliver a steady stream of order changes while a chaos loop kills them
 // (kill -9), kills their database connections (pg_terminate_backend) and takes the receiver down,
 // and the receiver itself fails now and then (500s, hangs). Then everything is healed, drained and
@@ -12,6 +12,7 @@ import { waitFor } from './helpers/poll.ts';
 import { type Receiver, startReceiver } from './helpers/receiver.ts';
 
 const minutes = Number(process.argv[2] ?? 10);
+const changesPerSecond = Number(process.argv[3] ?? 100);
 const deadline = Date.now() + minutes * 60_000;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
 
@@ -28,7 +29,7 @@ const faulty = (r: Receiver) => {
     if (dice < 5) {
       res.statusCode = 500;
       res.end('random failure');
-    } else if (dice < 7) {
+    } else if (dice < 6) {
       // hang: the service's requestTimeout ends it
     } else {
       accepted.add(req);
@@ -57,15 +58,19 @@ assert.equal((await run(['migrate', '--config', config])).code, 0);
 const services: ServiceProcess[] = [await startService(config), await startService(config)];
 const counts = { orders: 0, changes: 0, kills: 0, connectionKills: 0, receiverOutages: 0 };
 
-// The order app: eight workers playing order lives, each change its own transaction.
+// The order app: eight workers playing order lives, each change its own transaction, paced to a
+// steady rate the receiver's failures still let the service keep up with.
 let loadRunning = true;
 const committed: string[] = [];
+const loadStarted = Date.now();
 const load = Promise.all(
   Array.from({ length: 8 }, async () => {
     while (loadRunning) {
+      const due = loadStarted + (counts.changes / changesPerSecond) * 1000;
+      if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      counts.changes += ORDER_LIFE.length;
       committed.push(await playOrder(db));
       counts.orders++;
-      counts.changes += ORDER_LIFE.length;
     }
   }),
 );
@@ -166,7 +171,7 @@ await db.drop();
 
 const summary = {
   minutes,
-  changes: counts.changes,
+  changes: committed.length * ORDER_LIFE.length,
   events: expected,
   delivered: firstArrival.size,
   requests: requests.length,
