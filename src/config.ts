@@ -96,6 +96,16 @@ const webHook = z
     if (hook.enabled && !hook.endpoint) {
       ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
     }
+    // An event is sent within half its lease of the claim (else it is given back unsent), and the
+    // request ends within requestTimeout: so the lease cannot run out while a request is under way,
+    // which would let another instance send the event again.
+    if (hook.leaseTimeout < 2 * hook.requestTimeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaseTimeout'],
+        message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
+      });
+    }
     if (hook.useSslClientCert && !hook.sslKeyFile) {
       ctx.addIssue({
         code: 'custom',

@@ -4,7 +4,7 @@
 // once its lease runs out.
 import { randomInt } from 'node:crypto';
 import { describeDbError } from './db.ts';
-import type { Sender } from './deliver.ts';
+import type { Outcome, Sender } from './deliver.ts';
 import type { Logger } from './log.ts';
 import type { AttemptRecord, ClaimedEvent, Outbox } from './outbox.ts';
 import { nextAttempt } from './retryPolicy.ts';
@@ -105,6 +105,16 @@ export class Dispatcher {
     this.inFlight.set(event.id, event);
     void this.sender
       .send({ eventId: event.eventId, attempt: event.attempt, body: event.body })
+      // Sender.send reports request failures as outcomes; anything it throws is a bug of ours, which
+      // still becomes a failed attempt on record rather than an unhandled rejection that kills the process.
+      .catch((error: unknown): Outcome => ({
+        ok: false,
+        startedAt: new Date(),
+        durationMs: 0,
+        httpStatus: null,
+        error: `internal: ${(error as Error).message ?? String(error)}`,
+        retryAfterMs: null,
+      }))
       .then((outcome) => {
         let status: AttemptRecord['status'] = 'delivered';
         let nextAttemptAt: Date | null = null;
@@ -137,6 +147,7 @@ export class Dispatcher {
         this.inFlight.delete(event.id);
         this.flush();
         this.wake(); // starts a waiting event at once, and claims more if few wait
+        this.resolveIfSettled();
       });
   }
 
@@ -161,11 +172,14 @@ export class Dispatcher {
           this.retrySoon();
         },
       )
-      .finally(() => {
-        if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) {
-          for (const resolve of this.idleWaiters.splice(0)) resolve();
-        }
-      });
+      .finally(() => this.resolveIfSettled());
+  }
+
+  /** Wakes a waiting stop() once nothing is in flight and every result is written. */
+  private resolveIfSettled(): void {
+    if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
   }
 
   get inFlightCount(): number {

@@ -35,6 +35,7 @@ describe('config', () => {
     ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\.0\.event: expected one of/],
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
+    ['lease too short', { database: db, webHook: { leaseTimeout: 'PT40S' } }, /^webHook\.leaseTimeout: expected at least twice webHook\.requestTimeout \(30000 ms\)/],
   ];
   for (const [name, raw, message] of errors) {
     it(`rejects ${name} with one line naming the key`, () => {

@@ -20,7 +20,7 @@ describe('faults', () => {
   const stack = stacksClosedAfter();
 
   it('kill -9 at random moments during a burst: every change delivered, duplicates only for events in flight', async () => {
-    const s = await stack('kill9', { webHook: { leaseTimeout: 'PT2S', concurrency: 8 }, database: { pollInterval: 'PT0.2S' } });
+    const s = await stack('kill9', { webHook: { leaseTimeout: 'PT2S', requestTimeout: 'PT1S', concurrency: 8 }, database: { pollInterval: 'PT0.2S' } });
     // A slow-ish receiver keeps requests in flight when the kill lands.
     s.receiver.respond = (_req, res) => setTimeout(() => res.end('ok'), 5);
     const orders = 60;
@@ -95,7 +95,7 @@ describe('faults', () => {
   });
 
   it('when an instance dies mid-request, another takes its events over after the lease', async () => {
-    const s = await stack('takeover', { webHook: { leaseTimeout: 'PT4S', concurrency: 4 }, database: { pollInterval: 'PT0.2S' } });
+    const s = await stack('takeover', { webHook: { leaseTimeout: 'PT4S', requestTimeout: 'PT2S', concurrency: 4 }, database: { pollInterval: 'PT0.2S' } });
     // The receiver holds every request: they stay in flight in the first instance.
     const held: (() => void)[] = [];
     s.receiver.respond = (_req, res) => held.push(() => res.end('ok'));
