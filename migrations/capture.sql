@@ -17,14 +17,12 @@ BEGIN
     INSERT INTO :SCHEMA.change (order_id, op, old_state, new_state, old_due_date, new_due_date)
     VALUES (NEW.:ID::text, 'UPDATE', OLD.:STATE::text, NEW.:STATE::text, :OLD_DUE, :NEW_DUE);
   END IF;
-  -- NOTIFY is only a wake-up, sent when a listener is idle: none is busy draining, and one is
-  -- listening (none is while the service is stopped). The shared advisory lock, held to commit,
-  -- lets a listener that is going idle wait for the transactions that did not notify (see
-  -- src/journal.ts); if that listener is waiting right now, the try fails and we notify.
+  -- NOTIFY is only a wake-up, and it is sent only to an idle listener: one that is listening and
+  -- not draining holds the wake lock exclusively (src/wakeLock.ts), so our shared try fails. While
+  -- it drains, or while no service runs, the try succeeds and we hold the shared lock until commit:
+  -- a listener cannot go idle before this transaction's change is visible to it.
   -- NOTIFY folds duplicates within a transaction: a bulk UPDATE sends one.
-  IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK)
-     OR (NOT EXISTS (SELECT 1 FROM :SCHEMA.listener WHERE busy_until >= now())
-         AND EXISTS (SELECT 1 FROM :SCHEMA.listener WHERE listening_until >= now())) THEN
+  IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK) THEN
     PERFORM pg_notify(:CHANNEL, '');
   END IF;
   RETURN NULL;

@@ -41,6 +41,25 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
   ) {}
 
+  /** How many events it could take right now without claiming more than it does itself. */
+  room(): number {
+    if (this.stopping) return 0;
+    return Math.max(0, 2 * this.options.concurrency - this.inFlight.size - this.ready.length);
+  }
+
+  /** Takes events claimed for it elsewhere (by the journal transfer) and starts them. */
+  accept(events: readonly ClaimedEvent[]): void {
+    if (events.length === 0) return;
+    if (this.stopping) {
+      // Claimed while we were stopping: give them back at once, their attempt not counted.
+      void this.unclaim([...events]);
+      return;
+    }
+    const claimedAt = Date.now();
+    for (const event of events) this.ready.push({ event, claimedAt });
+    this.startReady();
+  }
+
   /** Look for due events now. */
   wake(): void {
     if (this.stopping) return;

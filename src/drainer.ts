@@ -1,9 +1,11 @@
 // The loop that moves changes from the journal into the outbox. It runs when woken (NOTIFY,
 // reconnect, poll) and, while changes keep coming, polls on its own so that busy order transactions
-// need not NOTIFY at all; only after a quiet spell does it tell the trigger to wake it again.
+// need not NOTIFY at all; only after a quiet spell does it go idle and let the trigger wake it again
+// (the protocol is in src/wakeLock.ts).
 import { describeDbError } from './db.ts';
-import type { Journal, TransferResult } from './journal.ts';
+import type { Journal, TransferClaim, TransferResult } from './journal.ts';
 import type { Logger } from './log.ts';
+import type { WakeLock } from './wakeLock.ts';
 
 export interface DrainerOptions {
   /** The fallback poll: how long to sleep when idle, in case a wake-up was lost. */
@@ -12,6 +14,10 @@ export interface DrainerOptions {
   busyPollMs?: number;
   /** How long without changes before going idle. */
   idleAfterMs?: number;
+  /** Whether NOTIFYs can reach us now (the LISTEN connection is up): only then is going idle safe. */
+  listening: () => boolean;
+  /** How many new events to claim for sending right away. */
+  claim: () => TransferClaim;
   /** Called after changes were turned into events. */
   onEvents: (result: TransferResult) => void;
 }
@@ -23,18 +29,16 @@ export interface DrainStats {
   filtered: number;
 }
 
-const BUSY_LEASE_MS = 10_000;
-
 export class Drainer {
   readonly stats: DrainStats = { changes: 0, events: 0, unmatched: 0, filtered: 0 };
   private woken = false;
   private stopped = false;
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
-  private busyUntil = 0;
 
   constructor(
     private readonly journal: Journal,
+    private readonly wakeLock: WakeLock,
     private readonly log: Logger,
     private readonly options: DrainerOptions,
   ) {}
@@ -52,6 +56,7 @@ export class Drainer {
     this.stopped = true;
     this.wakeUp?.();
     await this.loop;
+    await this.wakeLock.close();
   }
 
   private async sleep(ms: number): Promise<void> {
@@ -70,41 +75,45 @@ export class Drainer {
   private async run(): Promise<void> {
     const busyPoll = this.options.busyPollMs ?? 2;
     const idleAfter = this.options.idleAfterMs ?? 50;
-    let idle = false;
     let lastWork = 0;
     let failures = 0;
+    /** How many times in a row going idle had to wait for open order transactions. */
+    let waits = 0;
     while (!this.stopped) {
       this.woken = false;
       try {
-        if (idle || Date.now() > this.busyUntil - BUSY_LEASE_MS / 2) {
-          await this.journal.markBusy(BUSY_LEASE_MS);
-          this.busyUntil = Date.now() + BUSY_LEASE_MS;
-          idle = false;
-        }
-        const worked = await this.drainAll();
+        // Awake: stop the NOTIFYs first (in parallel with the first drain; nothing depends on the order).
+        const [, worked] = await Promise.all([this.wakeLock.goBusy(), this.drainAll()]);
         failures = 0;
         if (worked) lastWork = Date.now();
         if (Date.now() - lastWork < idleAfter) {
           await this.sleep(busyPoll);
           continue;
         }
-        // Quiet for a while: go idle. If some order transaction may still have seen us busy, look
-        // once more shortly instead of sleeping for a whole poll interval.
-        // Idle, it wakes at least every poll interval and goes idle again: the listening mark
-        // outlives that with room to spare, and lapses soon after the service stops or dies.
-        const quiet = await this.journal.markIdle(3 * this.options.pollIntervalMs + 5000);
-        idle = true;
-        this.busyUntil = 0;
+        // Quiet for a while: go idle, unless NOTIFYs cannot reach us (then the poll must do).
+        if (!this.options.listening()) {
+          await this.sleep(this.options.pollIntervalMs);
+          continue;
+        }
+        const state = await this.wakeLock.goIdle();
+        if (state === 'wait') {
+          // An order transaction that saw us busy has not committed yet: look again shortly, less
+          // often while it stays open (a long transaction must not cost us a query every 5 ms).
+          waits++;
+          await this.sleep(Math.min(5 * 2 ** Math.min(waits - 1, 4), 50));
+          continue;
+        }
+        waits = 0;
+        // Idle (or another instance is): what committed before the lock was ours is still to drain.
         if (await this.drainAll()) {
           lastWork = Date.now();
           continue;
         }
-        await this.sleep(quiet ? this.options.pollIntervalMs : 5);
+        await this.sleep(this.options.pollIntervalMs);
       } catch (error) {
         failures++;
         const pause = Math.min(100 * 2 ** failures, 5000);
         this.log.warn({ error: describeDbError(error), retryInMs: pause }, 'moving changes to the outbox failed; will retry');
-        idle = true;
         await new Promise((resolve) => setTimeout(resolve, pause));
       }
     }
@@ -117,7 +126,7 @@ export class Drainer {
   private async drainAll(): Promise<boolean> {
     let worked = false;
     while (!this.stopped) {
-      const result = await this.journal.transfer();
+      const result = await this.journal.transfer(this.options.claim());
       if (!result.locked || result.changes === 0) return worked;
       worked = true;
       this.stats.changes += result.changes;

@@ -13,6 +13,8 @@ export interface ListenerEvents {
 export class WakeListener {
   private readonly subscriber: Subscriber;
   private closing = false;
+  /** Whether LISTEN is in place now: NOTIFYs reach us only then. */
+  connected = false;
 
   constructor(
     url: string,
@@ -34,14 +36,20 @@ export class WakeListener {
     );
     this.subscriber.events.on('notification', () => events.onWake());
     this.subscriber.events.on('reconnect', (attempt) => {
-      if (attempt === 1) log.warn('listen connection lost; reconnecting');
+      this.connected = false;
+      if (attempt === 1) {
+        log.warn('listen connection lost; reconnecting');
+        events.onWake(); // an idle drainer gives up the wake lock: no NOTIFY would reach it now
+      }
     });
     this.subscriber.events.on('connected', () => {
       // After a reconnect, changes committed while we were away have sent no NOTIFY we heard.
       log.info('listen connection (re)established');
+      this.connected = true;
       events.onWake();
     });
     this.subscriber.events.on('error', (error) => {
+      this.connected = false;
       if (this.closing) return;
       log.error({ error: describeDbError(error) }, 'listen connection failed for good');
       events.onFatal(error);
@@ -51,10 +59,12 @@ export class WakeListener {
   async start(): Promise<void> {
     await this.subscriber.connect();
     await this.subscriber.listenTo(this.channel);
+    this.connected = true;
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    this.connected = false;
     await this.subscriber.close().catch((error) => this.log.debug({ error: describeDbError(error) }, 'closing listen connection'));
   }
 }

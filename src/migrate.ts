@@ -94,24 +94,20 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
     const done = new Set(
       (await client.query<{ version: number }>(`SELECT version FROM ${schema}.migration`)).rows.map((r) => r.version),
     );
-    const applied: string[] = [];
-    for (const migration of listMigrations(target.schema)) {
-      if (done.has(migration.version)) continue;
-      await withLockRetries(log, `migration ${migration.version}`, () =>
-        inTransaction(client, async () => {
+    // The pending migrations and the trigger that goes with them in one transaction: an order
+    // transaction sees either the old schema and trigger or the new ones, never a mix.
+    const pending = listMigrations(target.schema).filter((m) => !done.has(m.version));
+    const captureInstalled = await withLockRetries(log, pending.length > 0 ? `migration ${pending.map((m) => m.version).join(', ')}` : 'capture trigger', () =>
+      inTransaction(client, async () => {
+        for (const migration of pending) {
           await client.query(migration.sql);
-          await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [
-            migration.version,
-            migration.name,
-          ]);
-        }),
-      );
-      applied.push(`${migration.version}_${migration.name}`);
-      log.info({ migration: `${migration.version}_${migration.name}` }, 'migration applied');
-    }
-    const captureInstalled = await withLockRetries(log, 'capture trigger', () =>
-      inTransaction(client, () => installCapture(client, target)),
+          await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+        }
+        return installCapture(client, target);
+      }),
     );
+    const applied = pending.map((m) => `${m.version}_${m.name}`);
+    for (const migration of applied) log.info({ migration }, 'migration applied');
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
     return { applied, captureInstalled };
   } catch (error) {
@@ -138,6 +134,9 @@ export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<v
     if ((error as pg.DatabaseError).code !== '42P01' && (error as pg.DatabaseError).code !== '3F000') throw error;
   }
   if (version === null) throw new MigrationError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
+  if (version > latest) {
+    throw new MigrationError(`schema ${ident(schema)} is at version ${version}, newer than this release knows (${latest}): run the release that migrated it`);
+  }
   if (version < latest) {
     throw new MigrationError(`schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``);
   }

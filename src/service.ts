@@ -1,6 +1,4 @@
 // Composes the parts into the running service and its one shutdown path.
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { Config } from './config.ts';
 import { checkCaptureInstalled, checkOrdersTable } from './capture.ts';
 import { createPool, describeDbError, wakeChannel } from './db.ts';
@@ -10,6 +8,7 @@ import { Drainer } from './drainer.ts';
 import { redactUrl, endpointUrl } from './endpoint.ts';
 import { Journal } from './journal.ts';
 import { WakeListener } from './listen.ts';
+import { WakeLock } from './wakeLock.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './migrate.ts';
 import { Outbox } from './outbox.ts';
@@ -62,7 +61,6 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     throw error;
   }
 
-  const instance = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
   const outbox = new Outbox(pool, database.schema);
@@ -71,13 +69,21 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
   });
-  const journal = new Journal(pool, database.schema, instance, {
+  const journal = new Journal(pool, database.schema, {
     transitions: config.orders.transitions,
     events: webHook.events,
   });
-  const drainer = new Drainer(journal, log, {
+  let listener: WakeListener | undefined;
+  const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake());
+  const drainer: Drainer = new Drainer(journal, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
-    onEvents: () => dispatcher.wake(),
+    listening: () => listener?.connected ?? false,
+    claim: () => ({ limit: dispatcher.room(), leaseMs: webHook.leaseTimeout }),
+    onEvents: (result) => {
+      dispatcher.accept(result.claimed);
+      // Events it could not take wait in the outbox for its next claim.
+      if (result.events > result.claimed.length) dispatcher.wake();
+    },
   });
 
   let resolveStopped!: (code: number) => void;
@@ -96,18 +102,16 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     return stopping;
   };
 
-  const listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
+  listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
     onWake: () => drainer.wake(),
     onFatal: () => void stop(1),
   });
   try {
-    await journal.forgetStaleListeners();
     await listener.start();
   } catch (error) {
     await releaseAll();
     throw error;
   }
-  release.push(() => journal.removeListener());
   release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
   release.push(() => drainer.stop());
   release.push(() => listener.close());

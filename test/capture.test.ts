@@ -4,6 +4,7 @@ import pg from 'pg';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
+import { lockKey } from '../src/db.ts';
 
 interface JournalRow {
   order_id: string;
@@ -14,16 +15,20 @@ interface JournalRow {
   new_due_date: string | null;
 }
 
+const WAKE_LOCK = lockKey('order_webhooks', 'wake');
+
 describe('capture', () => {
   let db: TestDatabase;
   let config: string;
-  /** Runs `action` while a listener row says an idle instance listens, as a running service's does. */
-  const listening = async (instance: string, action: () => Promise<void>) => {
-    await db.query("INSERT INTO order_webhooks.listener (instance, listening_until) VALUES ($1, now() + interval '1 minute')", [instance]);
+  /** Runs `action` while a session holds the wake lock exclusively, as an idle service does. */
+  const listening = async (action: () => Promise<void>) => {
+    const idle = new pg.Client({ connectionString: db.url });
+    await idle.connect();
     try {
+      assert.deepEqual((await idle.query('SELECT pg_try_advisory_lock($1) AS ok', [WAKE_LOCK])).rows, [{ ok: true }]);
       await action();
     } finally {
-      await db.query('DELETE FROM order_webhooks.listener WHERE instance = $1', [instance]);
+      await idle.end();
     }
   };
   const journal = () =>
@@ -35,7 +40,7 @@ describe('capture', () => {
     config = writeConfig({ database: { url: db.url }, orders: { dueDateColumn: 'due_date' } });
     const result = await run(['migrate', '--config', config]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /applied 1_journal_outbox; capture trigger installed/);
+    assert.match(result.stdout, /applied 1_journal_outbox, 2_wake_lock_lean_journal; capture trigger installed/);
   });
   after(() => db.drop());
 
@@ -43,7 +48,10 @@ describe('capture', () => {
     const again = await run(['migrate', '--config', config]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /schema up to date; capture trigger up to date/);
-    assert.deepEqual(await db.query('SELECT version, name FROM order_webhooks.migration'), [{ version: 1, name: 'journal_outbox' }]);
+    assert.deepEqual(await db.query('SELECT version, name FROM order_webhooks.migration'), [
+      { version: 1, name: 'journal_outbox' },
+      { version: 2, name: 'wake_lock_lean_journal' },
+    ]);
   });
 
   it('records INSERTs and state or due-date UPDATEs, nothing else', async () => {
@@ -79,7 +87,7 @@ describe('capture', () => {
     await db.query('TRUNCATE order_webhooks.change');
     await db.query("INSERT INTO orders (state, note) SELECT 'created', 'bulk' FROM generate_series(1, 1000)");
     await db.query('TRUNCATE order_webhooks.change');
-    await listening('test-idle', async () => {
+    await listening(async () => {
       const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
         db.query("UPDATE orders SET state = 'signed' WHERE note = 'bulk'"),
       );
@@ -90,31 +98,30 @@ describe('capture', () => {
     assert.ok(rows.every((row) => row.op === 'UPDATE' && row.new_state === 'signed'));
   });
 
-  it('sends no NOTIFY while no service is listening (stopped, or its listening mark lapsed)', async () => {
-    await db.query("INSERT INTO order_webhooks.listener (instance, listening_until) VALUES ('test-gone', now() - interval '1 second')");
-    try {
-      const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
-        db.query("INSERT INTO orders (state) VALUES ('created')"),
-      );
-      assert.equal(notifications, 0);
-    } finally {
-      await db.query("DELETE FROM order_webhooks.listener WHERE instance = 'test-gone'");
-    }
+  it('sends no NOTIFY while no listener is idle (draining, or no service running)', async () => {
+    const notifications = await countNotifications(db, 'order_webhooks_wake', () => db.query("INSERT INTO orders (state) VALUES ('created')"));
+    assert.equal(notifications, 0);
     assert.equal((await journal()).at(-1)!.op, 'INSERT', 'the change is recorded all the same');
   });
 
-  it('sends no NOTIFY while a listener says it is busy draining', async () => {
-    await listening('test-idle', async () => {
-      await db.query("INSERT INTO order_webhooks.listener (instance, busy_until) VALUES ('test-busy', now() + interval '1 minute')");
-      try {
-        const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
-          db.query("INSERT INTO orders (state) VALUES ('created')"),
-        );
-        assert.equal(notifications, 0);
-      } finally {
-        await db.query("DELETE FROM order_webhooks.listener WHERE instance = 'test-busy'");
-      }
-    });
+  it('a listener cannot go idle while an order transaction that sent no NOTIFY is open', async () => {
+    const app = await db.pool.connect();
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query("INSERT INTO orders (state) VALUES ('created')");
+      const tryIdle = async () => (await listener.query('SELECT pg_try_advisory_lock($1) AS ok', [WAKE_LOCK])).rows[0].ok;
+      assert.equal(await tryIdle(), false, 'the open transaction holds the wake lock shared');
+      await app.query('COMMIT');
+      assert.equal(await tryIdle(), true, 'granted once it committed: the next look sees its change');
+      // Idle now: the next order transaction wakes it.
+      const notifications = await countNotifications(db, 'order_webhooks_wake', () => db.query("INSERT INTO orders (state) VALUES ('created')"));
+      assert.equal(notifications, 1);
+    } finally {
+      app.release();
+      await listener.end();
+    }
   });
 
   it('the order app’s role needs no privilege on our schema', async () => {
@@ -232,7 +239,7 @@ describe('capture on an unusual orders table', () => {
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
     assert.equal([a.stdout, b.stdout].filter((out) => out.includes('applied 1_journal_outbox')).length, 1);
-    assert.equal((await db.query('SELECT * FROM hooks_twice.migration')).length, 1);
+    assert.equal((await db.query('SELECT * FROM hooks_twice.migration')).length, 2);
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { serviceConnections } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
 import { outbox, stacksClosedAfter } from './helpers/stack.ts';
 
@@ -24,7 +25,7 @@ describe('shutdown', () => {
     const rows = await outbox(s.db);
     assert.equal(rows[0]!.status, 'delivered');
     assert.equal(s.receiver.requests.length, 1);
-    assert.deepEqual(await s.db.query('SELECT * FROM order_webhooks.listener'), []);
+    await waitFor(async () => (await serviceConnections(s.db)).length === 0, { what: 'every service connection closed, the wake lock with it' });
     // Nothing lost: the next start sends the second one.
     await s.start();
     await s.receiver.waitForCount(2);

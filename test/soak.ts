@@ -116,7 +116,7 @@ await waitFor(
       lastReport = Date.now();
       const status = await db.query(
         `SELECT status, count(*)::int AS n, min(next_attempt_at) AS next FROM order_webhooks.outbox GROUP BY status
-         UNION ALL SELECT 'unprocessed changes', count(*)::int, null FROM order_webhooks.change WHERE processed_at IS NULL`,
+         UNION ALL SELECT 'unprocessed changes', count(*)::int, null FROM order_webhooks.change`,
       );
       const alive = services.map((s) => (s.child.exitCode === null && s.child.signalCode === null ? 'up' : `exited ${s.child.exitCode}`));
       log(`draining: ${status.map((r) => `${r.status} ${r.n}`).join(', ')}; instances ${alive.join(', ')}`);
@@ -125,7 +125,7 @@ await waitFor(
       `SELECT count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
               count(*) FILTER (WHERE status <> 'delivered')::int AS pending FROM order_webhooks.outbox`,
     );
-    const unprocessed = await db.query('SELECT 1 FROM order_webhooks.change WHERE processed_at IS NULL LIMIT 1');
+    const unprocessed = await db.query('SELECT 1 FROM order_webhooks.change LIMIT 1');
     return row!.delivered >= expected && row!.pending === 0 && unprocessed.length === 0;
   },
   { what: 'the backlog to drain', timeoutMs: 5 * 60_000, intervalMs: 500 },

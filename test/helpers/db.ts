@@ -65,3 +65,11 @@ export async function insertOrder(db: TestDatabase, state = 'created'): Promise<
   const rows = await db.query<{ id: string }>('INSERT INTO orders (state) VALUES ($1) RETURNING id', [state]);
   return rows[0]!.id;
 }
+
+/** The application names of the service's open connections to this database. */
+export async function serviceConnections(db: TestDatabase): Promise<string[]> {
+  const rows = await db.query<{ name: string }>(
+    "SELECT application_name AS name FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database() ORDER BY 1",
+  );
+  return rows.map((r) => r.name);
+}

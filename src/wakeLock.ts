@@ -1,0 +1,105 @@
+// The listener's half of the wake-up protocol (the trigger's half is in migrations/capture.sql).
+// An instance that is idle and listening holds the wake advisory lock, exclusively and for its
+// session, on a connection of its own. An order transaction whose shared try-lock fails sees it idle
+// and sends NOTIFY; one whose try succeeds (the listener is draining, or none is running) sends
+// nothing and holds the shared lock until it commits. So the exclusive lock is granted only once
+// every such transaction has committed: after taking it the listener looks once more and then may
+// sleep, since every later transaction will wake it. If this connection dies, the lock goes with it
+// and the order app stops paying for NOTIFYs nobody would act on.
+import pg from 'pg';
+import { describeDbError, lockKey } from './db.ts';
+import type { Logger } from './log.ts';
+
+/**
+ * `idle`: the lock is ours, the trigger now notifies. `elsewhere`: another instance is idle and holds
+ * it; its NOTIFYs reach us too. `wait`: order transactions that sent no NOTIFY are still open.
+ */
+export type IdleResult = 'idle' | 'elsewhere' | 'wait';
+
+export class WakeLock {
+  private client: pg.Client | undefined;
+  private connecting: Promise<pg.Client> | undefined;
+  private held = false;
+  private closed = false;
+  private readonly key: string;
+  private readonly idleSql: string;
+
+  constructor(
+    private readonly url: string,
+    schema: string,
+    private readonly log: Logger,
+    /** Called when the connection is lost: whatever we held is gone. */
+    private readonly onLost: () => void,
+  ) {
+    this.key = lockKey(schema, 'wake');
+    // The lock table is read only when the try fails, to tell an idle peer from open transactions.
+    // A bigint advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
+    this.idleSql = `SELECT CASE
+        WHEN pg_try_advisory_lock($1::bigint) THEN 'idle'
+        WHEN EXISTS (SELECT 1 FROM pg_locks
+                      WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        AND ((classid::bigint << 32) | objid::bigint) = $1::bigint) THEN 'elsewhere'
+        ELSE 'wait' END AS state`;
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  /** Tries to go idle: takes the lock if no order transaction that skipped NOTIFY is still open. */
+  async goIdle(): Promise<IdleResult> {
+    if (this.held) return 'idle';
+    const client = await this.connection();
+    const { rows } = await client.query<{ state: IdleResult }>(this.idleSql, [this.key]);
+    const state = rows[0]!.state;
+    if (state === 'idle') this.held = true;
+    return state;
+  }
+
+  /** Goes busy: gives the lock back, so that order transactions stop sending NOTIFY. */
+  async goBusy(): Promise<void> {
+    if (!this.held || !this.client) return;
+    this.held = false;
+    await this.client.query('SELECT pg_advisory_unlock($1::bigint)', [this.key]);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.held = false;
+    const client = this.client ?? (await this.connecting?.catch(() => undefined));
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private connection(): Promise<pg.Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: this.url, application_name: 'order-webhooks wake' });
+      const lost = (error?: Error) => {
+        if (this.client !== client) return;
+        this.client = undefined;
+        this.held = false;
+        client.removeAllListeners();
+        client.on('error', () => undefined);
+        void client.end().catch(() => undefined);
+        if (this.closed) return;
+        this.log.warn({ error: error ? describeDbError(error) : 'connection ended' }, 'wake-lock connection lost; it will be reopened');
+        this.onLost();
+      };
+      client.on('error', lost);
+      client.on('end', () => lost());
+      try {
+        await client.connect();
+      } catch (error) {
+        client.removeAllListeners();
+        throw error;
+      }
+      this.client = client;
+      return client;
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+}
