@@ -11,7 +11,12 @@ DELETE FROM :SCHEMA.change WHERE processed_at IS NOT NULL;
 DROP INDEX :SCHEMA.change_unprocessed;
 ALTER TABLE :SCHEMA.change DROP COLUMN processed_at, DROP COLUMN event_count;
 
--- One index per order serves both the per-order order (earliest pending event) and look-ups by order.
-DROP INDEX :SCHEMA.outbox_order_pending;
-DROP INDEX :SCHEMA.outbox_order;
-CREATE INDEX outbox_order ON :SCHEMA.outbox (order_id, id);
+-- next_attempt_at is set exactly while an event is pending (when it is due, or when its lease ends)
+-- and null once it is delivered or failed. The due index then has its own predicate, which no
+-- per-order look-up can match: those must use outbox_order_pending, however stale the statistics.
+ALTER TABLE :SCHEMA.outbox ALTER COLUMN next_attempt_at DROP NOT NULL;
+UPDATE :SCHEMA.outbox SET next_attempt_at = NULL WHERE status <> 'pending';
+ALTER TABLE :SCHEMA.outbox ADD CONSTRAINT outbox_pending_has_next_attempt
+  CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL));
+DROP INDEX :SCHEMA.outbox_due;
+CREATE INDEX outbox_due ON :SCHEMA.outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;

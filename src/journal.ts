@@ -63,8 +63,7 @@ export class Journal {
     // claim, whose synchronous commit flushes this transaction's WAL first.
     this.writeSql = `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'map')}) AS ok),
       done AS (
-        DELETE FROM ${schema}.change c USING unnest($5::bigint[]) AS d(id)
-         WHERE c.id = d.id AND (SELECT ok FROM lock)
+        DELETE FROM ${schema}.change c WHERE c.id = ANY($5::bigint[]) AND (SELECT ok FROM lock)
         RETURNING c.id),
       mapped AS (
         SELECT e.*, row_number() OVER (PARTITION BY e.order_id ORDER BY e.n) AS nth
@@ -74,7 +73,8 @@ export class Journal {
       claim AS (
         SELECT m.n FROM mapped m
          WHERE m.nth = 1
-           AND NOT EXISTS (SELECT 1 FROM ${schema}.outbox p WHERE p.order_id = m.order_id AND p.status = 'pending')
+           -- A sub-select, not a join: see the planning note in src/outbox.ts.
+           AND (SELECT p.id FROM ${schema}.outbox p WHERE p.order_id = m.order_id AND p.status = 'pending' LIMIT 1) IS NULL
          ORDER BY m.n LIMIT $6),
       events AS (
         INSERT INTO ${schema}.outbox (change_id, order_id, event_type, body, attempts, next_attempt_at)

@@ -39,11 +39,16 @@ export class Outbox {
     // Only the earliest pending event of each order is claimable: later ones wait for it
     // (delivered or failed). Claiming moves next_attempt_at to the end of the lease, so an event
     // whose instance died is claimed again once the lease runs out.
+    // The statements here are written so that the plan cannot depend on statistics, which for a
+    // queue are nearly always stale (ANALYZE finds everything delivered; minutes later 50,000 events
+    // are pending): a pending event is found by next_attempt_at (set only while pending) in
+    // outbox_due, the earliest of its order by a sub-select on outbox_order_pending, and a row to
+    // record by its primary key. A join there would let the planner scan a whole partial index
+    // it believes to hold one row, for every row.
     this.claimSql = `WITH due AS (
         SELECT o.id FROM ${schema}.outbox o
-         WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-           AND NOT EXISTS (SELECT 1 FROM ${schema}.outbox p
-                            WHERE p.status = 'pending' AND p.order_id = o.order_id AND p.id < o.id)
+         WHERE o.next_attempt_at <= now()
+           AND o.id = (SELECT min(p.id) FROM ${schema}.outbox p WHERE p.status = 'pending' AND p.order_id = o.order_id)
          ORDER BY o.next_attempt_at, o.id
          LIMIT $1
            FOR UPDATE SKIP LOCKED)
@@ -54,6 +59,8 @@ export class Outbox {
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
+    // "Not delivered or failed" rather than "pending": no partial index's predicate matches it, so the
+    // rows are looked up by primary key (see the planning note above).
     // Its commit does not wait for the WAL flush (set_config(…, true) is SET LOCAL for this implicit
     // transaction): a result lost in a server crash means the event is sent again with the same
     // event id, as when the service dies before recording. Claims stay synchronous.
@@ -65,10 +72,10 @@ export class Outbox {
         UPDATE ${schema}.outbox o
            SET status = r.status, last_status = r.http_status, last_error = r.error,
                response_ms = r.duration_ms,
-               next_attempt_at = coalesce(r.next_attempt_at, o.next_attempt_at),
+               next_attempt_at = CASE WHEN r.status = 'pending' THEN coalesce(r.next_attempt_at, o.next_attempt_at) END,
                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
           FROM r
-         WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending')
+         WHERE o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed'))
       INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
       SELECT id, event_id, attempt, started_at, duration_ms, http_status, error
         FROM r, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
@@ -86,7 +93,7 @@ export class Outbox {
     await this.pool.query(
       `UPDATE ${this.schema}.outbox o SET next_attempt_at = now()
          FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending'`,
+        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')`,
       [events.map((e) => e.id), events.map((e) => e.attempt)],
     );
   }
@@ -97,7 +104,7 @@ export class Outbox {
     await this.pool.query(
       `UPDATE ${this.schema}.outbox o SET next_attempt_at = now(), attempts = o.attempts - 1
          FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'pending'`,
+        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')`,
       [events.map((e) => e.id), events.map((e) => e.attempt)],
     );
   }

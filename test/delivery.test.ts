@@ -43,6 +43,7 @@ describe('delivery', () => {
       assert.equal(row.attempts, 1);
       assert.equal(row.last_status, 200);
       assert.ok(row.delivered_at instanceof Date);
+      assert.equal(row.next_attempt_at, null, 'nothing more is due');
     }
     const attempts = await db.query('SELECT outbox_id::text, attempt, http_status, error FROM order_webhooks.outbox_attempt ORDER BY id');
     assert.equal(attempts.length, 11);

@@ -46,7 +46,7 @@ describe('shutdown', () => {
     // Handed back: due now, not at the end of its five-minute lease.
     const [row] = await outbox(s.db);
     assert.equal(row!.status, 'pending');
-    assert.ok(row!.next_attempt_at.getTime() <= Date.now() + 1000, `due at ${row!.next_attempt_at.toISOString()}`);
+    assert.ok(row!.next_attempt_at!.getTime() <= Date.now() + 1000, `due at ${row!.next_attempt_at!.toISOString()}`);
     s.receiver.respond = (_req, res) => res.end('ok');
     await s.start();
     const requests = await s.receiver.waitForCount(2);

@@ -63,7 +63,7 @@ export interface OutboxRow {
   last_error: string | null;
   response_ms: number | null;
   delivered_at: Date | null;
-  next_attempt_at: Date;
+  next_attempt_at: Date | null;
 }
 
 export function outbox(db: TestDatabase, schema = 'order_webhooks'): Promise<OutboxRow[]> {
