@@ -1,6 +1,7 @@
 // The processes a bench run starts: the receiver, the service (the real CLI) and the got loop.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Arrival, ReceiverMessage, ReceiverRequest } from './receiver.ts';
 
@@ -8,8 +9,22 @@ const BIN = fileURLToPath(new URL('../bin/order-webhooks.js', import.meta.url));
 const RECEIVER = fileURLToPath(new URL('./receiver.ts', import.meta.url));
 const GOT_LOOP = fileURLToPath(new URL('./gotLoop.ts', import.meta.url));
 
+/** CPU seconds a process has used so far (user + system). */
+export function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds the whole machine has been busy so far, all cores together. */
+export function machineCpuSeconds(): number {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
+}
+
 export interface ReceiverProcess {
   url: string;
+  cpuSeconds(): number;
   /** Starts a new phase: forgets what arrived, answers after `delayMs`. */
   phase(delayMs?: number): Promise<void>;
   count(): Promise<number>;
@@ -27,8 +42,10 @@ export async function startReceiver(secret: string): Promise<ReceiverProcess> {
       if (request) child.send(request);
     });
   const { port } = await ask(null, 'listening');
+  if (process.env.BENCH_NICE) setPriority(child.pid!, Number(process.env.BENCH_NICE));
   return {
     url: `http://127.0.0.1:${port}/automation`,
+    cpuSeconds: () => cpuSecondsOf(child.pid!),
     phase: async (delayMs = 0) => void (await ask({ type: 'phase', delayMs }, 'phase')),
     count: async () => (await ask({ type: 'count' }, 'count')).count,
     collect: () => ask({ type: 'collect' }, 'collect'),
@@ -74,14 +91,12 @@ export async function startService(configPath: string, extraNodeArgs: string[] =
     });
   });
   const pid = child.pid!;
+  if (process.env.BENCH_NICE) setPriority(pid, Number(process.env.BENCH_NICE));
   return {
     pid,
     startedAt,
     peakRssMb: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024,
-    cpuSeconds: () => {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-    },
+    cpuSeconds: () => cpuSecondsOf(pid),
     output: () => output,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -9,7 +9,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { now } from './clock.ts';
-import { type ReceiverProcess, runGotLoop, type ServiceProcess, startReceiver, startService } from './processes.ts';
+import { machineCpuSeconds, type ReceiverProcess, runGotLoop, type ServiceProcess, startReceiver, startService } from './processes.ts';
 import { type Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
@@ -73,6 +73,44 @@ async function commitChanges(ids: number[], state: string, connections: number, 
     await Promise.all(clients.map((c) => c.end()));
   }
   return commits;
+}
+
+/** Where the machine's CPU went during a phase: seconds per process group, all cores together. */
+interface CpuSplit {
+  seconds: number;
+  service: number;
+  receiver: number;
+  /** This process: the order app's connections, or pgbench's client (a child, counted below). */
+  bench: number;
+  /** Everything else: PostgreSQL's processes (the order app's backends and the service's), pgbench. */
+  postgresAndOther: number;
+}
+
+function cpuMeter(): () => CpuSplit {
+  const snap = () => ({
+    at: Date.now(),
+    machine: machineCpuSeconds(),
+    service: service?.cpuSeconds() ?? 0,
+    receiver: receiver!.cpuSeconds(),
+    bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+  });
+  const before = snap();
+  return () => {
+    const after = snap();
+    const d = (k: 'machine' | 'service' | 'receiver' | 'bench') => Math.max(0, after[k] - before[k]);
+    return {
+      seconds: (after.at - before.at) / 1000,
+      service: d('service'),
+      receiver: d('receiver'),
+      bench: d('bench'),
+      postgresAndOther: Math.max(0, d('machine') - d('service') - d('receiver') - d('bench')),
+    };
+  };
+}
+
+function describeCpu(split: CpuSplit): string {
+  const pct = (s: number) => `${((s / split.seconds) * 100).toFixed(0)}%`;
+  return `CPU (of 200%): postgres+other ${pct(split.postgresAndOther)}, service ${pct(split.service)}, receiver ${pct(split.receiver)}, bench ${pct(split.bench)}`;
 }
 
 function range(from: number, count: number): number[] {
@@ -256,7 +294,7 @@ async function w1(configPath: string): Promise<void> {
   let notifications = 0;
   listen.on('notification', () => notifications++);
   await listen.query('LISTEN order_webhooks_wake');
-  const runs: { clients: number; variant: W1Variant; tps: number; notifications: number; drainSeconds?: number; load: string }[] = [];
+  const runs: { clients: number; variant: W1Variant; tps: number; notifications: number; drainSeconds?: number; load: string; cpu: CpuSplit }[] = [];
   const drain = async () => {
     const started = Date.now();
     await waitUntil('the W1 backlog to drain', async () => (await backlog()) === 0, 240_000);
@@ -273,9 +311,11 @@ async function w1(configPath: string): Promise<void> {
         await db!.query('CHECKPOINT');
         const loadBefore = load();
         notifications = 0;
+        const meter = cpuMeter();
         const tps = await pgbench(variant === 'bare' ? 'orders_bare' : 'orders', clients, W1_SECONDS, dir);
+        const cpu = meter();
         await listen.query('SELECT 1'); // every NOTIFY of the run has reached us before this answer
-        const run: (typeof runs)[number] = { clients, variant, tps, notifications, load: loadBefore };
+        const run: (typeof runs)[number] = { clients, variant, tps, notifications, load: loadBefore, cpu };
         if (variant === 'capture + service') {
           // Let the service deliver what the run produced, so that it does not weigh on the next run.
           run.drainSeconds = await drain();
@@ -283,7 +323,7 @@ async function w1(configPath: string): Promise<void> {
           service = undefined;
         }
         runs.push(run);
-        log(`W1 ${clients} client(s) ${variant}: ${tps.toFixed(0)} tps, ${notifications} NOTIFYs${run.drainSeconds !== undefined ? `, drained in ${run.drainSeconds.toFixed(1)} s` : ''}`);
+        log(`W1 ${clients} client(s) ${variant}: ${tps.toFixed(0)} tps, ${notifications} NOTIFYs${run.drainSeconds !== undefined ? `, drained in ${run.drainSeconds.toFixed(1)} s` : ''}; ${describeCpu(cpu)}`);
       }
     }
   }
@@ -310,13 +350,15 @@ async function w2(configPath: string): Promise<void> {
   await receiver!.phase();
   log('W2 saturated: 20,000 changes from 8 connections');
   const cpuBefore = service.cpuSeconds();
+  const meter = cpuMeter();
   const commits = await commitChanges(range(1, 20_000), 'expired', 8);
   await awaitArrivals(receiver!, 20_000);
+  const saturatedCpu = meter();
   const got = await receiver!.collect();
   const saturated = analyse(keyed(commits, 'OrderExpired'), got.arrivals, got.badSignatures);
   const serviceCpu = service.cpuSeconds() - cpuBefore;
   const commitSeconds = (Math.max(...[...commits.values()].map((c) => c.ack)) - Math.min(...[...commits.values()].map((c) => c.sent))) / 1000;
-  log(`W2 saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}`);
+  log(`W2 saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}; ${describeCpu(saturatedCpu)}`);
 
   await receiver!.phase();
   log('W2 paced: 500 commits/s for 20 s');
@@ -329,7 +371,7 @@ async function w2(configPath: string): Promise<void> {
   await receiver!.phase();
   const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
   log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s`);
-  results.W2 = { saturated, commitSeconds, serviceCpuSeconds: serviceCpu, paced, gotLoop: loop, ratioToGotLoop: saturated.perSecond / loop.perSecond };
+  results.W2 = { saturated, saturatedCpu, commitSeconds, serviceCpuSeconds: serviceCpu, paced, gotLoop: loop, ratioToGotLoop: saturated.perSecond / loop.perSecond };
 }
 
 async function w3(configPath: string): Promise<void> {
@@ -346,15 +388,18 @@ async function w3(configPath: string): Promise<void> {
   const expected = new Map(ids.map((id) => [bodyOf(id, 'OrderCanceled'), { sent, ack }]));
   service = await startService(configPath, SERVICE_NODE_ARGS);
   const cpuBefore = service.cpuSeconds();
+  const meter = cpuMeter();
   await awaitArrivals(receiver!, ids.length);
+  const cpu = meter();
   const got = await receiver!.collect();
   const drain = analyse(expected, got.arrivals, got.badSignatures, service.startedAt);
   results.W3 = {
     drain: { ...drain, latency: undefined, latencyFromSent: undefined },
     peakRssMb: service.peakRssMb(),
     serviceCpuSeconds: service.cpuSeconds() - cpuBefore,
+    cpu,
   };
-  log(`W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB, lost ${drain.lost}, dup ${drain.duplicates}`);
+  log(`W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB, lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}`);
 }
 
 async function w4(configPath: string): Promise<void> {
