@@ -3,6 +3,7 @@
 // claimed for this instance's dispatcher when it has room (they skip a claim round trip).
 import type pg from 'pg';
 import { ident, lockKey, statementName } from './db.ts';
+import { newEventIds } from './eventId.ts';
 import { type Change, eventBody, type MappingOptions, mapChange } from './mapping.ts';
 import type { ClaimedEvent } from './outbox.ts';
 
@@ -67,8 +68,8 @@ export class Journal {
         RETURNING c.id),
       mapped AS (
         SELECT e.*, row_number() OVER (PARTITION BY e.order_id ORDER BY e.n) AS nth
-          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-               WITH ORDINALITY AS e(change_id, order_id, event_type, body, n)
+          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $8::uuid[])
+               WITH ORDINALITY AS e(change_id, order_id, event_type, body, event_id, n)
          WHERE e.change_id IN (SELECT id FROM done)),
       claim AS (
         SELECT m.n FROM mapped m
@@ -77,8 +78,8 @@ export class Journal {
            AND (SELECT p.id FROM ${schema}.outbox p WHERE p.order_id = m.order_id AND p.status = 'pending' LIMIT 1) IS NULL
          ORDER BY m.n LIMIT $6),
       events AS (
-        INSERT INTO ${schema}.outbox (change_id, order_id, event_type, body, attempts, next_attempt_at)
-        SELECT m.change_id, m.order_id, m.event_type, m.body, CASE WHEN c.n IS NOT NULL THEN 1 ELSE 0 END,
+        INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, attempts, next_attempt_at)
+        SELECT m.event_id, m.change_id, m.order_id, m.event_type, m.body, CASE WHEN c.n IS NOT NULL THEN 1 ELSE 0 END,
                CASE WHEN c.n IS NOT NULL THEN now() + $7 * interval '1 ms' ELSE now() END
           FROM mapped m LEFT JOIN claim c ON c.n = m.n
          ORDER BY m.n
@@ -116,7 +117,7 @@ export class Journal {
     const written = await this.pool.query<{ locked: boolean; changes: number; events: number; claimed: [string, string, string, string, string][] | null }>({
       name: this.names.write,
       text: this.writeSql,
-      values: [changeIds, orderIds, types, bodies, rows.map((r) => r.id), claim.limit, claim.leaseMs],
+      values: [changeIds, orderIds, types, bodies, rows.map((r) => r.id), claim.limit, claim.leaseMs, newEventIds(changeIds.length)],
     });
     const { locked, changes, events, claimed } = written.rows[0]!;
     if (!locked) return { locked: false, changes: 0, events: 0, unmatched: 0, filtered: 0, claimed: [] };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Change, eventBody, eventForTransition, mapChange } from '../src/mapping.ts';
+import { newEventIds } from '../src/eventId.ts';
 
 const update = (oldState: string | null, newState: string | null, oldDue: string | null = null, newDue: string | null = null): Change => ({
   id: '1',
@@ -77,5 +78,19 @@ describe('mapping', () => {
       '{"orderId":"07c6ad8c-d1ba-4e73-9bbf-c70a085a449c","eventType":"OrderAccepted"}',
     );
     assert.equal(eventBody('a"b\\c', 'OrderCreated'), '{"orderId":"a\\"b\\\\c","eventType":"OrderCreated"}');
+  });
+});
+
+describe('event ids', () => {
+  it('are UUID version 7: the creation time in milliseconds first, then random bits', () => {
+    const at = Date.UTC(2026, 10, 28, 12, 0, 0, 123);
+    const ids = newEventIds(1000, at);
+    assert.equal(new Set(ids).size, 1000, 'unique');
+    for (const id of ids) {
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.equal(parseInt(id.replace(/-/g, '').slice(0, 12), 16), at);
+    }
+    const later = newEventIds(1, at + 1)[0]!;
+    assert.ok(ids.every((id) => id < later), 'a later id sorts after every earlier one');
   });
 });
