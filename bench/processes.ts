@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import type { Arrival, ReceiverMessage, ReceiverRequest } from './receiver.ts';
 
 const BIN = fileURLToPath(new URL('../bin/order-webhooks.js', import.meta.url));
+/** The node flags of the bin's shebang (`#!/usr/bin/env -S node …`): the service is measured as shipped. */
+const SHIPPED_NODE_ARGS = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1]?.split(' ') ?? [];
 const RECEIVER = fileURLToPath(new URL('./receiver.ts', import.meta.url));
 const GOT_LOOP = fileURLToPath(new URL('./gotLoop.ts', import.meta.url));
 
@@ -66,7 +68,7 @@ export interface ServiceProcess {
 }
 
 export async function startService(configPath: string, extraNodeArgs: string[] = []): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(process.execPath, [...extraNodeArgs, BIN, 'start', '--config', configPath], {
+  const child: ChildProcess = spawn(process.execPath, [...SHIPPED_NODE_ARGS, ...extraNodeArgs, BIN, 'start', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
