@@ -1,7 +1,6 @@
 // The processes a bench run starts: the receiver, the service (the real CLI) and the got loop.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Arrival, ReceiverMessage, ReceiverRequest } from './receiver.ts';
 
@@ -44,7 +43,6 @@ export async function startReceiver(secret: string): Promise<ReceiverProcess> {
       if (request) child.send(request);
     });
   const { port } = await ask(null, 'listening');
-  if (process.env.BENCH_NICE) setPriority(child.pid!, Number(process.env.BENCH_NICE));
   return {
     url: `http://127.0.0.1:${port}/automation`,
     cpuSeconds: () => cpuSecondsOf(child.pid!),
@@ -93,7 +91,6 @@ export async function startService(configPath: string, extraNodeArgs: string[] =
     });
   });
   const pid = child.pid!;
-  if (process.env.BENCH_NICE) setPriority(pid, Number(process.env.BENCH_NICE));
   return {
     pid,
     startedAt,

@@ -262,6 +262,15 @@ async function backlog(): Promise<number> {
   return Number(rows[0]!.n);
 }
 
+/**
+ * Between workloads: the backlog drained, then VACUUM, so that each workload starts from the same
+ * state and not from wherever autovacuum happens to be with the last one's 700,000 dead rows.
+ */
+async function settle(): Promise<void> {
+  await waitUntil('the backlog to drain', async () => (await backlog()) === 0, 240_000);
+  await db!.query('VACUUM (ANALYZE) orders, order_webhooks.change, order_webhooks.outbox, order_webhooks.outbox_attempt');
+}
+
 /** Runs pgbench without blocking our event loop, so that NOTIFYs are counted while it runs. */
 async function pgbench(table: string, clients: number, seconds: number, dir: string): Promise<number> {
   const script = join(dir, `${table}.sql`);
@@ -347,6 +356,7 @@ async function w1(configPath: string): Promise<void> {
 
 async function w2(configPath: string): Promise<void> {
   service ??= await startService(configPath, SERVICE_NODE_ARGS);
+  await settle();
   await receiver!.phase();
   log('W2 saturated: 20,000 changes from 8 connections');
   const cpuBefore = service.cpuSeconds();
@@ -375,6 +385,7 @@ async function w2(configPath: string): Promise<void> {
 }
 
 async function w3(configPath: string): Promise<void> {
+  if (service) await settle();
   await service?.stop();
   service = undefined;
   await receiver!.phase();
@@ -404,6 +415,7 @@ async function w3(configPath: string): Promise<void> {
 
 async function w4(configPath: string): Promise<void> {
   service ??= await startService(configPath, SERVICE_NODE_ARGS);
+  await settle();
   await receiver!.phase(50);
   const count = 5_000;
   log(`W4: ${count} changes to a receiver that answers after 50 ms`);

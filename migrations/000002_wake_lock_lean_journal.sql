@@ -20,3 +20,12 @@ ALTER TABLE :SCHEMA.outbox ADD CONSTRAINT outbox_pending_has_next_attempt
   CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL));
 DROP INDEX :SCHEMA.outbox_due;
 CREATE INDEX outbox_due ON :SCHEMA.outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
+
+-- A random id for this installation: the key of every event id (src/eventId.ts), so that event ids
+-- are the same each time a change is mapped, and never the same across installations.
+CREATE TABLE :SCHEMA.installation (
+  singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+  id         uuid        NOT NULL DEFAULT gen_random_uuid(),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO :SCHEMA.installation DEFAULT VALUES;

@@ -73,7 +73,7 @@ export class Drainer {
   }
 
   private async run(): Promise<void> {
-    const busyPoll = this.options.busyPollMs ?? 2;
+    const busyPoll = this.options.busyPollMs ?? 1;
     const idleAfter = this.options.idleAfterMs ?? 50;
     let lastWork = 0;
     let failures = 0;

@@ -3,7 +3,7 @@
 // claimed for this instance's dispatcher when it has room (they skip a claim round trip).
 import type pg from 'pg';
 import { ident, lockKey, statementName } from './db.ts';
-import { newEventIds } from './eventId.ts';
+import { eventId } from './eventId.ts';
 import { type Change, eventBody, type MappingOptions, mapChange } from './mapping.ts';
 import type { ClaimedEvent } from './outbox.ts';
 
@@ -26,6 +26,7 @@ interface ChangeRow {
   new_state: string | null;
   old_due_date: string | null;
   new_due_date: string | null;
+  changed_us: string;
 }
 
 export interface TransferClaim {
@@ -42,6 +43,8 @@ export class Journal {
   constructor(
     private readonly pool: pg.Pool,
     schemaName: string,
+    /** This installation's random id (`installation.id`), the key of every event id. */
+    private readonly installation: string,
     private readonly mapping: MappingOptions,
     private readonly batchSize = 500,
   ) {
@@ -52,16 +55,15 @@ export class Journal {
     // events in journal order. One mapper at a time across instances (a transaction-scoped try-lock
     // held until the write commits), so that outbox ids follow the journal's order and events of one
     // order keep their commit order; a change another instance moved meanwhile is skipped.
-    this.readSql = `SELECT c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date
+    this.readSql = `SELECT c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date,
+               (extract(epoch FROM c.changed_at) * 1000000)::bigint::text AS changed_us
         FROM ${schema}.change c ORDER BY c.id LIMIT ${Number(batchSize)}`;
     // An event may be claimed at once only if it is the first of its order in this batch and its
     // order has no pending event in the outbox (per-order order); the CTEs all see the outbox as it
-    // was before this statement. A claimed event is sent as soon as this commits, so the commit then
-    // waits for its WAL flush: an event sent must survive a server crash, or a change mapped again
-    // would be sent a second time under a new event id. With nothing claimed the commit need not wait
-    // (set_config(…, true) is SET LOCAL for this implicit transaction): a crash before the flush just
-    // leaves the changes in the journal, and nothing can have been sent, because sending needs a
-    // claim, whose synchronous commit flushes this transaction's WAL first.
+    // was before this statement. The commit does not wait for its WAL flush (set_config(…, true) is
+    // SET LOCAL for this implicit transaction): if a server crash undoes it, the changes are back in
+    // the journal and are mapped again into events with the same ids (src/eventId.ts), so an event
+    // sent meanwhile is at worst sent again under the id the receiver has seen.
     this.writeSql = `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'map')}) AS ok),
       done AS (
         DELETE FROM ${schema}.change c WHERE c.id = ANY($5::bigint[]) AND (SELECT ok FROM lock)
@@ -88,7 +90,7 @@ export class Journal {
              (SELECT count(*) FROM events)::int AS events,
              (SELECT json_agg(json_build_array(id::text, event_id, order_id, event_type, body) ORDER BY id)
                 FROM events WHERE attempts = 1) AS claimed,
-             set_config('synchronous_commit', CASE WHEN (SELECT count(*) FROM claim) > 0 THEN 'on' ELSE 'off' END, true) AS sync`;
+             set_config('synchronous_commit', 'off', true) AS async_commit`;
   }
 
   /**
@@ -103,21 +105,24 @@ export class Journal {
     const orderIds: string[] = [];
     const types: string[] = [];
     const bodies: string[] = [];
+    const ids: string[] = [];
     for (const row of rows) {
       const mapped = mapChange(toChange(row), this.mapping);
-      for (const type of mapped.events) {
+      const source = { changeId: row.id, changedAtUs: row.changed_us, orderId: row.order_id };
+      mapped.events.forEach((type, n) => {
         changeIds.push(row.id);
         orderIds.push(row.order_id);
         types.push(type);
         bodies.push(eventBody(row.order_id, type));
-      }
+        ids.push(eventId(this.installation, source, n));
+      });
       if (mapped.unmatchedState) result.unmatched++;
       result.filtered += mapped.filtered;
     }
     const written = await this.pool.query<{ locked: boolean; changes: number; events: number; claimed: [string, string, string, string, string][] | null }>({
       name: this.names.write,
       text: this.writeSql,
-      values: [changeIds, orderIds, types, bodies, rows.map((r) => r.id), claim.limit, claim.leaseMs, newEventIds(changeIds.length)],
+      values: [changeIds, orderIds, types, bodies, rows.map((r) => r.id), claim.limit, claim.leaseMs, ids],
     });
     const { locked, changes, events, claimed } = written.rows[0]!;
     if (!locked) return { locked: false, changes: 0, events: 0, unmatched: 0, filtered: 0, claimed: [] };
@@ -127,6 +132,13 @@ export class Journal {
       events,
       claimed: (claimed ?? []).map(([id, eventId, orderId, eventType, body]) => ({ id, eventId, orderId, eventType, body, attempt: 1 })),
     };
+  }
+
+  /** The installation's random id, which `migrate` created. */
+  static async installationId(pool: pg.Pool, schemaName: string): Promise<string> {
+    const { rows } = await pool.query<{ id: string }>(`SELECT id::text FROM ${ident(schemaName)}.installation`);
+    if (!rows[0]) throw new Error(`${ident(schemaName)}.installation is empty: run \`order-webhooks migrate\``);
+    return rows[0].id;
   }
 
   get batch(): number {

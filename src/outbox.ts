@@ -38,7 +38,9 @@ export class Outbox {
     this.schema = schema;
     // Only the earliest pending event of each order is claimable: later ones wait for it
     // (delivered or failed). Claiming moves next_attempt_at to the end of the lease, so an event
-    // whose instance died is claimed again once the lease runs out.
+    // whose instance died is claimed again once the lease runs out. Like every commit of ours it does
+    // not wait for the WAL flush: a claim a server crash undoes just makes the event due again, and it
+    // is sent again under the same event id, as after any lost result.
     // The statements here are written so that the plan cannot depend on statistics, which for a
     // queue are nearly always stale (ANALYZE finds everything delivered; minutes later 50,000 events
     // are pending): a pending event is found by next_attempt_at (set only while pending) in
@@ -54,7 +56,7 @@ export class Outbox {
            FOR UPDATE SKIP LOCKED)
       UPDATE ${schema}.outbox o
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
-        FROM due WHERE o.id = due.id
+        FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
       RETURNING o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
@@ -63,7 +65,7 @@ export class Outbox {
     // rows are looked up by primary key (see the planning note above).
     // Its commit does not wait for the WAL flush (set_config(…, true) is SET LOCAL for this implicit
     // transaction): a result lost in a server crash means the event is sent again with the same
-    // event id, as when the service dies before recording. Claims stay synchronous.
+    // event id, as when the service dies before recording.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
                              $7::text[], $8::text[], $9::timestamptz[])

@@ -52,10 +52,12 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       clearTimeout(timer);
     }
   };
+  let installation: string;
   try {
     await checkSchemaVersion(pool, database.schema);
     await checkOrdersTable(pool, target);
     await checkCaptureInstalled(pool, target);
+    installation = await Journal.installationId(pool, database.schema);
   } catch (error) {
     await releaseAll();
     throw error;
@@ -69,7 +71,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
   });
-  const journal = new Journal(pool, database.schema, {
+  const journal = new Journal(pool, database.schema, installation, {
     transitions: config.orders.transitions,
     events: webHook.events,
   });

@@ -142,6 +142,27 @@ describe('delivery', () => {
     assert.equal(row.last_status, 200);
   });
 
+  it('a change mapped again (a server crash undid the transfer) is sent under the same event id', async () => {
+    const s = await stack('same_id', { startNow: false });
+    const id = await insertOrder(s.db);
+    await s.db.query("UPDATE orders SET state = 'accepted', due_date = '2027-06-01' WHERE id = $1", [id]);
+    await s.db.query('CREATE TABLE journal_copy AS SELECT * FROM order_webhooks.change');
+    assert.equal((await s.db.query('SELECT 1 FROM journal_copy')).length, 2);
+    await s.start();
+    const first = (await s.receiver.waitForCount(3)).slice(0, 3);
+    await waitFor(async () => (await outbox(s.db)).every((row) => row.status === 'delivered'), { what: 'delivered' });
+    await s.service!.stop();
+    // What a crash of the database server before the transfer's commit reached the disk leaves:
+    // the journal rows back, their events gone.
+    await s.db.query('TRUNCATE order_webhooks.outbox, order_webhooks.outbox_attempt');
+    await s.db.query('INSERT INTO order_webhooks.change OVERRIDING SYSTEM VALUE SELECT * FROM journal_copy');
+    await s.start();
+    const all = await s.receiver.waitForCount(6);
+    const ids = (requests: typeof first) => requests.map((r) => `${r.headers['x-event-id']} ${r.body}`).sort();
+    assert.deepEqual(ids(all.slice(3)), ids(first));
+    assert.equal(new Set(first.map((r) => r.headers['x-event-id'])).size, 3, 'each event its own id');
+  });
+
   it('says plainly that webhooks are disabled and sends nothing; the journal keeps the changes', async () => {
     const s = await stack('disabled', { webHook: { enabled: false }, startNow: false });
     await s.db.query("INSERT INTO orders (state) VALUES ('created')");

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Change, eventBody, eventForTransition, mapChange } from '../src/mapping.ts';
-import { newEventIds } from '../src/eventId.ts';
+import { eventId } from '../src/eventId.ts';
 
 const update = (oldState: string | null, newState: string | null, oldDue: string | null = null, newDue: string | null = null): Change => ({
   id: '1',
@@ -82,15 +82,31 @@ describe('mapping', () => {
 });
 
 describe('event ids', () => {
-  it('are UUID version 7: the creation time in milliseconds first, then random bits', () => {
-    const at = Date.UTC(2026, 10, 28, 12, 0, 0, 123);
-    const ids = newEventIds(1000, at);
-    assert.equal(new Set(ids).size, 1000, 'unique');
-    for (const id of ids) {
-      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      assert.equal(parseInt(id.replace(/-/g, '').slice(0, 12), 16), at);
-    }
-    const later = newEventIds(1, at + 1)[0]!;
-    assert.ok(ids.every((id) => id < later), 'a later id sorts after every earlier one');
+  const installation = '9b2f6c1e-0d7a-4c55-9a31-2f0e4b8d7c66';
+  const source = { changeId: '42', changedAtUs: '1795867200123456', orderId: 'o-1' };
+
+  it('are UUID version 7 with the change’s time in milliseconds first', () => {
+    const id = eventId(installation, source, 0);
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(parseInt(id.replace(/-/g, '').slice(0, 12), 16), 1795867200123);
+  });
+
+  it('are the same each time a change is mapped, and differ for anything else', () => {
+    const id = eventId(installation, source, 0);
+    assert.equal(eventId(installation, { ...source }, 0), id, 'deterministic');
+    const others = [
+      eventId(installation, source, 1),
+      eventId(installation, { ...source, changeId: '43' }, 0),
+      eventId(installation, { ...source, changedAtUs: '1795867200123457' }, 0),
+      eventId(installation, { ...source, orderId: 'o-2' }, 0),
+      eventId('another installation', source, 0),
+    ];
+    assert.equal(new Set([id, ...others]).size, 6);
+  });
+
+  it('sort by the time of their changes', () => {
+    const earlier = eventId(installation, source, 0);
+    const later = eventId(installation, { ...source, changeId: '1', changedAtUs: '1795867200124000' }, 0);
+    assert.ok(earlier < later);
   });
 });
