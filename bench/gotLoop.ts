@@ -1,11 +1,13 @@
 // The HTTP ceiling for W2: a bare got POST loop, in its own process like the service, with the same
 // keep-alive agent, concurrency, signing and response handling as src/deliver.ts, and no database.
-// Usage: gotLoop.ts <url> <requests> <concurrency>; prints one JSON line.
+// Usage: gotLoop.ts <url> <requests> <concurrency> [plain]; prints one JSON line. With `plain`, got
+// runs without the Sender's emptyCacheOptions hook: got as its defaults make it.
 import http from 'node:http';
 import { got } from 'got';
+import { emptyCacheOptions } from '../src/deliver.ts';
 import { signBody } from '../src/sign.ts';
 
-const [url, countText, concurrencyText] = process.argv.slice(2);
+const [url, countText, concurrencyText, variant] = process.argv.slice(2);
 const count = Number(countText);
 const concurrency = Number(concurrencyText);
 const secret = process.env.BENCH_SECRET ?? '';
@@ -18,6 +20,7 @@ const client = got.extend({
   throwHttpErrors: false,
   decompress: false,
   responseType: 'buffer',
+  hooks: { beforeRequest: variant === 'plain' ? [] : [emptyCacheOptions] },
 });
 
 let next = 0;

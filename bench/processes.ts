@@ -115,9 +115,11 @@ export interface GotLoopResult {
   perSecond: number;
 }
 
-export function runGotLoop(url: string, requests: number, concurrency: number, secret: string): Promise<GotLoopResult> {
+/** `plain`: got without the Sender's emptyCacheOptions hook (src/deliver.ts). */
+export function runGotLoop(url: string, requests: number, concurrency: number, secret: string, plain = false): Promise<GotLoopResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', GOT_LOOP, url, String(requests), String(concurrency)], {
+    const args = ['--import', 'tsx', GOT_LOOP, url, String(requests), String(concurrency), ...(plain ? ['plain'] : [])];
+    const child = spawn(process.execPath, args, {
       env: { ...process.env, BENCH_SECRET: secret },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -11,6 +11,16 @@ import { signBody } from './sign.ts';
 /** A 2xx answer is read up to this many bytes; the rest is not waited for. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 
+/**
+ * A got `beforeRequest` hook that empties `cacheOptions` (we never pass `cache`, so they are unused).
+ * got 14 builds node's request options by spreading them (four keys, all undefined) into an object
+ * literal of 35 more keys, which V8 turns into a dictionary-mode object at about 30 µs a request: an
+ * eighth of got's CPU per request here. With the object empty the same step takes under 1 µs.
+ */
+export function emptyCacheOptions(options: { cacheOptions: object }): void {
+  options.cacheOptions = {};
+}
+
 export interface Outgoing {
   eventId: string;
   attempt: number;
@@ -67,6 +77,7 @@ export class Sender {
       responseType: 'buffer',
       timeout: { lookup: connect, connect, secureConnect: connect, request: hook.requestTimeout },
       https: { rejectUnauthorized: !hook.useSslTrustAll },
+      hooks: { beforeRequest: [emptyCacheOptions] },
     });
   }
 
