@@ -50,7 +50,10 @@ export class Outbox {
     this.claimSql = `WITH due AS (
         SELECT o.id FROM ${schema}.outbox o
          WHERE o.next_attempt_at <= now()
-           AND o.id = (SELECT min(p.id) FROM ${schema}.outbox p WHERE p.status = 'pending' AND p.order_id = o.order_id)
+           -- "<=" means "=" here (o is pending, so the minimum is at most o.id), but its default
+           -- selectivity lets the planner walk outbox_due in order and stop at the limit; with "="
+           -- (one row in a million) it reads every due row and sorts them: O(backlog) per claim.
+           AND o.id <= (SELECT min(p.id) FROM ${schema}.outbox p WHERE p.status = 'pending' AND p.order_id = o.order_id)
          ORDER BY o.next_attempt_at, o.id
          LIMIT $1
            FOR UPDATE SKIP LOCKED)
@@ -61,8 +64,10 @@ export class Outbox {
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
-    // "Not delivered or failed" rather than "pending": no partial index's predicate matches it, so the
-    // rows are looked up by primary key (see the planning note above).
+    // The rows are found by `id = ANY(…)`, an index condition on the primary key, and only then
+    // joined to the results: joined directly, a batch of a few hundred results was planned as a hash
+    // join over a sequential scan of the whole outbox (seconds per batch once it holds 100,000 rows).
+    // "Not delivered or failed" rather than "pending": no partial index's predicate matches it.
     // Its commit does not wait for the WAL flush (set_config(…, true) is SET LOCAL for this implicit
     // transaction): a result lost in a server crash means the event is sent again with the same
     // event id, as when the service dies before recording.
@@ -77,7 +82,7 @@ export class Outbox {
                next_attempt_at = CASE WHEN r.status = 'pending' THEN coalesce(r.next_attempt_at, o.next_attempt_at) END,
                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
           FROM r
-         WHERE o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed'))
+         WHERE o.id = ANY($1::bigint[]) AND o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed'))
       INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
       SELECT id, event_id, attempt, started_at, duration_ms, http_status, error
         FROM r, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
@@ -95,7 +100,7 @@ export class Outbox {
     await this.pool.query(
       `UPDATE ${this.schema}.outbox o SET next_attempt_at = now()
          FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')`,
+        WHERE o.id = ANY($1::bigint[]) AND o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')`,
       [events.map((e) => e.id), events.map((e) => e.attempt)],
     );
   }
@@ -106,7 +111,7 @@ export class Outbox {
     await this.pool.query(
       `UPDATE ${this.schema}.outbox o SET next_attempt_at = now(), attempts = o.attempts - 1
          FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-        WHERE o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')`,
+        WHERE o.id = ANY($1::bigint[]) AND o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')`,
       [events.map((e) => e.id), events.map((e) => e.attempt)],
     );
   }
