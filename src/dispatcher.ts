@@ -1,10 +1,11 @@
-// The loop that delivers outbox events: keeps up to `concurrency` requests in flight, claims more
-// ahead of time in batches, and writes results back in batches. Nothing is dropped: a result that cannot be
-// written is kept and written later; an event whose result never gets written is claimed again
-// once its lease runs out.
+// The loop that delivers events: keeps up to `concurrency` requests in flight, takes first attempts
+// claimed from the journal (by the drainer) and claims due outbox events itself, and writes results
+// back in batches. Nothing is dropped: a result that cannot be written is kept and written later; an
+// event whose result never gets written is claimed again once its lease runs out.
 import { randomInt } from 'node:crypto';
 import { describeDbError } from './db.ts';
 import type { Outcome, Sender } from './deliver.ts';
+import type { FirstAttemptRecord, Journal } from './journal.ts';
 import type { Logger } from './log.ts';
 import type { AttemptRecord, ClaimedEvent, Outbox } from './outbox.ts';
 import { nextAttempt } from './retryPolicy.ts';
@@ -13,6 +14,8 @@ export interface DispatcherOptions {
   concurrency: number;
   leaseMs: number;
   retryDelaysMs: readonly number[];
+  /** First attempts were recorded: their changes left the journal. */
+  firstAttemptsRecorded?: () => void;
 }
 
 export interface DispatchStats {
@@ -23,31 +26,47 @@ export interface DispatchStats {
 
 export class Dispatcher {
   readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  /** By event id (journal and outbox ids are different sequences). */
   private readonly inFlight = new Map<string, ClaimedEvent>();
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
   private ready: { event: ClaimedEvent; claimedAt: number }[] = [];
   private results: AttemptRecord[] = [];
   private filling: Promise<void> | undefined;
   private fillAgain = false;
+  /**
+   * Bumped whenever the outbox may hold due events we have not looked for (a poll, a move, a retry
+   * coming due, a delivered event with later ones of its order waiting). A claim that comes back
+   * short clears the hint only if nothing bumped it meanwhile; with no hint we do not ask.
+   */
+  private outboxHint = 1;
+  private outboxSeen = 0;
   private flushing: Promise<void> | undefined;
   private stopping = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly dueTimers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly outbox: Outbox,
+    private readonly journal: Journal,
     private readonly sender: Sender,
     private readonly log: Logger,
     private readonly options: DispatcherOptions,
   ) {}
 
-  /** How many events it could take right now without claiming more than it does itself. */
+  /**
+   * How many events are worth claiming now: up to one batch beyond the free slots, and none while
+   * some wait and fewer than half a batch is free (one claim per event would make claims the cost).
+   */
   room(): number {
     if (this.stopping) return 0;
-    return Math.max(0, 2 * this.options.concurrency - this.inFlight.size - this.ready.length);
+    const { concurrency } = this.options;
+    const room = 2 * concurrency - this.inFlight.size - this.ready.length;
+    if (room <= 0 || (this.ready.length > 0 && room < concurrency / 2)) return 0;
+    return room;
   }
 
-  /** Takes events claimed for it elsewhere (by the journal transfer) and starts them. */
+  /** Takes first attempts claimed from the journal and starts them. */
   accept(events: readonly ClaimedEvent[]): void {
     if (events.length === 0) return;
     if (this.stopping) {
@@ -60,10 +79,16 @@ export class Dispatcher {
     this.startReady();
   }
 
-  /** Look for due events now. */
-  wake(): void {
+  /** The outbox may have due events now (a poll, or events just moved there): look. */
+  lookAgain(): void {
+    this.outboxHint++;
+    this.wake();
+  }
+
+  private wake(): void {
     if (this.stopping) return;
     this.startReady();
+    if (this.outboxSeen === this.outboxHint) return;
     if (this.filling) {
       this.fillAgain = true;
       return;
@@ -73,22 +98,21 @@ export class Dispatcher {
     });
   }
 
-  // Claims up to one batch beyond the free slots, and only in batches of at least half of that while
-  // some are still waiting: one claim per event would make the claim the bottleneck.
   private async fill(): Promise<void> {
-    const { concurrency } = this.options;
     try {
       do {
         this.fillAgain = false;
-        const room = 2 * concurrency - this.inFlight.size - this.ready.length;
-        if (room <= 0 || this.stopping || (this.ready.length > 0 && room < concurrency / 2)) break;
+        const room = this.room();
+        if (room === 0) break;
+        const hint = this.outboxHint;
         const events = await this.outbox.claimDue(room, this.options.leaseMs);
+        if (events.length < room) this.outboxSeen = hint;
+        else this.fillAgain = true;
         const claimedAt = Date.now();
         this.ready.push(...events.map((event) => ({ event, claimedAt })));
         if (this.stopping) break;
         this.startReady();
-        if (events.length === room) this.fillAgain = true;
-      } while (this.fillAgain && !this.stopping);
+      } while (this.fillAgain && !this.stopping && this.outboxSeen !== this.outboxHint);
     } catch (error) {
       this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
       this.retrySoon();
@@ -107,7 +131,9 @@ export class Dispatcher {
   }
 
   private async unclaim(events: ClaimedEvent[]): Promise<void> {
-    await this.outbox.unclaim(events).catch((error) =>
+    const journal = events.filter((e) => e.from === 'journal');
+    const outbox = events.filter((e) => e.from === 'outbox');
+    await Promise.all([this.journal.unclaim(journal), this.outbox.unclaim(outbox)]).catch((error) =>
       this.log.warn({ error: describeDbError(error), events: events.length }, 'giving back unsent events failed; they are claimed again when their lease runs out'),
     );
   }
@@ -115,13 +141,22 @@ export class Dispatcher {
   private retrySoon(): void {
     this.retryTimer ??= setTimeout(() => {
       this.retryTimer = undefined;
-      this.wake();
+      this.lookAgain();
       if (this.results.length > 0) this.flush();
     }, 1000);
   }
 
+  /** Looks in the outbox when a retry we scheduled comes due. */
+  private lookAt(at: Date): void {
+    const timer = setTimeout(() => {
+      this.dueTimers.delete(timer);
+      this.lookAgain();
+    }, Math.max(0, at.getTime() - Date.now()) + 5);
+    this.dueTimers.add(timer);
+  }
+
   private deliver(event: ClaimedEvent): void {
-    this.inFlight.set(event.id, event);
+    this.inFlight.set(event.eventId, event);
     void this.sender
       .send({ eventId: event.eventId, attempt: event.attempt, body: event.body })
       // Sender.send reports request failures as outcomes; anything it throws is a bug of ours, which
@@ -151,9 +186,7 @@ export class Dispatcher {
           );
         }
         this.results.push({
-          id: event.id,
-          eventId: event.eventId,
-          attempt: event.attempt,
+          event,
           startedAt: outcome.startedAt,
           durationMs: outcome.durationMs,
           httpStatus: outcome.httpStatus,
@@ -163,35 +196,54 @@ export class Dispatcher {
         });
       })
       .finally(() => {
-        this.inFlight.delete(event.id);
+        this.inFlight.delete(event.eventId);
         this.flush();
-        this.wake(); // starts a waiting event at once, and claims more if few wait
+        this.wake(); // starts a waiting event at once
         this.resolveIfSettled();
       });
   }
 
-  /** Writes collected results in one statement; while one write runs, the next ones gather. */
+  /** Writes collected results, one statement per source; while a write runs, the next ones gather. */
   private flush(): void {
     if (this.flushing || this.results.length === 0) return;
     const batch = this.results;
     this.results = [];
-    this.flushing = this.outbox
-      .record(batch)
-      .then(
-        () => {
-          this.flushing = undefined;
-          this.flush();
-          // Delivered heads free the next events of their orders.
-          this.wake();
+    const first = batch.filter((r): r is FirstAttemptRecord => r.event.from === 'journal');
+    const retries = batch.filter((r) => r.event.from === 'outbox');
+    const written = (part: AttemptRecord[]) => {
+      for (const r of part) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
+      // An outbox event that left `pending` may have later events of its order waiting there.
+      if (part.some((r) => r.event.from === 'outbox' && r.status !== 'pending')) this.outboxHint++;
+    };
+    let retryLater = false;
+    const failed = (part: AttemptRecord[], error: unknown) => {
+      retryLater = true;
+      this.results = part.concat(this.results);
+      this.log.warn({ error: describeDbError(error), results: part.length }, 'recording delivery results failed; will retry');
+      this.retrySoon();
+    };
+    this.flushing = Promise.all([
+      this.journal.record(first).then(
+        ({ recorded }) => {
+          if (recorded < first.length) {
+            this.log.warn({ results: first.length - recorded }, 'first attempts not recorded: their claims had run out and were taken over');
+          }
+          written(first);
+          if (first.length > 0) this.options.firstAttemptsRecorded?.();
         },
-        (error) => {
-          this.flushing = undefined;
-          this.results = batch.concat(this.results);
-          this.log.warn({ error: describeDbError(error), results: batch.length }, 'recording delivery results failed; will retry');
-          this.retrySoon();
-        },
-      )
-      .finally(() => this.resolveIfSettled());
+        (error) => failed(first, error),
+      ),
+      this.outbox.record(retries).then(
+        () => written(retries),
+        (error) => failed(retries, error),
+      ),
+    ]).then(() => {
+      this.flushing = undefined;
+      // After a failure the next write waits for retrySoon(), not a tight loop against a database that is away.
+      if (!retryLater) this.flush();
+      this.wake();
+      this.resolveIfSettled();
+    });
   }
 
   /** Wakes a waiting stop() once nothing is in flight and every result is written. */
@@ -209,6 +261,8 @@ export class Dispatcher {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    for (const timer of this.dueTimers) clearTimeout(timer);
+    this.dueTimers.clear();
     // Events claimed but never sent go back at once, their attempt not counted. Within the grace
     // period only (the database may be unreachable): what is not given back by then, or what a
     // claim still running brings later, is claimed again when its lease ends.
@@ -236,9 +290,10 @@ export class Dispatcher {
       // Hand back what is still in flight so the next start retries it at once, not after the lease.
       const unfinished = [...this.inFlight.values()];
       this.log.warn({ inFlight: unfinished.length, unrecorded: this.results.length }, 'stopped before every request finished; those events will be retried');
-      await this.outbox.release(unfinished).catch((error) =>
-        this.log.warn({ error: describeDbError(error) }, 'releasing unfinished events failed; they are retried when their lease runs out'),
-      );
+      await Promise.all([
+        this.journal.release(unfinished.filter((e) => e.from === 'journal')),
+        this.outbox.release(unfinished.filter((e) => e.from === 'outbox')),
+      ]).catch((error) => this.log.warn({ error: describeDbError(error) }, 'releasing unfinished events failed; they are retried when their lease runs out'));
     }
     return done;
   }

@@ -1,9 +1,11 @@
-// The loop that moves changes from the journal into the outbox. It runs when woken (NOTIFY,
-// reconnect, poll) and, while changes keep coming, polls on its own so that busy order transactions
-// need not NOTIFY at all; only after a quiet spell does it go idle and let the trigger wake it again
-// (the protocol is in src/wakeLock.ts).
+// The loop that claims changes from the journal: first attempts go to the dispatcher, changes that
+// must wait are moved to the outbox. It runs when woken (NOTIFY, reconnect, poll, a first attempt
+// recorded) and, while changes keep coming, polls on its own so that busy order transactions need
+// not NOTIFY at all; only after a quiet spell does it go idle and let the trigger wake it again (the
+// protocol is in src/wakeLock.ts).
 import { describeDbError } from './db.ts';
-import type { Journal, TransferClaim, TransferResult } from './journal.ts';
+import type { Journal } from './journal.ts';
+import type { ClaimedEvent } from './outbox.ts';
 import type { Logger } from './log.ts';
 import type { WakeLock } from './wakeLock.ts';
 
@@ -16,10 +18,13 @@ export interface DrainerOptions {
   idleAfterMs?: number;
   /** Whether NOTIFYs can reach us now (the LISTEN connection is up): only then is going idle safe. */
   listening: () => boolean;
-  /** How many new events to claim for sending right away. */
-  claim: () => TransferClaim;
-  /** Called after changes were turned into events. */
-  onEvents: (result: TransferResult) => void;
+  /** How many changes to claim now (what the dispatcher has room for; 0: none). */
+  room: () => number;
+  leaseMs: number;
+  /** First attempts to send now. */
+  send: (events: ClaimedEvent[]) => void;
+  /** Events were moved to the outbox. */
+  moved: () => void;
 }
 
 export interface DrainStats {
@@ -113,31 +118,39 @@ export class Drainer {
       } catch (error) {
         failures++;
         const pause = Math.min(100 * 2 ** failures, 5000);
-        this.log.warn({ error: describeDbError(error), retryInMs: pause }, 'moving changes to the outbox failed; will retry');
+        this.log.warn({ error: describeDbError(error), retryInMs: pause }, 'claiming changes from the journal failed; will retry');
         await new Promise((resolve) => setTimeout(resolve, pause));
       }
     }
   }
 
   /**
-   * Transfers batches until the journal is empty (or another instance holds it). A batch that was not
-   * full means the journal is empty for now; the next poll picks up what arrives meanwhile.
+   * Claims batches until the journal has nothing more to claim now (or the dispatcher no room: then
+   * the changes wait where they are, and we stay busy). A short batch means the journal's front is
+   * claimed; the next poll picks up what arrives meanwhile.
    */
   private async drainAll(): Promise<boolean> {
     let worked = false;
     while (!this.stopped) {
-      const result = await this.journal.transfer(this.options.claim());
-      if (!result.locked || result.changes === 0) return worked;
+      const limit = Math.min(this.options.room(), this.journal.batch);
+      if (limit === 0) return true;
+      const result = await this.journal.claim(limit, this.options.leaseMs);
+      if (result.changes === 0) return worked;
       worked = true;
       this.stats.changes += result.changes;
-      this.stats.events += result.events;
       this.stats.unmatched += result.unmatched;
       this.stats.filtered += result.filtered;
       if (result.unmatched > 0) {
         this.log.debug({ changes: result.unmatched }, 'state changes with no matching transition rule: no event sent');
       }
-      if (result.events > 0) this.options.onEvents(result);
-      if (result.changes < this.journal.batch) return worked;
+      this.stats.events += result.send.length;
+      this.options.send(result.send);
+      if (result.move.length > 0) {
+        const moved = await this.journal.move(result.move);
+        this.stats.events += moved.events;
+        if (moved.events > 0) this.options.moved();
+      }
+      if (result.changes < limit) return worked;
     }
     return worked;
   }

@@ -1,24 +1,15 @@
-// Drains the change journal into the outbox: reads the oldest changes in batches, maps each to its
-// events, and in one statement deletes the changes and inserts their events, the first ones already
-// claimed for this instance's dispatcher when it has room (they skip a claim round trip).
+// The change journal, as the queue of first attempts. Changes are claimed with a lease (as outbox
+// events are), and a change whose order has nothing else in flight or pending is sent straight
+// away: its outbox row is written once, with that first attempt's result, by the statement that
+// deletes the change. A change that must wait behind other events of its order, or that has other
+// than one event, is moved to the outbox unsent and goes out from there.
 import type pg from 'pg';
-import { ident, lockKey, statementName } from './db.ts';
+import { ident, statementName } from './db.ts';
 import { eventId } from './eventId.ts';
 import { type Change, eventBody, type MappingOptions, mapChange } from './mapping.ts';
-import type { ClaimedEvent } from './outbox.ts';
+import type { AttemptResult, ClaimedEvent } from './outbox.ts';
 
-export interface TransferResult {
-  /** False when another instance holds the journal: it drains, we need not. */
-  locked: boolean;
-  changes: number;
-  events: number;
-  unmatched: number;
-  filtered: number;
-  /** Events inserted already claimed by us, to be sent now (at most the `claim` asked for). */
-  claimed: ClaimedEvent[];
-}
-
-interface ChangeRow {
+interface ClaimedRow {
   id: string;
   order_id: string;
   op: 'INSERT' | 'UPDATE';
@@ -27,18 +18,44 @@ interface ChangeRow {
   old_due_date: string | null;
   new_due_date: string | null;
   changed_us: string;
+  attempt: number;
+  /** Its place among its order's rows in the journal's front (from 1). */
+  nth: number;
+  /** Nothing else of its order is in the journal's front or pending in the outbox. */
+  alone: boolean;
 }
 
-export interface TransferClaim {
-  /** How many of the new events to claim for immediate sending (0: none). */
-  limit: number;
-  leaseMs: number;
+/** A claimed change whose events go to the outbox unsent (or, with none, that is just deleted). */
+export interface MovedChange {
+  changeId: string;
+  /** The claim's attempt number: the move counts only while the claim is still ours. */
+  claimAttempt: number;
+  events: ClaimedEvent[];
+  /** Attempts already started for these events (a claim that sent nothing does not count). */
+  attemptsMade: number;
+}
+
+export interface ClaimResult {
+  changes: number;
+  /** Claimed events to send now, each the only event of its change (`from: 'journal'`). */
+  send: ClaimedEvent[];
+  /** Claimed changes to move to the outbox as they are. */
+  move: MovedChange[];
+  unmatched: number;
+  filtered: number;
+}
+
+/** A first attempt's outcome, for the change it was claimed from. */
+export interface FirstAttemptRecord extends AttemptResult {
+  event: ClaimedEvent;
 }
 
 export class Journal {
-  private readonly readSql: string;
-  private readonly writeSql: string;
-  private readonly names: { read: string; write: string };
+  private readonly claimSql: string;
+  private readonly moveSql: string;
+  private readonly recordSql: string;
+  private readonly unclaimSql: string;
+  private readonly names: { claim: string; move: string; record: string };
 
   constructor(
     private readonly pool: pg.Pool,
@@ -49,89 +66,193 @@ export class Journal {
     private readonly batchSize = 500,
   ) {
     const schema = ident(schemaName);
-    this.names = { read: statementName(schemaName, 'journal read'), write: statementName(schemaName, 'journal write') };
-    // Two prepared statements, no explicit transaction: read a batch, then write it in one statement
-    // that takes the mapper lock, deletes the changes (only those still there) and inserts their
-    // events in journal order. One mapper at a time across instances (a transaction-scoped try-lock
-    // held until the write commits), so that outbox ids follow the journal's order and events of one
-    // order keep their commit order; a change another instance moved meanwhile is skipped.
-    this.readSql = `SELECT c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date,
-               (extract(epoch FROM c.changed_at) * 1000000)::bigint::text AS changed_us
-        FROM ${schema}.change c ORDER BY c.id LIMIT ${Number(batchSize)}`;
-    // An event may be claimed at once only if it is the first of its order in this batch and its
-    // order has no pending event in the outbox (per-order order); the CTEs all see the outbox as it
-    // was before this statement. The commit does not wait for its WAL flush (set_config(…, true) is
-    // SET LOCAL for this implicit transaction): if a server crash undoes it, the changes are back in
-    // the journal and are mapped again into events with the same ids (src/eventId.ts), so an event
-    // sent meanwhile is at worst sent again under the id the receiver has seen.
-    this.writeSql = `WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${lockKey(schemaName, 'map')}) AS ok),
+    this.names = {
+      claim: statementName(schemaName, 'journal claim'),
+      move: statementName(schemaName, 'journal move'),
+      record: statementName(schemaName, 'journal record'),
+    };
+    // Claims up to $1 changes from the journal's front (its oldest $3 rows), whole orders at a time:
+    // an order with a claim still running there is left alone (per-order order), and every other
+    // order's rows in the front are claimed together. A change is `alone` when it is its order's only
+    // row in the front and the order has no event pending in the outbox: only then may it be sent
+    // before anything else of its order is in the outbox. Two instances claiming at once cannot both
+    // get a row: the second waits for the first's row lock and then sees the lease (rows are locked in
+    // journal order, so two claims cannot deadlock). What the second gets of an order may then lack
+    // the order's first rows: claim() gives such rows back (see there). The claim is a
+    // HOT update (fillfactor 50, no indexed column changes). Like every commit of ours it does not
+    // wait for the WAL flush: a claim a server crash undoes only means the change is claimed again.
+    this.claimSql = `WITH front AS MATERIALIZED (
+        SELECT f.id, f.order_id, f.claimed_until, count(*) OVER (PARTITION BY f.order_id) AS of_order,
+               row_number() OVER (PARTITION BY f.order_id ORDER BY f.id) AS nth
+          FROM (SELECT c.id, c.order_id, c.claimed_until FROM ${schema}.change c ORDER BY c.id LIMIT $3) f),
+      busy AS (SELECT DISTINCT order_id FROM front WHERE claimed_until >= now()),
+      picked AS (
+        SELECT f.id, f.of_order, f.nth FROM front f
+         WHERE f.order_id NOT IN (SELECT order_id FROM busy)
+         ORDER BY f.id LIMIT $1)
+      UPDATE ${schema}.change c
+         SET attempts = c.attempts + 1, claimed_until = now() + $2 * interval '1 ms'
+        FROM picked p, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+       WHERE c.id = p.id AND (c.claimed_until IS NULL OR c.claimed_until < now())
+      RETURNING c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date,
+                (extract(epoch FROM c.changed_at) * 1000000)::bigint::text AS changed_us, c.attempts AS attempt,
+                p.nth::int AS nth, p.of_order = 1
+                  -- A sub-select, not a join: see the planning note in src/outbox.ts.
+                  AND (SELECT o.id FROM ${schema}.outbox o WHERE o.order_id = c.order_id AND o.status = 'pending' LIMIT 1) IS NULL
+                  AS alone`;
+    // Every statement that ends a claim checks that it is still ours (same attempt number): if our
+    // lease ran out and another instance claimed the change, its claim decides.
+    // A move deletes the changes and inserts their events, pending and due now, in journal order.
+    this.moveSql = `WITH m AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)),
       done AS (
-        DELETE FROM ${schema}.change c WHERE c.id = ANY($5::bigint[]) AND (SELECT ok FROM lock)
+        DELETE FROM ${schema}.change c USING m
+         WHERE c.id = ANY($1::bigint[]) AND c.id = m.id AND c.attempts = m.attempt
         RETURNING c.id),
-      mapped AS (
-        SELECT e.*, row_number() OVER (PARTITION BY e.order_id ORDER BY e.n) AS nth
-          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $8::uuid[])
-               WITH ORDINALITY AS e(change_id, order_id, event_type, body, event_id, n)
-         WHERE e.change_id IN (SELECT id FROM done)),
-      claim AS (
-        SELECT m.n FROM mapped m
-         WHERE m.nth = 1
-           -- A sub-select, not a join: see the planning note in src/outbox.ts.
-           AND (SELECT p.id FROM ${schema}.outbox p WHERE p.order_id = m.order_id AND p.status = 'pending' LIMIT 1) IS NULL
-         ORDER BY m.n LIMIT $6),
-      events AS (
+      e AS (
+        SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
+          WITH ORDINALITY AS e(change_id, event_id, order_id, event_type, body, attempts, n)),
+      moved AS (
         INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, attempts, next_attempt_at)
-        SELECT m.event_id, m.change_id, m.order_id, m.event_type, m.body, CASE WHEN c.n IS NOT NULL THEN 1 ELSE 0 END,
-               CASE WHEN c.n IS NOT NULL THEN now() + $7 * interval '1 ms' ELSE now() END
-          FROM mapped m LEFT JOIN claim c ON c.n = m.n
-         ORDER BY m.n
-        RETURNING id, event_id, order_id, event_type, body, attempts)
-      SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM done)::int AS changes,
-             (SELECT count(*) FROM events)::int AS events,
-             (SELECT json_agg(json_build_array(id::text, event_id, order_id, event_type, body) ORDER BY id)
-                FROM events WHERE attempts = 1) AS claimed,
+        SELECT e.event_id, e.change_id, e.order_id, e.event_type, e.body, e.attempts, now()
+          FROM e WHERE e.change_id IN (SELECT id FROM done) ORDER BY e.n
+        RETURNING 1)
+      SELECT (SELECT count(*) FROM done)::int AS changes, (SELECT count(*) FROM moved)::int AS events,
              set_config('synchronous_commit', 'off', true) AS async_commit`;
+    // A first attempt's result: the change leaves the journal and its event enters the outbox,
+    // delivered, failed or pending its retry, with the attempt's row.
+    this.recordSql = `WITH r AS (
+        SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                             $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::text[])
+          WITH ORDINALITY AS r(change_id, attempt, event_id, order_id, event_type, body, status, next_attempt_at,
+                               started_at, duration_ms, http_status, error, n)),
+      done AS (
+        DELETE FROM ${schema}.change c USING r
+         WHERE c.id = ANY($1::bigint[]) AND c.id = r.change_id AND c.attempts = r.attempt
+        RETURNING c.id),
+      events AS (
+        INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, status, attempts, next_attempt_at,
+                                      last_status, last_error, response_ms, delivered_at)
+        SELECT r.event_id, r.change_id, r.order_id, r.event_type, r.body, r.status, r.attempt,
+               CASE WHEN r.status = 'pending' THEN r.next_attempt_at END, r.http_status, r.error, r.duration_ms,
+               CASE WHEN r.status = 'delivered' THEN now() END
+          FROM r WHERE r.change_id IN (SELECT id FROM done) ORDER BY r.n
+        RETURNING id, event_id),
+      attempts AS (
+        INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
+        SELECT e.id, r.event_id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error
+          FROM events e JOIN r ON r.event_id = e.event_id
+        RETURNING 1)
+      SELECT (SELECT count(*) FROM attempts)::int AS recorded, set_config('synchronous_commit', 'off', true) AS async_commit`;
+    // Claimed and never sent: the claim is undone, its attempt not counted.
+    this.unclaimSql = `UPDATE ${schema}.change c SET claimed_until = NULL, attempts = c.attempts - 1
+        FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+       WHERE c.id = ANY($1::bigint[]) AND c.id = r.id AND c.attempts = r.attempt`;
   }
 
-  /**
-   * Reads up to one batch of changes, then writes their events and deletes the changes in one
-   * statement, claiming up to `claim.limit` of the events for this instance.
-   */
-  async transfer(claim: TransferClaim = { limit: 0, leaseMs: 0 }): Promise<TransferResult> {
-    const { rows } = await this.pool.query<ChangeRow>({ name: this.names.read, text: this.readSql });
-    const result: TransferResult = { locked: true, changes: 0, events: 0, unmatched: 0, filtered: 0, claimed: [] };
-    if (rows.length === 0) return result;
-    const changeIds: string[] = [];
-    const orderIds: string[] = [];
-    const types: string[] = [];
-    const bodies: string[] = [];
-    const ids: string[] = [];
+  /** Claims up to `limit` changes and maps them: what to send now, and what to move to the outbox. */
+  async claim(limit: number, leaseMs: number): Promise<ClaimResult> {
+    const result: ClaimResult = { changes: 0, send: [], move: [], unmatched: 0, filtered: 0 };
+    if (limit <= 0) return result;
+    // The front includes the rows claimed and in flight, which sit at its start.
+    const front = Math.max(this.batchSize, 2 * limit);
+    const { rows: claimed } = await this.pool.query<ClaimedRow>({ name: this.names.claim, text: this.claimSql, values: [limit, leaseMs, front] });
+    // In journal order, so that moves keep it (RETURNING has no order of its own).
+    claimed.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+    // Of each order we may keep only its first rows: if another instance claimed an earlier row of
+    // the order between our snapshot and our lock, the later rows we got must wait for it (sending or
+    // moving them now could put them ahead of it). They are given back at once.
+    const kept = new Map<string, number>();
+    const rows: ClaimedRow[] = [];
+    const giveBack: ClaimedRow[] = [];
+    for (const row of claimed) {
+      const before = kept.get(row.order_id) ?? 0;
+      if (row.nth === before + 1) {
+        kept.set(row.order_id, row.nth);
+        rows.push(row);
+      } else {
+        kept.set(row.order_id, Infinity);
+        giveBack.push(row);
+      }
+    }
+    if (giveBack.length > 0) await this.pool.query(this.unclaimSql, [giveBack.map((r) => r.id), giveBack.map((r) => r.attempt)]);
+    result.changes = rows.length;
     for (const row of rows) {
       const mapped = mapChange(toChange(row), this.mapping);
-      const source = { changeId: row.id, changedAtUs: row.changed_us, orderId: row.order_id };
-      mapped.events.forEach((type, n) => {
-        changeIds.push(row.id);
-        orderIds.push(row.order_id);
-        types.push(type);
-        bodies.push(eventBody(row.order_id, type));
-        ids.push(eventId(this.installation, source, n));
-      });
       if (mapped.unmatchedState) result.unmatched++;
       result.filtered += mapped.filtered;
+      const source = { changeId: row.id, changedAtUs: row.changed_us, orderId: row.order_id };
+      const events = mapped.events.map(
+        (type, n): ClaimedEvent => ({
+          from: 'journal',
+          id: row.id,
+          eventId: eventId(this.installation, source, n),
+          orderId: row.order_id,
+          eventType: type,
+          body: eventBody(row.order_id, type),
+          attempt: row.attempt,
+        }),
+      );
+      if (row.alone && events.length === 1) result.send.push(events[0]!);
+      else result.move.push({ changeId: row.id, claimAttempt: row.attempt, events, attemptsMade: row.attempt - 1 });
     }
-    const written = await this.pool.query<{ locked: boolean; changes: number; events: number; claimed: [string, string, string, string, string][] | null }>({
-      name: this.names.write,
-      text: this.writeSql,
-      values: [changeIds, orderIds, types, bodies, rows.map((r) => r.id), claim.limit, claim.leaseMs, ids],
+    return result;
+  }
+
+  /** Moves claimed changes' events to the outbox (pending, due now) and deletes the changes. */
+  async move(changes: readonly MovedChange[]): Promise<{ changes: number; events: number }> {
+    if (changes.length === 0) return { changes: 0, events: 0 };
+    const events = changes.flatMap((c) => c.events.map((e) => ({ e, attempts: c.attemptsMade })));
+    const { rows } = await this.pool.query<{ changes: number; events: number }>({
+      name: this.names.move,
+      text: this.moveSql,
+      values: [
+        changes.map((c) => c.changeId),
+        changes.map((c) => c.claimAttempt),
+        events.map(({ e }) => e.id),
+        events.map(({ e }) => e.eventId),
+        events.map(({ e }) => e.orderId),
+        events.map(({ e }) => e.eventType),
+        events.map(({ e }) => e.body),
+        events.map(({ attempts }) => attempts),
+      ],
     });
-    const { locked, changes, events, claimed } = written.rows[0]!;
-    if (!locked) return { locked: false, changes: 0, events: 0, unmatched: 0, filtered: 0, claimed: [] };
-    return {
-      ...result,
-      changes,
-      events,
-      claimed: (claimed ?? []).map(([id, eventId, orderId, eventType, body]) => ({ id, eventId, orderId, eventType, body, attempt: 1 })),
-    };
+    const { changes: moved, events: inserted } = rows[0]!;
+    return { changes: moved, events: inserted };
+  }
+
+  /** Records first attempts: each change leaves the journal, its event enters the outbox with the result. */
+  async record(records: readonly FirstAttemptRecord[]): Promise<{ recorded: number }> {
+    if (records.length === 0) return { recorded: 0 };
+    const { rows } = await this.pool.query<{ recorded: number }>({
+      name: this.names.record,
+      text: this.recordSql,
+      values: [
+        records.map((r) => r.event.id),
+        records.map((r) => r.event.attempt),
+        records.map((r) => r.event.eventId),
+        records.map((r) => r.event.orderId),
+        records.map((r) => r.event.eventType),
+        records.map((r) => r.event.body),
+        records.map((r) => r.status),
+        records.map((r) => r.nextAttemptAt),
+        records.map((r) => r.startedAt),
+        records.map((r) => r.durationMs),
+        records.map((r) => r.httpStatus),
+        records.map((r) => r.error),
+      ],
+    });
+    return { recorded: rows[0]!.recorded };
+  }
+
+  /** Undoes claims of events never sent: the changes are claimable again at once. */
+  async unclaim(events: readonly ClaimedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.pool.query(this.unclaimSql, [events.map((e) => e.id), events.map((e) => e.attempt)]);
+  }
+
+  /** Hands back events whose attempt started but has no result (shutdown): pending in the outbox, due now. */
+  async release(events: readonly ClaimedEvent[]): Promise<void> {
+    await this.move(events.map((e) => ({ changeId: e.id, claimAttempt: e.attempt, events: [e], attemptsMade: e.attempt })));
   }
 
   /** The installation's random id, which `migrate` created. */
@@ -146,7 +267,7 @@ export class Journal {
   }
 }
 
-function toChange(row: ChangeRow): Change {
+function toChange(row: ClaimedRow): Change {
   return {
     id: row.id,
     orderId: row.order_id,

@@ -3,6 +3,11 @@ import type pg from 'pg';
 import { ident } from './db.ts';
 
 export interface ClaimedEvent {
+  /**
+   * Where it was claimed: a journal change on its first attempt (`id` is the change's id), or an
+   * outbox row (`id` is the row's id): a retry, or an event that waited behind others of its order.
+   */
+  from: 'journal' | 'outbox';
   id: string;
   eventId: string;
   orderId: string;
@@ -11,18 +16,19 @@ export interface ClaimedEvent {
   attempt: number;
 }
 
-export interface AttemptRecord {
-  id: string;
-  eventId: string;
-  attempt: number;
+/** How an attempt went, and what its event becomes. */
+export interface AttemptResult {
   startedAt: Date;
   durationMs: number;
   httpStatus: number | null;
   error: string | null;
-  /** What the event becomes. */
   status: 'pending' | 'delivered' | 'failed';
   /** For `pending`: when to try again. */
   nextAttemptAt: Date | null;
+}
+
+export interface AttemptRecord extends AttemptResult {
+  event: ClaimedEvent;
 }
 
 export class Outbox {
@@ -60,7 +66,7 @@ export class Outbox {
       UPDATE ${schema}.outbox o
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
         FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
-      RETURNING o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
+      RETURNING 'outbox' AS "from", o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
@@ -119,9 +125,9 @@ export class Outbox {
   async record(records: readonly AttemptRecord[]): Promise<void> {
     if (records.length === 0) return;
     await this.pool.query(this.recordSql, [
-      records.map((r) => r.id),
-      records.map((r) => r.eventId),
-      records.map((r) => r.attempt),
+      records.map((r) => r.event.id),
+      records.map((r) => r.event.eventId),
+      records.map((r) => r.event.attempt),
       records.map((r) => r.startedAt),
       records.map((r) => r.durationMs),
       records.map((r) => r.httpStatus),

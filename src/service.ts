@@ -66,26 +66,26 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
   const outbox = new Outbox(pool, database.schema);
-  const dispatcher = new Dispatcher(outbox, sender, log, {
-    concurrency: webHook.concurrency,
-    leaseMs: webHook.leaseTimeout,
-    retryDelaysMs: webHook.retry.delays,
-  });
   const journal = new Journal(pool, database.schema, installation, {
     transitions: config.orders.transitions,
     events: webHook.events,
+  });
+  const dispatcher = new Dispatcher(outbox, journal, sender, log, {
+    concurrency: webHook.concurrency,
+    leaseMs: webHook.leaseTimeout,
+    retryDelaysMs: webHook.retry.delays,
+    // Later changes of those orders may have waited in the journal behind them.
+    firstAttemptsRecorded: () => drainer.wake(),
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake());
   const drainer: Drainer = new Drainer(journal, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
     listening: () => listener?.connected ?? false,
-    claim: () => ({ limit: dispatcher.room(), leaseMs: webHook.leaseTimeout }),
-    onEvents: (result) => {
-      dispatcher.accept(result.claimed);
-      // Events it could not take wait in the outbox for its next claim.
-      if (result.events > result.claimed.length) dispatcher.wake();
-    },
+    room: () => dispatcher.room(),
+    leaseMs: webHook.leaseTimeout,
+    send: (events) => dispatcher.accept(events),
+    moved: () => dispatcher.lookAgain(),
   });
 
   let resolveStopped!: (code: number) => void;
@@ -119,11 +119,11 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   release.push(() => listener.close());
 
   drainer.start();
-  dispatcher.wake();
+  dispatcher.lookAgain();
   // The fallback poll: covers a lost NOTIFY, retries coming due, and leases of dead instances.
   const poll = setInterval(() => {
     drainer.wake();
-    dispatcher.wake();
+    dispatcher.lookAgain();
   }, database.pollInterval);
   const stats = setInterval(() => log.info({ ...drainer.stats, ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
   stats.unref();

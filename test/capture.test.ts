@@ -40,7 +40,7 @@ describe('capture', () => {
     config = writeConfig({ database: { url: db.url }, orders: { dueDateColumn: 'due_date' } });
     const result = await run(['migrate', '--config', config]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /applied 1_journal_outbox, 2_wake_lock_lean_journal; capture trigger installed/);
+    assert.match(result.stdout, /applied 1_journal_outbox, 2_wake_lock_lean_journal, 3_first_attempt_from_journal; capture trigger installed/);
   });
   after(() => db.drop());
 
@@ -51,6 +51,7 @@ describe('capture', () => {
     assert.deepEqual(await db.query('SELECT version, name FROM order_webhooks.migration'), [
       { version: 1, name: 'journal_outbox' },
       { version: 2, name: 'wake_lock_lean_journal' },
+      { version: 3, name: 'first_attempt_from_journal' },
     ]);
   });
 
@@ -239,7 +240,7 @@ describe('capture on an unusual orders table', () => {
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
     assert.equal([a.stdout, b.stdout].filter((out) => out.includes('applied 1_journal_outbox')).length, 1);
-    assert.equal((await db.query('SELECT * FROM hooks_twice.migration')).length, 2);
+    assert.equal((await db.query('SELECT * FROM hooks_twice.migration')).length, 3);
   });
 });
 

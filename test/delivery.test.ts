@@ -63,7 +63,7 @@ describe('delivery', () => {
     await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [id]);
     await s.start();
     await receiver.waitForCount(2);
-    await waitFor(async () => (await outbox(s.db)).every((r) => r.status === 'delivered'), { what: 'delivered' });
+    await waitFor(async () => { const r = await outbox(s.db); return r.length === 2 && r.every((row) => row.status === 'delivered'); }, { what: 'delivered' });
     assert.deepEqual(receiver.requests.map((r) => JSON.parse(r.body).eventType), ['OrderCreated', 'OrderAccepted']);
     assert.equal((await outbox(db)).length, 2);
   });
@@ -150,7 +150,7 @@ describe('delivery', () => {
     assert.equal((await s.db.query('SELECT 1 FROM journal_copy')).length, 2);
     await s.start();
     const first = (await s.receiver.waitForCount(3)).slice(0, 3);
-    await waitFor(async () => (await outbox(s.db)).every((row) => row.status === 'delivered'), { what: 'delivered' });
+    await waitFor(async () => { const r = await outbox(s.db); return r.length === 3 && r.every((row) => row.status === 'delivered'); }, { what: 'delivered' });
     await s.service!.stop();
     // What a crash of the database server before the transfer's commit reached the disk leaves:
     // the journal rows back, their events gone.

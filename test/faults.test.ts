@@ -70,7 +70,9 @@ describe('faults', () => {
     assert.ok(!before.some((b) => b.pid === listenNow.pid), 'a new listen connection');
     // And the new listen connection works: a change now is delivered promptly, not at the next poll.
     await playOrders(s.db, 1);
-    await s.receiver.waitForCount(8 + 12 + 4, 10_000);
+    await s.receiver.waitForCount(8 + 12 + 4, 10_000).catch((error: Error) => {
+      throw new Error(`${error.message}\nservice output (tail):\n${s.service!.output().slice(-4000)}`);
+    });
     await allDelivered(s, 24);
     const check = await checkDeliveries(s.db, s.receiver.requests);
     assert.equal(check.events, 24);
