@@ -2,7 +2,7 @@
 // bits of the change's commit-time milliseconds, then 74 bits of an HMAC of the change (journal id,
 // exact time, order id), the event's place among the change's events, keyed by this installation's
 // random id. The same change always gives the same id, so no commit of ours needs to wait for the
-// disk: if a server crash undoes a transfer, the change is mapped again and any resend carries the
+// disk: if a server crash undoes a record, the change is mapped again and any resend carries the
 // id the receiver has already seen. Time-ordered, the event_id index grows at its right edge instead
 // of dirtying a random leaf page per event (each a full-page image in the WAL after a checkpoint).
 import { createHmac } from 'node:crypto';

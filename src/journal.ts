@@ -153,9 +153,12 @@ export class Journal {
   async claim(limit: number, leaseMs: number): Promise<ClaimResult> {
     const result: ClaimResult = { changes: 0, send: [], move: [], unmatched: 0, filtered: 0 };
     if (limit <= 0) return result;
-    // The front includes the rows claimed and in flight, which sit at its start.
-    const front = Math.max(this.batchSize, 2 * limit);
-    const { rows: claimed } = await this.pool.query<ClaimedRow>({ name: this.names.claim, text: this.claimSql, values: [limit, leaseMs, front] });
+    // The front (the oldest `batchSize` rows) includes the rows claimed and in flight, at its start.
+    const { rows: claimed } = await this.pool.query<ClaimedRow>({
+      name: this.names.claim,
+      text: this.claimSql,
+      values: [Math.min(limit, this.batchSize), leaseMs, this.batchSize],
+    });
     // In journal order, so that moves keep it (RETURNING has no order of its own).
     claimed.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
     // Of each order we may keep only its first rows: if another instance claimed an earlier row of

@@ -142,7 +142,7 @@ describe('delivery', () => {
     assert.equal(row.last_status, 200);
   });
 
-  it('a change mapped again (a server crash undid the transfer) is sent under the same event id', async () => {
+  it('a change mapped again (a server crash undid its record) is sent under the same event id', async () => {
     const s = await stack('same_id', { startNow: false });
     const id = await insertOrder(s.db);
     await s.db.query("UPDATE orders SET state = 'accepted', due_date = '2027-06-01' WHERE id = $1", [id]);
@@ -152,7 +152,7 @@ describe('delivery', () => {
     const first = (await s.receiver.waitForCount(3)).slice(0, 3);
     await waitFor(async () => { const r = await outbox(s.db); return r.length === 3 && r.every((row) => row.status === 'delivered'); }, { what: 'delivered' });
     await s.service!.stop();
-    // What a crash of the database server before the transfer's commit reached the disk leaves:
+    // What a crash of the database server before the record's commit reached the disk leaves:
     // the journal rows back, their events gone.
     await s.db.query('TRUNCATE order_webhooks.outbox, order_webhooks.outbox_attempt');
     await s.db.query('INSERT INTO order_webhooks.change OVERRIDING SYSTEM VALUE SELECT * FROM journal_copy');
