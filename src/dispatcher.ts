@@ -226,7 +226,8 @@ export class Dispatcher {
       this.journal.record(first).then(
         ({ recorded }) => {
           if (recorded < first.length) {
-            this.log.warn({ results: first.length - recorded }, 'first attempts not recorded: their claims had run out and were taken over');
+            // A retried write whose first try did commit, or a claim that ran out and was taken over.
+            this.log.warn({ results: first.length - recorded }, 'first attempts not recorded: already recorded, or their claims had run out and were taken over');
           }
           written(first);
           if (first.length > 0) this.options.firstAttemptsRecorded?.();
