@@ -1,11 +1,11 @@
 // The HTTP ceiling for W2: a bare got POST loop, in its own process like the service, with the same
-// keep-alive agent, concurrency, signing and response handling as src/deliver.ts, and no database.
+// keep-alive agent, concurrency, signing and response handling as src/delivery/sender.ts, and no database.
 // Usage: gotLoop.ts <url> <requests> <concurrency> [plain]; prints one JSON line. With `plain`, got
 // runs without the Sender's emptyCacheOptions hook: got as its defaults make it.
 import http from 'node:http';
 import { got } from 'got';
-import { emptyCacheOptions } from '../src/deliver.ts';
-import { signBody } from '../src/sign.ts';
+import { emptyCacheOptions } from '../src/delivery/sender.ts';
+import { signBody } from '../src/delivery/sign.ts';
 
 const [url, countText, concurrencyText, variant] = process.argv.slice(2);
 const count = Number(countText);

@@ -39,7 +39,9 @@ export async function startReceiver(secret: string): Promise<ReceiverProcess> {
   child.on('message', (message: ReceiverMessage) => waiting.shift()?.(message));
   const ask = <T extends ReceiverMessage['type']>(request: ReceiverRequest | null, type: T) =>
     new Promise<Extract<ReceiverMessage, { type: T }>>((resolve, reject) => {
-      waiting.push((message) => (message.type === type ? resolve(message as never) : reject(new Error(`receiver said ${message.type}, expected ${type}`))));
+      waiting.push((message) =>
+        message.type === type ? resolve(message as never) : reject(new Error(`receiver said ${message.type}, expected ${type}`)),
+      );
       if (request) child.send(request);
     });
   const { port } = await ask(null, 'listening');
@@ -115,7 +117,7 @@ export interface GotLoopResult {
   perSecond: number;
 }
 
-/** `plain`: got without the Sender's emptyCacheOptions hook (src/deliver.ts). */
+/** `plain`: got without the Sender's emptyCacheOptions hook (src/delivery/sender.ts). */
 export function runGotLoop(url: string, requests: number, concurrency: number, secret: string, plain = false): Promise<GotLoopResult> {
   return new Promise((resolve, reject) => {
     const args = ['--import', 'tsx', GOT_LOOP, url, String(requests), String(concurrency), ...(plain ? ['plain'] : [])];

@@ -3,13 +3,10 @@
 // Driven by its parent over IPC: 'phase' resets the records, 'collect' returns them.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifySignature } from '../src/sign.ts';
+import { verifySignature } from '../src/delivery/sign.ts';
 import { now } from './clock.ts';
 
-export type ReceiverRequest =
-  | { type: 'phase'; delayMs: number }
-  | { type: 'collect' }
-  | { type: 'count' };
+export type ReceiverRequest = { type: 'phase'; delayMs: number } | { type: 'collect' } | { type: 'count' };
 
 export interface Arrival {
   /** The request body: `{"orderId","eventType"}`, which the bench makes unique per change. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { now } from './clock.ts';
 import { machineCpuSeconds, type ReceiverProcess, runGotLoop, type ServiceProcess, startReceiver, startService } from './processes.ts';
-import { type Arrival } from './receiver.ts';
+import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -279,9 +279,13 @@ async function pgbench(table: string, clients: number, seconds: number, dir: str
     `\\set id random(1, ${ORDERS})\nUPDATE ${table} SET state = CASE state WHEN 'accepted' THEN 'signed' ELSE 'accepted' END WHERE id = :id;\n`,
   );
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(PGBENCH, ['-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-f', script, dbUrl], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      PGBENCH,
+      ['-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-f', script, dbUrl],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let text = '';
     child.stdout.on('data', (d) => (text += d));
     child.stderr.on('data', (d) => (text += d));
@@ -303,7 +307,15 @@ async function w1(configPath: string): Promise<void> {
   let notifications = 0;
   listen.on('notification', () => notifications++);
   await listen.query('LISTEN order_webhooks_wake');
-  const runs: { clients: number; variant: W1Variant; tps: number; notifications: number; drainSeconds?: number; load: string; cpu: CpuSplit }[] = [];
+  const runs: {
+    clients: number;
+    variant: W1Variant;
+    tps: number;
+    notifications: number;
+    drainSeconds?: number;
+    load: string;
+    cpu: CpuSplit;
+  }[] = [];
   const drain = async () => {
     const started = Date.now();
     await waitUntil('the W1 backlog to drain', async () => (await backlog()) === 0, 240_000);
@@ -332,12 +344,15 @@ async function w1(configPath: string): Promise<void> {
           service = undefined;
         }
         runs.push(run);
-        log(`W1 ${clients} client(s) ${variant}: ${tps.toFixed(0)} tps, ${notifications} NOTIFYs${run.drainSeconds !== undefined ? `, drained in ${run.drainSeconds.toFixed(1)} s` : ''}; ${describeCpu(cpu)}`);
+        log(
+          `W1 ${clients} client(s) ${variant}: ${tps.toFixed(0)} tps, ${notifications} NOTIFYs${run.drainSeconds !== undefined ? `, drained in ${run.drainSeconds.toFixed(1)} s` : ''}; ${describeCpu(cpu)}`,
+        );
       }
     }
   }
   await listen.end();
-  const tps = (clients: number, variant: W1Variant) => mean(runs.filter((r) => r.clients === clients && r.variant === variant).map((r) => r.tps));
+  const tps = (clients: number, variant: W1Variant) =>
+    mean(runs.filter((r) => r.clients === clients && r.variant === variant).map((r) => r.tps));
   results.W1 = {
     seconds: W1_SECONDS,
     runs,
@@ -367,8 +382,11 @@ async function w2(configPath: string): Promise<void> {
   const got = await receiver!.collect();
   const saturated = analyse(keyed(commits, 'OrderExpired'), got.arrivals, got.badSignatures);
   const serviceCpu = service.cpuSeconds() - cpuBefore;
-  const commitSeconds = (Math.max(...[...commits.values()].map((c) => c.ack)) - Math.min(...[...commits.values()].map((c) => c.sent))) / 1000;
-  log(`W2 saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}; ${describeCpu(saturatedCpu)}`);
+  const commitSeconds =
+    (Math.max(...[...commits.values()].map((c) => c.ack)) - Math.min(...[...commits.values()].map((c) => c.sent))) / 1000;
+  log(
+    `W2 saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}; ${describeCpu(saturatedCpu)}`,
+  );
 
   await receiver!.phase();
   log('W2 paced: 500 commits/s for 20 s');
@@ -376,7 +394,9 @@ async function w2(configPath: string): Promise<void> {
   await awaitArrivals(receiver!, 10_000);
   const pacedGot = await receiver!.collect();
   const paced = analyse(keyed(pacedCommits, 'OrderRejected'), pacedGot.arrivals, pacedGot.badSignatures);
-  log(`W2 paced: p50 ${paced.latency.p50.toFixed(1)} ms p99 ${paced.latency.p99.toFixed(1)} ms, lost ${paced.lost}, dup ${paced.duplicates}`);
+  log(
+    `W2 paced: p50 ${paced.latency.p50.toFixed(1)} ms p99 ${paced.latency.p99.toFixed(1)} ms, lost ${paced.lost}, dup ${paced.duplicates}`,
+  );
 
   await receiver!.phase();
   const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
@@ -422,7 +442,9 @@ async function w3(configPath: string): Promise<void> {
     serviceCpuSeconds: service.cpuSeconds() - cpuBefore,
     cpu,
   };
-  log(`W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB, lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}`);
+  log(
+    `W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB, lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}`,
+  );
 }
 
 async function w4(configPath: string): Promise<void> {
@@ -438,7 +460,12 @@ async function w4(configPath: string): Promise<void> {
   await awaitArrivals(receiver!, count);
   const got = await receiver!.collect();
   const delivery = analyse(new Map(ids.map((id) => [bodyOf(id, 'OrderExpired'), { sent, ack }])), got.arrivals, got.badSignatures);
-  results.W4 = { delivery: { ...delivery, latency: undefined, latencyFromSent: undefined }, concurrency: CONCURRENCY, ceiling: CONCURRENCY / 0.05, ratio: delivery.perSecond / (CONCURRENCY / 0.05) };
+  results.W4 = {
+    delivery: { ...delivery, latency: undefined, latencyFromSent: undefined },
+    concurrency: CONCURRENCY,
+    ceiling: CONCURRENCY / 0.05,
+    ratio: delivery.perSecond / (CONCURRENCY / 0.05),
+  };
   log(`W4: ${delivery.perSecond.toFixed(0)} events/s of ${CONCURRENCY / 0.05}`);
 }
 
@@ -448,14 +475,25 @@ type Row = [string, string, string, boolean | undefined];
 
 function rows(): Row[] {
   const out: Row[] = [];
-  const f = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+  const f = (n: number, digits = 0) =>
+    Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
   const w1 = results.W1 as any;
   if (w1) {
     for (const c of [1, 8]) {
       const target = c === 1 ? 0.85 : 0.75;
-      out.push([`W1 ${c} client${c > 1 ? 's' : ''}: tps bare / trigger only / capture + service`, `${f(w1[`bareTps${c}`])} / ${f(w1[`triggerTps${c}`])} / ${f(w1[`captureTps${c}`])}`, '', undefined]);
+      out.push([
+        `W1 ${c} client${c > 1 ? 's' : ''}: tps bare / trigger only / capture + service`,
+        `${f(w1[`bareTps${c}`])} / ${f(w1[`triggerTps${c}`])} / ${f(w1[`captureTps${c}`])}`,
+        '',
+        undefined,
+      ]);
       out.push([`W1 ${c} client${c > 1 ? 's' : ''}: ratio, trigger only (service stopped)`, f(w1[`triggerRatio${c}`], 2), '', undefined]);
-      out.push([`W1 ${c} client${c > 1 ? 's' : ''}: ratio, capture + service running`, f(w1[`ratio${c}`], 2), `≥ ${target}`, w1[`ratio${c}`] >= target]);
+      out.push([
+        `W1 ${c} client${c > 1 ? 's' : ''}: ratio, capture + service running`,
+        f(w1[`ratio${c}`], 2),
+        `≥ ${target}`,
+        w1[`ratio${c}`] >= target,
+      ]);
     }
   }
   const w2 = results.W2 as any;
@@ -463,10 +501,15 @@ function rows(): Row[] {
     const s = w2.saturated;
     out.push(['W2 delivered events/s (saturated)', f(s.perSecond), '≥ 2,000', s.perSecond >= 2000]);
     out.push(['W2 order app commits/s (8 connections)', f(20_000 / w2.commitSeconds), '', undefined]);
-    out.push(['W2 bare got loop requests/s (Sender\'s options)', f(w2.gotLoop.perSecond), '', undefined]);
-    if (w2.plainGotLoop) out.push(['W2 same loop with got\'s defaults requests/s', f(w2.plainGotLoop.perSecond), '', undefined]);
+    out.push(["W2 bare got loop requests/s (Sender's options)", f(w2.gotLoop.perSecond), '', undefined]);
+    if (w2.plainGotLoop) out.push(["W2 same loop with got's defaults requests/s", f(w2.plainGotLoop.perSecond), '', undefined]);
     out.push(['W2 ratio to the got loop', f(w2.ratioToGotLoop, 2), '≥ 0.70', w2.ratioToGotLoop >= 0.7]);
-    out.push(['W2 saturated latency p50/p95/p99/max ms', `${f(s.latency.p50, 1)} / ${f(s.latency.p95, 1)} / ${f(s.latency.p99, 1)} / ${f(s.latency.max, 1)}`, '', undefined]);
+    out.push([
+      'W2 saturated latency p50/p95/p99/max ms',
+      `${f(s.latency.p50, 1)} / ${f(s.latency.p95, 1)} / ${f(s.latency.p99, 1)} / ${f(s.latency.max, 1)}`,
+      '',
+      undefined,
+    ]);
     out.push(['W2 saturated lost / duplicates', `${s.lost} / ${s.duplicates}`, '0 / 0', s.lost === 0 && s.duplicates === 0]);
     const p = w2.paced;
     out.push(['W2 paced 500/s latency p50 ms', f(p.latency.p50, 1), '≤ 5', p.latency.p50 <= 5]);
@@ -480,12 +523,27 @@ function rows(): Row[] {
   if (w3) {
     out.push(['W3 backlog drain events/s', f(w3.drain.perSecond), '≥ 2,000', w3.drain.perSecond >= 2000]);
     out.push(['W3 service peak RSS MB', f(w3.peakRssMb), '≤ 120', w3.peakRssMb <= 120]);
-    out.push(['W3 lost / duplicates', `${w3.drain.lost} / ${w3.drain.duplicates}`, '0 / 0', w3.drain.lost === 0 && w3.drain.duplicates === 0]);
+    out.push([
+      'W3 lost / duplicates',
+      `${w3.drain.lost} / ${w3.drain.duplicates}`,
+      '0 / 0',
+      w3.drain.lost === 0 && w3.drain.duplicates === 0,
+    ]);
   }
   const w4 = results.W4 as any;
   if (w4) {
-    out.push([`W4 events/s, 50 ms receiver, concurrency ${w4.concurrency}`, f(w4.delivery.perSecond), `≥ ${f(0.8 * w4.ceiling)} (0.8 × ${f(w4.ceiling)})`, w4.ratio >= 0.8]);
-    out.push(['W4 lost / duplicates', `${w4.delivery.lost} / ${w4.delivery.duplicates}`, '0 / 0', w4.delivery.lost === 0 && w4.delivery.duplicates === 0]);
+    out.push([
+      `W4 events/s, 50 ms receiver, concurrency ${w4.concurrency}`,
+      f(w4.delivery.perSecond),
+      `≥ ${f(0.8 * w4.ceiling)} (0.8 × ${f(w4.ceiling)})`,
+      w4.ratio >= 0.8,
+    ]);
+    out.push([
+      'W4 lost / duplicates',
+      `${w4.delivery.lost} / ${w4.delivery.duplicates}`,
+      '0 / 0',
+      w4.delivery.lost === 0 && w4.delivery.duplicates === 0,
+    ]);
   }
   return out;
 }
@@ -519,7 +577,9 @@ async function main(): Promise<void> {
   };
   const data = rows();
   process.stdout.write(`\norder-webhooks bench, ${meta.date}\n${meta.machine}; node ${meta.node}; PostgreSQL ${meta.postgres}\n`);
-  process.stdout.write(`load average (1/5/15 min) at start ${meta.loadAtStart}, at end ${meta.loadAtEnd}; took ${meta.minutes.toFixed(1)} min\n\n`);
+  process.stdout.write(
+    `load average (1/5/15 min) at start ${meta.loadAtStart}, at end ${meta.loadAtEnd}; took ${meta.minutes.toFixed(1)} min\n\n`,
+  );
   process.stdout.write(`${table(data)}\n`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = new URL('latest.json', RESULTS_DIR);
@@ -531,7 +591,9 @@ async function tearDown(): Promise<void> {
   await service?.stop().catch(() => undefined);
   receiver?.close();
   await db?.end().catch(() => undefined);
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`).catch((e) => log(`could not drop ${dbName}: ${e}`));
+  await admin
+    .query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`)
+    .catch((e) => log(`could not drop ${dbName}: ${e}`));
   await admin.end().catch(() => undefined);
 }
 

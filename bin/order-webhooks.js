@@ -10,13 +10,21 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 
 const src = new URL('../src/', import.meta.url);
 const dist = new URL('../dist/', import.meta.url);
+const ENTRY = 'cli/main.js';
+
+/** Every .ts file under src/, as paths relative to it. */
+function sources(dir = '') {
+  return readdirSync(new URL(dir, src), { withFileTypes: true }).flatMap((entry) => {
+    if (entry.isDirectory()) return sources(`${dir}${entry.name}/`);
+    return entry.name.endsWith('.ts') ? [`${dir}${entry.name}`] : [];
+  });
+}
 
 /** Why dist/ cannot be run, or undefined when it is built from the current sources. */
 function notRunnable() {
-  if (!existsSync(new URL('cli.js', dist))) return 'dist/ is not built';
+  if (!existsSync(new URL(ENTRY, dist))) return 'dist/ is not built';
   if (!existsSync(src)) return undefined; // installed without its sources: dist/ is all there is
-  for (const name of readdirSync(src)) {
-    if (!name.endsWith('.ts')) continue;
+  for (const name of sources()) {
     const compiled = new URL(name.replace(/\.ts$/, '.js'), dist);
     if (!existsSync(compiled) || statSync(compiled).mtimeMs < statSync(new URL(name, src)).mtimeMs) {
       return `dist/ is older than src/${name}`;
@@ -30,4 +38,4 @@ if (reason) {
   process.stderr.write(`order-webhooks: ${reason}; run \`npm run build\` (or \`npm ci\`) first\n`);
   process.exit(2);
 }
-await import('../dist/cli.js');
+await import(new URL(ENTRY, dist).href);

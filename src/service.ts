@@ -1,18 +1,18 @@
 // Composes the parts into the running service and its one shutdown path.
-import type { Config } from './config.ts';
-import { checkCaptureInstalled, checkOrdersTable } from './capture.ts';
+import type { Config } from './config/config.ts';
+import { checkCaptureInstalled, checkOrdersTable } from './capture/trigger.ts';
 import { createPool, describeDbError, wakeChannel } from './db.ts';
-import { Sender, type TlsAgentOptions } from './deliver.ts';
-import { Dispatcher } from './dispatcher.ts';
-import { Drainer } from './drainer.ts';
-import { redactUrl, endpointUrl } from './endpoint.ts';
-import { Journal } from './journal.ts';
-import { WakeListener } from './listen.ts';
-import { WakeLock } from './wakeLock.ts';
+import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
+import { Dispatcher } from './delivery/dispatcher.ts';
+import { Drainer } from './capture/drainer.ts';
+import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
+import { Journal } from './outbox/journal.ts';
+import { WakeListener } from './capture/listen.ts';
+import { WakeLock } from './capture/wakeLock.ts';
 import type { Logger } from './log.ts';
-import { checkSchemaVersion } from './migrate.ts';
-import { Outbox } from './outbox.ts';
-import { loadTls } from './tls.ts';
+import { checkSchemaVersion } from './capture/migrate.ts';
+import { Outbox } from './outbox/outbox.ts';
+import { loadTls } from './delivery/tls.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -125,7 +125,10 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     drainer.wake();
     dispatcher.lookAgain();
   }, database.pollInterval);
-  const stats = setInterval(() => log.info({ ...drainer.stats, ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
+  const stats = setInterval(
+    () => log.info({ ...drainer.stats, ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'),
+    STATS_INTERVAL_MS,
+  );
   stats.unref();
   release.push(() => {
     clearInterval(poll);

@@ -23,7 +23,9 @@ function execute(file: string, args: string[]): Promise<Ran> {
 
 describe('the command (bin/order-webhooks.js)', () => {
   const folders: string[] = [];
-  after(() => folders.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+  after(() => {
+    for (const dir of folders) rmSync(dir, { recursive: true, force: true });
+  });
 
   /** A copy of the bin in a checkout of its own, with the sources and compiled files given. */
   function checkout(files: Record<string, string>): string {
@@ -45,23 +47,28 @@ describe('the command (bin/order-webhooks.js)', () => {
   });
 
   it('without dist/ says to build, in one line, and exits 2', async () => {
-    const result = await execute(checkout({ 'src/cli.ts': '' }), ['--help']);
+    const result = await execute(checkout({ 'src/cli/main.ts': '' }), ['--help']);
     assert.equal(result.code, 2);
     assert.equal(result.stderr, 'order-webhooks: dist/ is not built; run `npm run build` (or `npm ci`) first\n');
     assert.equal(result.stdout, '');
   });
 
   it('refuses a dist/ older than a source file, and runs it once rebuilt', async () => {
-    const bin = checkout({ 'src/cli.ts': '', 'src/sign.ts': '', 'dist/cli.js': "console.log('compiled ran');\n", 'dist/sign.js': '' });
+    const bin = checkout({
+      'src/cli/main.ts': '',
+      'src/delivery/sign.ts': '',
+      'dist/cli/main.js': "console.log('compiled ran');\n",
+      'dist/delivery/sign.js': '',
+    });
     const root = join(bin, '..', '..');
     const [earlier, later] = [new Date(Date.now() - 60_000), new Date()];
-    for (const file of ['dist/cli.js', 'dist/sign.js', 'src/cli.ts']) utimesSync(join(root, file), earlier, earlier);
-    utimesSync(join(root, 'src/sign.ts'), later, later);
+    for (const file of ['dist/cli/main.js', 'dist/delivery/sign.js', 'src/cli/main.ts']) utimesSync(join(root, file), earlier, earlier);
+    utimesSync(join(root, 'src/delivery/sign.ts'), later, later);
     const stale = await execute(bin, []);
     assert.equal(stale.code, 2);
-    assert.equal(stale.stderr, 'order-webhooks: dist/ is older than src/sign.ts; run `npm run build` (or `npm ci`) first\n');
+    assert.equal(stale.stderr, 'order-webhooks: dist/ is older than src/delivery/sign.ts; run `npm run build` (or `npm ci`) first\n');
 
-    utimesSync(join(root, 'dist/sign.js'), later, later);
+    utimesSync(join(root, 'dist/delivery/sign.js'), later, later);
     const fresh = await execute(bin, []);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.equal(fresh.stdout, 'compiled ran\n');

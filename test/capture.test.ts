@@ -40,7 +40,10 @@ describe('capture', () => {
     config = writeConfig({ database: { url: db.url }, orders: { dueDateColumn: 'due_date' } });
     const result = await run(['migrate', '--config', config]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /applied 1_journal_outbox, 2_wake_lock_lean_journal, 3_first_attempt_from_journal; capture trigger installed/);
+    assert.match(
+      result.stdout,
+      /applied 1_journal_outbox, 2_wake_lock_lean_journal, 3_first_attempt_from_journal; capture trigger installed/,
+    );
   });
   after(() => db.drop());
 
@@ -57,7 +60,8 @@ describe('capture', () => {
 
   it('records INSERTs and state or due-date UPDATEs, nothing else', async () => {
     await db.query('TRUNCATE order_webhooks.change');
-    const id = (await db.query<{ id: string }>("INSERT INTO orders (state, due_date) VALUES ('created', '2027-01-31') RETURNING id"))[0]!.id;
+    const id = (await db.query<{ id: string }>("INSERT INTO orders (state, due_date) VALUES ('created', '2027-01-31') RETURNING id"))[0]!
+      .id;
     await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [id]);
     await db.query("UPDATE orders SET due_date = '2027-02-28' WHERE id = $1", [id]);
     await db.query("UPDATE orders SET note = 'only a note' WHERE id = $1", [id]);
@@ -100,7 +104,9 @@ describe('capture', () => {
   });
 
   it('sends no NOTIFY while no listener is idle (draining, or no service running)', async () => {
-    const notifications = await countNotifications(db, 'order_webhooks_wake', () => db.query("INSERT INTO orders (state) VALUES ('created')"));
+    const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
+      db.query("INSERT INTO orders (state) VALUES ('created')"),
+    );
     assert.equal(notifications, 0);
     assert.equal((await journal()).at(-1)!.op, 'INSERT', 'the change is recorded all the same');
   });
@@ -117,7 +123,9 @@ describe('capture', () => {
       await app.query('COMMIT');
       assert.equal(await tryIdle(), true, 'granted once it committed: the next look sees its change');
       // Idle now: the next order transaction wakes it.
-      const notifications = await countNotifications(db, 'order_webhooks_wake', () => db.query("INSERT INTO orders (state) VALUES ('created')"));
+      const notifications = await countNotifications(db, 'order_webhooks_wake', () =>
+        db.query("INSERT INTO orders (state) VALUES ('created')"),
+      );
       assert.equal(notifications, 1);
     } finally {
       app.release();
@@ -162,7 +170,9 @@ describe('capture', () => {
       const changed = writeConfig({ database: { url: db.url }, orders: {} });
       const migrating = run(['migrate', '--config', changed]);
       await waitFor(
-        async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'order-webhooks migrate' AND wait_event_type = 'Lock'")).length > 0,
+        async () =>
+          (await db.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'order-webhooks migrate' AND wait_event_type = 'Lock'"))
+            .length > 0,
         { what: 'migrate waiting for the lock' },
       );
       await blocker.query('COMMIT');
@@ -180,7 +190,11 @@ describe('capture', () => {
     const fresh = await createTestDatabase('capture_fresh');
     try {
       await createOrdersTable(fresh);
-      const result = await run(['start', '--config', writeConfig({ database: { url: fresh.url }, webHook: { enabled: true, endpoint: 'http://127.0.0.1:1/x' } })]);
+      const result = await run([
+        'start',
+        '--config',
+        writeConfig({ database: { url: fresh.url }, webHook: { enabled: true, endpoint: 'http://127.0.0.1:1/x' } }),
+      ]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /schema "order_webhooks" is not installed: run `order-webhooks migrate` first/);
     } finally {
@@ -221,8 +235,14 @@ describe('capture on an unusual orders table', () => {
     const cases: [object, RegExp][] = [
       [{ schema: 'Sales', table: 'nope' }, /orders\.table: table "Sales"\."nope" does not exist/],
       [{ schema: 'Sales', table: 'Order Book', idColumn: 'id' }, /orders\.idColumn: column "id" not found in "Sales"\."Order Book"/],
-      [{ schema: 'Sales', table: 'Order Book', idColumn: 'OrderNo', stateColumn: 'Due At' }, /orders\.stateColumn: column "Due At" is timestamp without time zone; expected text, varchar or an enum type/],
-      [{ schema: 'Sales', table: 'Order Book', idColumn: 'OrderNo', stateColumn: 'Status', dueDateColumn: 'OrderNo' }, /orders\.dueDateColumn: column "OrderNo" is bigint; expected date or timestamp/],
+      [
+        { schema: 'Sales', table: 'Order Book', idColumn: 'OrderNo', stateColumn: 'Due At' },
+        /orders\.stateColumn: column "Due At" is timestamp without time zone; expected text, varchar or an enum type/,
+      ],
+      [
+        { schema: 'Sales', table: 'Order Book', idColumn: 'OrderNo', stateColumn: 'Status', dueDateColumn: 'OrderNo' },
+        /orders\.dueDateColumn: column "OrderNo" is bigint; expected date or timestamp/,
+      ],
     ];
     for (const [orders, message] of cases) {
       const result = await run(['migrate', '--config', writeConfig({ database: { url: db.url, schema: 'hooks_bad' }, orders })]);

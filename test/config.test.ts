@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config.ts';
+import { ConfigError, parseConfig } from '../src/config/config.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 
 const db = { url: 'postgres://app:DbPassw0rd@127.0.0.1:1/none' };
@@ -27,19 +27,38 @@ describe('config', () => {
   const errors: [string, unknown, RegExp][] = [
     ['unknown key', { database: db, webHook: { enabeld: true } }, /^webHook\.enabeld: unknown key$/],
     ['wrong type', { database: db, webHook: { enabled: 'yes' } }, /^webHook\.enabled: expected boolean$/],
-    ['bad duration', { database: db, webHook: { connectionTimeout: '60s' } }, /^webHook\.connectionTimeout: "60s" is not an ISO-8601 duration/],
+    [
+      'bad duration',
+      { database: db, webHook: { connectionTimeout: '60s' } },
+      /^webHook\.connectionTimeout: "60s" is not an ISO-8601 duration/,
+    ],
     ['trailing junk in a duration', { database: db, webHook: { requestTimeout: 'PT5Sabc' } }, /^webHook\.requestTimeout: "PT5Sabc" is not/],
-    ['missing endpoint', { database: db, webHook: { enabled: true } }, /^webHook\.endpoint: expected an endpoint URL when enabled is true$/],
-    ['endpoint not http', { database: db, webHook: { enabled: true, endpoint: 'ftp://x/y' } }, /^webHook\.endpoint: expected an absolute http/],
+    [
+      'missing endpoint',
+      { database: db, webHook: { enabled: true } },
+      /^webHook\.endpoint: expected an endpoint URL when enabled is true$/,
+    ],
+    [
+      'endpoint not http',
+      { database: db, webHook: { enabled: true, endpoint: 'ftp://x/y' } },
+      /^webHook\.endpoint: expected an absolute http/,
+    ],
     ['unknown event type', { database: db, webHook: { events: ['OrderShipped'] } }, /^webHook\.events\.0: expected one of "OrderCreated"/],
     ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\.0\.event: expected one of/],
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
-    ['lease too short', { database: db, webHook: { leaseTimeout: 'PT40S' } }, /^webHook\.leaseTimeout: expected at least twice webHook\.requestTimeout \(30000 ms\)/],
+    [
+      'lease too short',
+      { database: db, webHook: { leaseTimeout: 'PT40S' } },
+      /^webHook\.leaseTimeout: expected at least twice webHook\.requestTimeout \(30000 ms\)/,
+    ],
   ];
   for (const [name, raw, message] of errors) {
     it(`rejects ${name} with one line naming the key`, () => {
-      assert.throws(() => parseConfig(raw, {}), (error: Error) => error instanceof ConfigError && message.test(error.message));
+      assert.throws(
+        () => parseConfig(raw, {}),
+        (error: Error) => error instanceof ConfigError && message.test(error.message),
+      );
     });
   }
 
@@ -65,7 +84,14 @@ describe('config', () => {
   it('never prints secrets', async () => {
     const raw = {
       database: db,
-      webHook: { enabled: true, endpoint: 'http://127.0.0.1:1/x', key: 'UrlKeyValue', secret: 'HmacSecretValue', sslKeyPassword: 'KeyPassValue', connectionTimeout: 'bad' },
+      webHook: {
+        enabled: true,
+        endpoint: 'http://127.0.0.1:1/x',
+        key: 'UrlKeyValue',
+        secret: 'HmacSecretValue',
+        sslKeyPassword: 'KeyPassValue',
+        connectionTimeout: 'bad',
+      },
     };
     const result = await run(['start', '--config', writeConfig(raw)]);
     assert.equal(result.code, 2);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { verifySignature } from '../src/sign.ts';
+import { verifySignature } from '../src/delivery/sign.ts';
 import { run } from './helpers/cli.ts';
 import { insertOrder, serviceConnections } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
@@ -20,16 +20,27 @@ describe('delivery', () => {
     }
     await db.query("UPDATE orders SET due_date = '2027-05-01' WHERE id = $1", [ids[0]]);
     const requests = await receiver.waitForCount(11);
-    const rows = await waitFor(async () => {
-      const r = await outbox(db);
-      return r.length === 11 && r.every((row) => row.status === 'delivered') && r;
-    }, { what: 'all outbox rows delivered' });
+    const rows = await waitFor(
+      async () => {
+        const r = await outbox(db);
+        return r.length === 11 && r.every((row) => row.status === 'delivered') && r;
+      },
+      { what: 'all outbox rows delivered' },
+    );
 
     const types = requests.map((r) => JSON.parse(r.body).eventType).sort();
     assert.deepEqual(types, [
-      'OrderAccepted', 'OrderCanceled',
-      'OrderCreated', 'OrderCreated', 'OrderCreated', 'OrderCreated', 'OrderCreated',
-      'OrderDueDateUpdated', 'OrderExpired', 'OrderRejected', 'OrderSigned',
+      'OrderAccepted',
+      'OrderCanceled',
+      'OrderCreated',
+      'OrderCreated',
+      'OrderCreated',
+      'OrderCreated',
+      'OrderCreated',
+      'OrderDueDateUpdated',
+      'OrderExpired',
+      'OrderRejected',
+      'OrderSigned',
     ]);
     for (const request of requests) {
       assert.equal(request.url, '/automation/?key=Install%201%262');
@@ -63,8 +74,17 @@ describe('delivery', () => {
     await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [id]);
     await s.start();
     await receiver.waitForCount(2);
-    await waitFor(async () => { const r = await outbox(s.db); return r.length === 2 && r.every((row) => row.status === 'delivered'); }, { what: 'delivered' });
-    assert.deepEqual(receiver.requests.map((r) => JSON.parse(r.body).eventType), ['OrderCreated', 'OrderAccepted']);
+    await waitFor(
+      async () => {
+        const r = await outbox(s.db);
+        return r.length === 2 && r.every((row) => row.status === 'delivered');
+      },
+      { what: 'delivered' },
+    );
+    assert.deepEqual(
+      receiver.requests.map((r) => JSON.parse(r.body).eventType),
+      ['OrderCreated', 'OrderAccepted'],
+    );
     assert.equal((await outbox(db)).length, 2);
   });
 
@@ -73,10 +93,13 @@ describe('delivery', () => {
     await s.db.query("INSERT INTO orders (state) SELECT 'created' FROM generate_series(1, 1000)");
     await s.db.query("UPDATE orders SET state = 'signed'");
     await s.receiver.waitForCount(1000, 60_000);
-    const rows = await waitFor(async () => {
-      const r = await outbox(s.db);
-      return r.length === 1000 && r.every((row) => row.status === 'delivered') && r;
-    }, { what: '1,000 delivered', timeoutMs: 60_000 });
+    const rows = await waitFor(
+      async () => {
+        const r = await outbox(s.db);
+        return r.length === 1000 && r.every((row) => row.status === 'delivered') && r;
+      },
+      { what: '1,000 delivered', timeoutMs: 60_000 },
+    );
     // webHook.events left the 1,000 OrderCreated out.
     assert.ok(rows.every((r) => r.event_type === 'OrderSigned'));
     assert.equal(new Set(s.receiver.requests.map((r) => JSON.parse(r.body).orderId)).size, 1000);
@@ -100,14 +123,20 @@ describe('delivery', () => {
     await db.query("INSERT INTO orders (state) VALUES ('created')");
     await db.query("INSERT INTO orders (state) VALUES ('created')");
     await db.query("INSERT INTO orders (state) VALUES ('created')");
-    const rows = await waitFor(async () => {
-      const r = await outbox(db);
-      return r.length === 3 && r.every((row) => row.status !== 'pending') && r;
-    }, { what: 'three events settled' });
+    const rows = await waitFor(
+      async () => {
+        const r = await outbox(db);
+        return r.length === 3 && r.every((row) => row.status !== 'pending') && r;
+      },
+      { what: 'three events settled' },
+    );
     const attempts = await db.query<{ http_status: number | null; error: string | null }>(
       'SELECT http_status, error FROM order_webhooks.outbox_attempt ORDER BY id',
     );
-    const errors = attempts.map((a) => a.error).filter(Boolean).join('\n');
+    const errors = attempts
+      .map((a) => a.error)
+      .filter(Boolean)
+      .join('\n');
     assert.match(errors, /http: 500 Internal Server Error/);
     assert.match(errors, /http: 302 Found: redirects are not followed/);
     assert.match(errors, /timeout: no complete response within webHook\.requestTimeout \(500 ms\)/);
@@ -118,7 +147,9 @@ describe('delivery', () => {
 
     await receiver.close();
     await db.query("INSERT INTO orders (state) VALUES ('created')");
-    const refused = await waitFor(async () => (await outbox(db)).find((r) => r.id === '4' && r.status === 'failed'), { what: 'refused event failed' });
+    const refused = await waitFor(async () => (await outbox(db)).find((r) => r.id === '4' && r.status === 'failed'), {
+      what: 'refused event failed',
+    });
     assert.equal(refused.last_error, 'connect: connection refused (ECONNREFUSED)');
     assert.equal(refused.attempts, 2);
   });
@@ -150,7 +181,13 @@ describe('delivery', () => {
     assert.equal((await s.db.query('SELECT 1 FROM journal_copy')).length, 2);
     await s.start();
     const first = (await s.receiver.waitForCount(3)).slice(0, 3);
-    await waitFor(async () => { const r = await outbox(s.db); return r.length === 3 && r.every((row) => row.status === 'delivered'); }, { what: 'delivered' });
+    await waitFor(
+      async () => {
+        const r = await outbox(s.db);
+        return r.length === 3 && r.every((row) => row.status === 'delivered');
+      },
+      { what: 'delivered' },
+    );
     await s.service!.stop();
     // What a crash of the database server before the record's commit reached the disk leaves:
     // the journal rows back, their events gone.
@@ -180,6 +217,8 @@ describe('delivery', () => {
     const exit = await s.service!.stop();
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.match(s.service!.output(), /"msg":"stopped"/);
-    await waitFor(async () => (await serviceConnections(s.db)).length === 0, { what: 'every service connection closed, the wake lock with it' });
+    await waitFor(async () => (await serviceConnections(s.db)).length === 0, {
+      what: 'every service connection closed, the wake lock with it',
+    });
   });
 });

@@ -28,9 +28,15 @@ describe('demo', () => {
     assert.match(result.stdout, /11 of 11 events delivered/);
     const rows = result.stdout.split('\n').filter((line) => /^\s+Order\w+\s+ORD-\d+\s+\w+\s+\d+\s+/.test(line));
     assert.equal(rows.length, 11, result.stdout);
-    assert.ok(rows.every((line) => /\sdelivered\s+\d+\s+200$/.test(line)), rows.join('\n'));
+    assert.ok(
+      rows.every((line) => /\sdelivered\s+\d+\s+200$/.test(line)),
+      rows.join('\n'),
+    );
     for (const event of ['Created', 'Accepted', 'Signed', 'Rejected', 'Canceled', 'Expired', 'DueDateUpdated']) {
-      assert.ok(rows.some((line) => line.includes(`Order${event} `)), `Order${event} in the outbox`);
+      assert.ok(
+        rows.some((line) => line.includes(`Order${event} `)),
+        `Order${event} in the outbox`,
+      );
     }
     assert.match(result.stdout, /OrderCreated\s+ORD-1004\s+delivered\s+2\s+200/, 'the 503 was retried');
     assert.match(result.stdout, /ORD-1004\s+attempt 1\s+signature ok\s+-> 503/);

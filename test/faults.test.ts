@@ -21,7 +21,10 @@ describe('faults', () => {
   const stack = stacksClosedAfter();
 
   it('kill -9 at random moments during a burst: every change delivered, duplicates only for events in flight', async () => {
-    const s = await stack('kill9', { webHook: { leaseTimeout: 'PT2S', requestTimeout: 'PT1S', concurrency: 8 }, database: { pollInterval: 'PT0.2S' } });
+    const s = await stack('kill9', {
+      webHook: { leaseTimeout: 'PT2S', requestTimeout: 'PT1S', concurrency: 8 },
+      database: { pollInterval: 'PT0.2S' },
+    });
     // A slow-ish receiver keeps requests in flight when the kill lands.
     s.receiver.respond = (_req, res) => setTimeout(() => res.end('ok'), 5);
     const orders = 60;
@@ -40,7 +43,9 @@ describe('faults', () => {
     assert.equal(check.events, orders * ORDER_LIFE.length);
     // A repeat is only ever an event whose earlier attempt was under way when an instance died:
     // that attempt reached the receiver but its result was never recorded.
-    const recorded = await s.db.query<{ event_id: string; attempt: number }>('SELECT event_id::text, attempt FROM order_webhooks.outbox_attempt');
+    const recorded = await s.db.query<{ event_id: string; attempt: number }>(
+      'SELECT event_id::text, attempt FROM order_webhooks.outbox_attempt',
+    );
     const recordedAttempts = new Set(recorded.map((r) => `${r.event_id}/${r.attempt}`));
     for (const id of check.duplicated) {
       const copies = s.receiver.requests.filter((r) => r.headers['x-event-id'] === id);
@@ -61,12 +66,19 @@ describe('faults', () => {
         "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()",
       );
     const before = await backends();
-    assert.ok(before.some((b) => b.application_name === 'order-webhooks listen'), 'listener connected');
-    await s.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()");
+    assert.ok(
+      before.some((b) => b.application_name === 'order-webhooks listen'),
+      'listener connected',
+    );
+    await s.db.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()",
+    );
     // Committed while the service has no connection at all.
     const ids = await playOrders(s.db, 3);
     await s.receiver.waitForCount(8 + 12);
-    const listenNow = await waitFor(async () => (await backends()).find((b) => b.application_name === 'order-webhooks listen'), { what: 'listener back' });
+    const listenNow = await waitFor(async () => (await backends()).find((b) => b.application_name === 'order-webhooks listen'), {
+      what: 'listener back',
+    });
     assert.ok(!before.some((b) => b.pid === listenNow.pid), 'a new listen connection');
     // And the new listen connection works: a change now is delivered promptly, not at the next poll.
     await playOrders(s.db, 1);
@@ -97,7 +109,10 @@ describe('faults', () => {
   });
 
   it('when an instance dies mid-request, another takes its events over after the lease', async () => {
-    const s = await stack('takeover', { webHook: { leaseTimeout: 'PT4S', requestTimeout: 'PT2S', concurrency: 4 }, database: { pollInterval: 'PT0.2S' } });
+    const s = await stack('takeover', {
+      webHook: { leaseTimeout: 'PT4S', requestTimeout: 'PT2S', concurrency: 4 },
+      database: { pollInterval: 'PT0.2S' },
+    });
     // The receiver holds every request: they stay in flight in the first instance.
     const held: (() => void)[] = [];
     s.receiver.respond = (_req, res) => held.push(() => res.end('ok'));
@@ -112,17 +127,20 @@ describe('faults', () => {
       const check = await checkDeliveries(s.db, s.receiver.requests, ids);
       assert.equal(check.events, 12);
       // Each head was sent again by the survivor, once the lease of the dead instance ran out.
-      const heads = (await s.db.query<{ event_id: string; attempts: number; recorded: number }>(
+      const heads = await s.db.query<{ event_id: string; attempts: number; recorded: number }>(
         `SELECT o.event_id::text, o.attempts, count(a.id)::int AS recorded
            FROM order_webhooks.outbox o LEFT JOIN order_webhooks.outbox_attempt a ON a.outbox_id = o.id
           WHERE o.event_type = 'OrderCreated' GROUP BY o.id`,
-      ));
+      );
       assert.equal(heads.length, 3);
       for (const head of heads) {
         const copies = s.receiver.requests.filter((r) => r.headers['x-event-id'] === head.event_id);
         assert.ok(copies.length >= 2, 'sent again');
         // Not at once: only when the 4 s lease ran out (the arrival times add a little jitter of their own).
-        assert.ok(copies[1]!.at - copies[0]!.at >= 3000, `retaken ${copies[1]!.at - copies[0]!.at} ms after the first attempt, before the 4 s lease ended`);
+        assert.ok(
+          copies[1]!.at - copies[0]!.at >= 3000,
+          `retaken ${copies[1]!.at - copies[0]!.at} ms after the first attempt, before the 4 s lease ended`,
+        );
         assert.ok(head.recorded < head.attempts, 'the dead instance’s attempt left no result, as expected');
       }
     } finally {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
-import { Journal } from '../src/journal.ts';
+import { Journal } from '../src/outbox/journal.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, insertOrder, type TestDatabase } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
@@ -43,25 +43,46 @@ describe('journal claims', () => {
     );
     const claimed = await journal.claim(10, 60_000);
     assert.equal(claimed.changes, 4);
-    assert.deepEqual(claimed.send.map((e) => [e.orderId, e.eventType, e.attempt]), [[alone, 'OrderCreated', 1]]);
+    assert.deepEqual(
+      claimed.send.map((e) => [e.orderId, e.eventType, e.attempt]),
+      [[alone, 'OrderCreated', 1]],
+    );
     assert.deepEqual(
       claimed.move.map((m) => [m.events[0]!.orderId, m.events[0]!.eventType, m.attemptsMade]),
-      [[twice, 'OrderCreated', 0], [twice, 'OrderAccepted', 0], [waiting, 'OrderCreated', 0]],
+      [
+        [twice, 'OrderCreated', 0],
+        [twice, 'OrderAccepted', 0],
+        [waiting, 'OrderCreated', 0],
+      ],
     );
     // Claimed: nothing more to claim until the leases end.
     assert.equal((await journal.claim(10, 60_000)).changes, 0);
-    assert.deepEqual((await changes()).map((c) => [c.attempts, c.claimed]), [[1, true], [1, true], [1, true], [1, true]]);
+    assert.deepEqual(
+      (await changes()).map((c) => [c.attempts, c.claimed]),
+      [
+        [1, true],
+        [1, true],
+        [1, true],
+        [1, true],
+      ],
+    );
     // Moved in journal order, pending and due; the sent one stays in the journal until its result.
     assert.deepEqual(await journal.move(claimed.move), { changes: 3, events: 3 });
     const outbox = await db.query<{ order_id: string; event_type: string; status: string }>(
-      "SELECT order_id, event_type, status FROM order_webhooks.outbox WHERE change_id <> 0 ORDER BY id",
+      'SELECT order_id, event_type, status FROM order_webhooks.outbox WHERE change_id <> 0 ORDER BY id',
     );
-    assert.deepEqual(outbox.map((r) => [r.order_id, r.event_type, r.status]), [
-      [twice, 'OrderCreated', 'pending'],
-      [twice, 'OrderAccepted', 'pending'],
-      [waiting, 'OrderCreated', 'pending'],
-    ]);
-    assert.deepEqual((await changes()).map((c) => c.order_id), [alone]);
+    assert.deepEqual(
+      outbox.map((r) => [r.order_id, r.event_type, r.status]),
+      [
+        [twice, 'OrderCreated', 'pending'],
+        [twice, 'OrderAccepted', 'pending'],
+        [waiting, 'OrderCreated', 'pending'],
+      ],
+    );
+    assert.deepEqual(
+      (await changes()).map((c) => c.order_id),
+      [alone],
+    );
   });
 
   it('an order with a change claimed elsewhere is left alone, even by a claim that saw it unclaimed', async () => {
@@ -74,10 +95,14 @@ describe('journal claims', () => {
     await other.connect();
     try {
       await other.query('BEGIN');
-      await other.query("UPDATE order_webhooks.change SET attempts = attempts + 1, claimed_until = now() + interval '1 min' WHERE id = $1", [first!.id]);
+      await other.query(
+        "UPDATE order_webhooks.change SET attempts = attempts + 1, claimed_until = now() + interval '1 min' WHERE id = $1",
+        [first!.id],
+      );
       const ours = journal.claim(10, 60_000);
       await waitFor(
-        async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).length > 0,
+        async () =>
+          (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).length > 0,
         { what: 'our claim waiting for the row lock' },
       );
       await other.query('COMMIT');
@@ -91,7 +116,10 @@ describe('journal claims', () => {
     }
     assert.deepEqual(
       (await changes()).map((c) => [c.id, c.attempts, c.claimed]),
-      [[first!.id, 1, true], [second!.id, 0, false]],
+      [
+        [first!.id, 1, true],
+        [second!.id, 0, false],
+      ],
     );
     // And while that claim runs, a new claim leaves the order alone too.
     assert.equal((await journal.claim(10, 60_000)).changes, 0);
@@ -106,7 +134,14 @@ describe('journal claims', () => {
     assert.equal(again.send[0]!.attempt, 2);
     assert.equal(again.send[0]!.eventId, first.send[0]!.eventId, 'the same event id');
     // The first claim's result no longer counts; the second's does.
-    const result = { startedAt: new Date(), durationMs: 1, httpStatus: 200, error: null, status: 'delivered' as const, nextAttemptAt: null };
+    const result = {
+      startedAt: new Date(),
+      durationMs: 1,
+      httpStatus: 200,
+      error: null,
+      status: 'delivered' as const,
+      nextAttemptAt: null,
+    };
     assert.deepEqual(await journal.record([{ ...result, event: first.send[0]! }]), { recorded: 0 });
     assert.deepEqual(await journal.record([{ ...result, event: again.send[0]! }]), { recorded: 1 });
     const [row] = await db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM order_webhooks.outbox');
@@ -114,4 +149,3 @@ describe('journal claims', () => {
     assert.deepEqual(await changes(), []);
   });
 });
-

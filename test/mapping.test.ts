@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Change, eventBody, eventForTransition, mapChange } from '../src/mapping.ts';
-import { eventId } from '../src/eventId.ts';
+import { type Change, eventBody, eventForTransition, mapChange } from '../src/mapping/mapping.ts';
+import { eventId } from '../src/mapping/eventId.ts';
 
 const update = (oldState: string | null, newState: string | null, oldDue: string | null = null, newDue: string | null = null): Change => ({
   id: '1',

@@ -10,24 +10,33 @@ describe('retries', () => {
   const stack = stacksClosedAfter();
 
   it('receiver down, then up: the backlog drains, in order per order, same event id on every retry', async () => {
-    const s = await stack('down_up', { webHook: { retry: { delays: ['PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S'] } } });
+    const s = await stack('down_up', {
+      webHook: { retry: { delays: ['PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S', 'PT0.3S'] } },
+    });
     const port = s.receiver.port;
     await s.receiver.close();
     const ids = await playOrders(s.db, 5);
     await waitFor(
-      async () => (await s.db.query("SELECT 1 FROM order_webhooks.outbox_attempt WHERE error LIKE 'connect: connection refused%'")).length >= 5,
+      async () =>
+        (await s.db.query("SELECT 1 FROM order_webhooks.outbox_attempt WHERE error LIKE 'connect: connection refused%'")).length >= 5,
       { what: 'refused attempts recorded' },
     );
     // Back up on the same port.
     const receiver = await startReceiver('/automation', port);
     s.receiver = receiver;
     await waitFor(
-      async () => { const r = await outbox(s.db); return r.length === 5 * ORDER_LIFE.length && r.every((row) => row.status === 'delivered'); },
+      async () => {
+        const r = await outbox(s.db);
+        return r.length === 5 * ORDER_LIFE.length && r.every((row) => row.status === 'delivered');
+      },
       { what: 'backlog delivered', timeoutMs: 30_000 },
     );
     await checkDeliveries(s.db, receiver.requests, ids);
     const heads = receiver.requests.filter((r) => JSON.parse(r.body).eventType === 'OrderCreated');
-    assert.ok(heads.every((r) => Number(r.headers['x-event-attempt']) >= 2), 'the heads were retries');
+    assert.ok(
+      heads.every((r) => Number(r.headers['x-event-attempt']) >= 2),
+      'the heads were retries',
+    );
     const rows = await outbox(s.db);
     const attemptIds = await s.db.query<{ event_id: string }>('SELECT DISTINCT event_id::text FROM order_webhooks.outbox_attempt');
     assert.equal(attemptIds.length, rows.length, 'one event id per event, across all its attempts');
@@ -72,7 +81,7 @@ describe('retries', () => {
     const head = (id: string) => rows.find((r) => r.order_id === id && r.event_type === 'OrderCreated')!;
     // The other orders were all delivered before the hanging one even gave up on its head.
     const [{ gave_up }] = (await s.db.query<{ gave_up: Date }>(
-      'SELECT max(a.started_at + a.duration_ms * interval \'1 ms\') AS gave_up FROM order_webhooks.outbox_attempt a WHERE a.outbox_id = $1',
+      "SELECT max(a.started_at + a.duration_ms * interval '1 ms') AS gave_up FROM order_webhooks.outbox_attempt a WHERE a.outbox_id = $1",
       [head(hanging).id],
     )) as [{ gave_up: Date }];
     const othersDone = Math.max(...rows.filter((r) => others.includes(r.order_id)).map((r) => r.delivered_at!.getTime()));
@@ -86,19 +95,30 @@ describe('retries', () => {
     assert.ok(head(slow).response_ms! >= 290, `slow response recorded: ${head(slow).response_ms}`);
     // Once the head failed, the rest of its order went ahead.
     for (const id of [hanging, failing]) {
-      assert.deepEqual(rows.filter((r) => r.order_id === id && r.event_type !== 'OrderCreated').map((r) => r.status), ['delivered', 'delivered', 'delivered']);
+      assert.deepEqual(
+        rows.filter((r) => r.order_id === id && r.event_type !== 'OrderCreated').map((r) => r.status),
+        ['delivered', 'delivered', 'delivered'],
+      );
     }
     const timeouts = await s.db.query<{ duration_ms: number }>(
       "SELECT a.duration_ms FROM order_webhooks.outbox_attempt a JOIN order_webhooks.outbox o ON o.id = a.outbox_id WHERE o.order_id = $1 AND o.event_type = 'OrderCreated'",
       [hanging],
     );
     assert.equal(timeouts.length, 4);
-    assert.ok(timeouts.every((t) => t.duration_ms >= 1950 && t.duration_ms < 4000), `bounded by the timeout: ${timeouts.map((t) => t.duration_ms)}`);
+    assert.ok(
+      timeouts.every((t) => t.duration_ms >= 1950 && t.duration_ms < 4000),
+      `bounded by the timeout: ${timeouts.map((t) => t.duration_ms)}`,
+    );
 
     // A failed event is sent again when an operator sets it back to pending.
-    await s.db.query("UPDATE order_webhooks.outbox SET status = 'pending', next_attempt_at = now() WHERE event_id = $1", [head(failing).event_id]);
+    await s.db.query("UPDATE order_webhooks.outbox SET status = 'pending', next_attempt_at = now() WHERE event_id = $1", [
+      head(failing).event_id,
+    ]);
     s.receiver.respond = (_req, res) => res.end('ok');
-    const again = await waitFor(async () => (await outbox(s.db)).find((r) => r.event_id === head(failing).event_id && r.status === 'delivered'), { what: 'redelivered' });
+    const again = await waitFor(
+      async () => (await outbox(s.db)).find((r) => r.event_id === head(failing).event_id && r.status === 'delivered'),
+      { what: 'redelivered' },
+    );
     assert.equal(again.attempts, 5);
   });
 
@@ -123,7 +143,12 @@ describe('retries', () => {
     const [row] = await outbox(s.db);
     await waitFor(async () => (await outbox(s.db))[0]!.status === 'delivered', { what: 'delivered' });
     assert.equal(row!.event_type, 'OrderCreated');
-    const errors = await s.db.query<{ error: string }>('SELECT error FROM order_webhooks.outbox_attempt WHERE error IS NOT NULL ORDER BY id');
-    assert.deepEqual(errors.map((e) => e.error), ['http: 429 Too Many Requests', 'http: 503 Service Unavailable']);
+    const errors = await s.db.query<{ error: string }>(
+      'SELECT error FROM order_webhooks.outbox_attempt WHERE error IS NOT NULL ORDER BY id',
+    );
+    assert.deepEqual(
+      errors.map((e) => e.error),
+      ['http: 429 Too Many Requests', 'http: 503 Service Unavailable'],
+    );
   });
 });

@@ -2,13 +2,13 @@
 // chooseTestServer picks. An embedded server is started once for the whole run and stopped at the
 // end (node 20's test runner has no global setup hook, hence this wrapper).
 import { spawn } from 'node:child_process';
-import { startEmbeddedPostgres } from '../src/embeddedPostgres.ts';
+import { startEmbeddedPostgres } from '../src/demo/embeddedPostgres.ts';
 import { chooseTestServer } from './helpers/testServer.ts';
 
 const files = process.argv.slice(2);
 const choice = await chooseTestServer(process.env);
 const env = { ...process.env };
-let stopServer = async () => undefined as void;
+let stopServer: () => Promise<void> = async () => {};
 if (choice.kind === 'embedded') {
   const started = Date.now();
   const server = await startEmbeddedPostgres({ label: 'order-webhooks-test', auth: 'trust' }).catch((error: Error) => {

@@ -25,7 +25,9 @@ describe('shutdown', () => {
     const rows = await outbox(s.db);
     assert.equal(rows[0]!.status, 'delivered');
     assert.equal(s.receiver.requests.length, 1);
-    await waitFor(async () => (await serviceConnections(s.db)).length === 0, { what: 'every service connection closed, the wake lock with it' });
+    await waitFor(async () => (await serviceConnections(s.db)).length === 0, {
+      what: 'every service connection closed, the wake lock with it',
+    });
     // Nothing lost: the next start sends the second one.
     await s.start();
     await s.receiver.waitForCount(2);

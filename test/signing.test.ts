@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDuration } from '../src/duration.ts';
-import { endpointUrl, redactUrl } from '../src/endpoint.ts';
-import { nextAttempt, parseRetryAfter } from '../src/retryPolicy.ts';
-import { signBody, verifySignature } from '../src/sign.ts';
+import { parseDuration } from '../src/config/duration.ts';
+import { endpointUrl, redactUrl } from '../src/delivery/endpoint.ts';
+import { nextAttempt, parseRetryAfter } from '../src/delivery/retryPolicy.ts';
+import { signBody, verifySignature } from '../src/delivery/sign.ts';
 
 describe('signing', () => {
   const body = '{"orderId":"07c6ad8c-d1ba-4e73-9bbf-c70a085a449c","eventType":"OrderAccepted"}';
@@ -26,7 +26,10 @@ describe('signing', () => {
 
 describe('endpoint URL', () => {
   it('puts the key in the spec’s final URL form', () => {
-    assert.equal(endpointUrl('http://www.example.org/automation', 'QueryParameterKey'), 'http://www.example.org/automation/?key=QueryParameterKey');
+    assert.equal(
+      endpointUrl('http://www.example.org/automation', 'QueryParameterKey'),
+      'http://www.example.org/automation/?key=QueryParameterKey',
+    );
     assert.equal(endpointUrl('http://www.example.org/automation/', 'K'), 'http://www.example.org/automation/?key=K');
     assert.equal(endpointUrl('http://h/x?a=1', 'K'), 'http://h/x?a=1&key=K');
     assert.equal(endpointUrl('http://h/x', 'a b&c=d'), 'http://h/x/?key=a%20b%26c%3Dd');

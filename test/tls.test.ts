@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { rootCertificates } from 'node:tls';
-import { parseConfig } from '../src/config.ts';
-import { type Outcome, Sender } from '../src/deliver.ts';
-import { loadTls } from '../src/tls.ts';
+import { parseConfig } from '../src/config/config.ts';
+import { type Outcome, Sender } from '../src/delivery/sender.ts';
+import { loadTls } from '../src/delivery/tls.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 import { type HttpsReceiver, startHttpsReceiver } from './helpers/httpsServer.ts';
 import { PASSWORD, type Pki, makePki } from './helpers/pki.ts';
@@ -38,13 +38,14 @@ describe('tls', () => {
   });
 
   const files = (webHook: Record<string, unknown>) =>
-    Object.fromEntries(
-      Object.entries(webHook).map(([name, value]) => [name, name.endsWith('File') ? pki.path(value as string) : value]),
-    );
+    Object.fromEntries(Object.entries(webHook).map(([name, value]) => [name, name.endsWith('File') ? pki.path(value as string) : value]));
 
   /** One POST through the real Sender, with the agent options loaded from the files as `start` does. */
   async function send(endpoint: string, webHook: Record<string, unknown>): Promise<Outcome> {
-    const hook = parseConfig({ webHook: { enabled: true, endpoint, ...files(webHook) }, database: { url: 'postgres://unused' } }, {}).webHook;
+    const hook = parseConfig(
+      { webHook: { enabled: true, endpoint, ...files(webHook) }, database: { url: 'postgres://unused' } },
+      {},
+    ).webHook;
     const sender = new Sender(hook, loadTls(hook).options);
     try {
       return await sender.send({ eventId: randomUUID(), attempt: 1, body: '{}' });
@@ -128,7 +129,14 @@ describe('tls', () => {
     it('each TLS set-up has its own agent: two client identities side by side keep their own connections', async () => {
       const make = (sslKeyFile: string) => {
         const hook = parseConfig(
-          { webHook: { enabled: true, endpoint: mutual.url, ...files({ useSslTrustAll: false, useSslClientCert: true, sslKeyFile, sslKeyPassword: PASSWORD, sslTrustFile: 'ca.pem' }) }, database: { url: 'postgres://unused' } },
+          {
+            webHook: {
+              enabled: true,
+              endpoint: mutual.url,
+              ...files({ useSslTrustAll: false, useSslClientCert: true, sslKeyFile, sslKeyPassword: PASSWORD, sslTrustFile: 'ca.pem' }),
+            },
+            database: { url: 'postgres://unused' },
+          },
           {},
         ).webHook;
         return new Sender(hook, loadTls(hook).options);
@@ -147,10 +155,17 @@ describe('tls', () => {
   });
 
   describe('start-up warnings', () => {
-    const hook = (webHook: Record<string, unknown>) => ({ endpoint: 'https://127.0.0.1/automation', useSslTrustAll: true, useSslClientCert: false, ...files(webHook) });
+    const hook = (webHook: Record<string, unknown>) => ({
+      endpoint: 'https://127.0.0.1/automation',
+      useSslTrustAll: true,
+      useSslClientCert: false,
+      ...files(webHook),
+    });
 
     it('warns about a certificate that expires within 30 days, naming the key', () => {
-      const { warnings } = loadTls(hook({ useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client-soon-identity.pem', sslTrustFile: 'ca.pem' }));
+      const { warnings } = loadTls(
+        hook({ useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client-soon-identity.pem', sslTrustFile: 'ca.pem' }),
+      );
       assert.equal(warnings.length, 1);
       assert.match(warnings[0]!, /^webHook\.sslKeyFile: the certificate "CN=soon-client" in \S+ expires in (9|10) days, on \d{4}-/);
     });
@@ -196,7 +211,13 @@ describe('tls', () => {
     });
 
     it('"Adding keys": verification on delivers with the right CA (PKCS#12 keystore)', async () => {
-      const s = await stack('tls_keys', { endpoint: server.url, useSslTrustAll: false, useSslClientCert: false, sslKeyFile: 'ca.p12', sslKeyPassword: PASSWORD });
+      const s = await stack('tls_keys', {
+        endpoint: server.url,
+        useSslTrustAll: false,
+        useSslClientCert: false,
+        sslKeyFile: 'ca.p12',
+        sslKeyPassword: PASSWORD,
+      });
       await s.db.query("INSERT INTO orders (state) VALUES ('created')");
       const row = await waitFor(async () => (await outbox(s.db)).find((r) => r.status !== 'pending'), { what: 'settled' });
       assert.equal(row.status, 'delivered');
@@ -205,17 +226,28 @@ describe('tls', () => {
     });
 
     it('"Adding keys": the wrong CA fails, recorded on each attempt as unknown authority, and is retried', async () => {
-      const s = await stack('tls_wrongca', { endpoint: server.url, useSslTrustAll: false, sslKeyFile: 'other-ca.pem', sslKeyPassword: PASSWORD });
+      const s = await stack('tls_wrongca', {
+        endpoint: server.url,
+        useSslTrustAll: false,
+        sslKeyFile: 'other-ca.pem',
+        sslKeyPassword: PASSWORD,
+      });
       await s.db.query("INSERT INTO orders (state) VALUES ('created')");
-      const rows = await waitFor(async () => {
-        const r = await attempts(s);
-        return r.length >= 2 && r;
-      }, { what: 'two attempts' });
+      const rows = await waitFor(
+        async () => {
+          const r = await attempts(s);
+          return r.length >= 2 && r;
+        },
+        { what: 'two attempts' },
+      );
       for (const row of rows.slice(0, 2)) {
         assert.equal(row.http_status, null);
         assert.match(row.error ?? '', UNKNOWN_AUTHORITY);
       }
-      assert.deepEqual(rows.slice(0, 2).map((r) => r.attempt), [1, 2]);
+      assert.deepEqual(
+        rows.slice(0, 2).map((r) => r.attempt),
+        [1, 2],
+      );
       assertNoSecrets(s.service!.output());
     });
 
@@ -239,28 +271,85 @@ describe('tls', () => {
     it('mutual TLS is refused without a client certificate, with a readable reason recorded', async () => {
       const s = await stack('tls_noclient', { endpoint: mutual.url, useSslTrustAll: false, sslTrustFile: 'ca.pem' });
       await s.db.query("INSERT INTO orders (state) VALUES ('created')");
-      const rows = await waitFor(async () => {
-        const r = await attempts(s);
-        return r.length >= 1 && r;
-      }, { what: 'an attempt' });
+      const rows = await waitFor(
+        async () => {
+          const r = await attempts(s);
+          return r.length >= 1 && r;
+        },
+        { what: 'an attempt' },
+      );
       assert.match(rows[0]!.error ?? '', /^tls: handshake refused by the receiver \(certificate required\)$/);
     });
   });
 
   describe('start-time checks: exit code 2 and one line naming the key', () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
-      ['a missing file', { useSslTrustAll: false, sslKeyFile: 'missing.p12', sslKeyPassword: PASSWORD }, /webHook\.sslKeyFile: cannot read \S+missing\.p12 \(ENOENT\)$/],
-      ['a wrong PKCS#12 password', { useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client.p12', sslKeyPassword: 'not-it' }, /webHook\.sslKeyFile: wrong password for \S+client\.p12 \(webHook\.sslKeyPassword\)$/],
-      ['a wrong JKS password', { useSslTrustAll: false, sslKeyFile: 'ca.jks', sslKeyPassword: 'not-it' }, /webHook\.sslKeyFile: wrong password for \S+ca\.jks/],
-      ['a wrong password for a PEM key', { useSslClientCert: true, sslKeyFile: 'client-identity.pem', sslKeyPassword: 'not-it' }, /webHook\.sslKeyFile: wrong password for \S+client-identity\.pem/],
-      ['a protected trust store the password does not open', { useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client-identity-plain.pem', sslKeyPassword: 'not-it', sslTrustFile: 'ca.p12' }, /webHook\.sslTrustFile: wrong password for \S+ca\.p12/],
-      ['an encrypted key without a password', { useSslClientCert: true, sslKeyFile: 'client.p12' }, /webHook\.sslKeyFile: \S+client\.p12 is password-protected and webHook\.sslKeyPassword is not set$/],
-      ['no private key for the client certificate', { useSslClientCert: true, sslKeyFile: 'ca.pem', sslKeyPassword: PASSWORD }, /webHook\.sslKeyFile: no private key in \S+ca\.pem: a client certificate/],
-      ['no certificate in a trust store', { useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client.p12', sslKeyPassword: PASSWORD, sslTrustFile: 'client.key' }, /webHook\.sslTrustFile: no certificate in \S+client\.key/],
-      ['an expired client certificate', { useSslClientCert: true, sslKeyFile: 'client-expired-identity.pem' }, /webHook\.sslKeyFile: the certificate "CN=expired-client" in \S+ expired on \d{4}-/],
-      ['an expired trusted certificate', { useSslTrustAll: false, sslTrustFile: 'expired-ca.pem' }, /webHook\.sslTrustFile: the certificate "CN=Expired CA" in \S+ expired on \d{4}-/],
-      ['a PKCS#12 in an encryption that cannot be read', { useSslClientCert: true, sslKeyFile: 'client-camellia.p12', sslKeyPassword: PASSWORD }, /webHook\.sslKeyFile: \S+ uses a PKCS#12 encryption that cannot be read .*re-export it with AES: openssl pkcs12 -in /],
-      ['a file that is no key store', { useSslTrustAll: false, sslTrustFile: 'server.ext' }, /webHook\.sslTrustFile: \S+server\.ext is not a PEM, PKCS#12 \(\.p12\/\.pfx\) or Java KeyStore \(\.jks\) file$/],
+      [
+        'a missing file',
+        { useSslTrustAll: false, sslKeyFile: 'missing.p12', sslKeyPassword: PASSWORD },
+        /webHook\.sslKeyFile: cannot read \S+missing\.p12 \(ENOENT\)$/,
+      ],
+      [
+        'a wrong PKCS#12 password',
+        { useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client.p12', sslKeyPassword: 'not-it' },
+        /webHook\.sslKeyFile: wrong password for \S+client\.p12 \(webHook\.sslKeyPassword\)$/,
+      ],
+      [
+        'a wrong JKS password',
+        { useSslTrustAll: false, sslKeyFile: 'ca.jks', sslKeyPassword: 'not-it' },
+        /webHook\.sslKeyFile: wrong password for \S+ca\.jks/,
+      ],
+      [
+        'a wrong password for a PEM key',
+        { useSslClientCert: true, sslKeyFile: 'client-identity.pem', sslKeyPassword: 'not-it' },
+        /webHook\.sslKeyFile: wrong password for \S+client-identity\.pem/,
+      ],
+      [
+        'a protected trust store the password does not open',
+        {
+          useSslTrustAll: false,
+          useSslClientCert: true,
+          sslKeyFile: 'client-identity-plain.pem',
+          sslKeyPassword: 'not-it',
+          sslTrustFile: 'ca.p12',
+        },
+        /webHook\.sslTrustFile: wrong password for \S+ca\.p12/,
+      ],
+      [
+        'an encrypted key without a password',
+        { useSslClientCert: true, sslKeyFile: 'client.p12' },
+        /webHook\.sslKeyFile: \S+client\.p12 is password-protected and webHook\.sslKeyPassword is not set$/,
+      ],
+      [
+        'no private key for the client certificate',
+        { useSslClientCert: true, sslKeyFile: 'ca.pem', sslKeyPassword: PASSWORD },
+        /webHook\.sslKeyFile: no private key in \S+ca\.pem: a client certificate/,
+      ],
+      [
+        'no certificate in a trust store',
+        { useSslTrustAll: false, useSslClientCert: true, sslKeyFile: 'client.p12', sslKeyPassword: PASSWORD, sslTrustFile: 'client.key' },
+        /webHook\.sslTrustFile: no certificate in \S+client\.key/,
+      ],
+      [
+        'an expired client certificate',
+        { useSslClientCert: true, sslKeyFile: 'client-expired-identity.pem' },
+        /webHook\.sslKeyFile: the certificate "CN=expired-client" in \S+ expired on \d{4}-/,
+      ],
+      [
+        'an expired trusted certificate',
+        { useSslTrustAll: false, sslTrustFile: 'expired-ca.pem' },
+        /webHook\.sslTrustFile: the certificate "CN=Expired CA" in \S+ expired on \d{4}-/,
+      ],
+      [
+        'a PKCS#12 in an encryption that cannot be read',
+        { useSslClientCert: true, sslKeyFile: 'client-camellia.p12', sslKeyPassword: PASSWORD },
+        /webHook\.sslKeyFile: \S+ uses a PKCS#12 encryption that cannot be read .*re-export it with AES: openssl pkcs12 -in /,
+      ],
+      [
+        'a file that is no key store',
+        { useSslTrustAll: false, sslTrustFile: 'server.ext' },
+        /webHook\.sslTrustFile: \S+server\.ext is not a PEM, PKCS#12 \(\.p12\/\.pfx\) or Java KeyStore \(\.jks\) file$/,
+      ],
     ];
     for (const [name, webHook, message] of cases) {
       it(`refuses ${name}`, async () => {
@@ -275,9 +364,9 @@ describe('tls', () => {
         assert.equal(lines.length, 1, result.stderr);
         assert.match(lines[0]!, /^order-webhooks: start: webHook\.ssl/);
         assert.match(lines[0]!, message);
-        for (const secret of [PASSWORD, 'not-it', SECRET, KEY]) assert.ok(!(result.stderr + result.stdout).includes(secret), `no ${secret} in the output`);
+        for (const secret of [PASSWORD, 'not-it', SECRET, KEY])
+          assert.ok(!(result.stderr + result.stdout).includes(secret), `no ${secret} in the output`);
       });
     }
-
   });
 });

@@ -11,7 +11,15 @@ export interface HttpsReceiver {
   close(): Promise<void>;
 }
 
-export async function startHttpsReceiver({ key, cert, clientCa }: { key: string; cert: string; clientCa?: string }): Promise<HttpsReceiver> {
+export async function startHttpsReceiver({
+  key,
+  cert,
+  clientCa,
+}: {
+  key: string;
+  cert: string;
+  clientCa?: string;
+}): Promise<HttpsReceiver> {
   const clients: (string | null)[] = [];
   const server: Server = createServer(
     { key, cert, ...(clientCa ? { ca: [clientCa], requestCert: true, rejectUnauthorized: true } : {}) },
@@ -19,7 +27,7 @@ export async function startHttpsReceiver({ key, cert, clientCa }: { key: string;
       const peer = (req.socket as TLSSocket).getPeerCertificate();
       req.resume();
       req.on('end', () => {
-        clients.push(peer && peer.subject ? String(peer.subject.CN) : null);
+        clients.push(peer?.subject ? String(peer.subject.CN) : null);
         res.end('ok');
       });
     },

@@ -47,7 +47,11 @@ export interface DeliveryCheck {
  * the outbox order, and that a repeated delivery always carries a higher attempt number (so it
  * was a retry after a lost result, never two instances sending the same attempt).
  */
-export async function checkDeliveries(db: TestDatabase, requests: readonly Received[], orderIds?: readonly string[]): Promise<DeliveryCheck> {
+export async function checkDeliveries(
+  db: TestDatabase,
+  requests: readonly Received[],
+  orderIds?: readonly string[],
+): Promise<DeliveryCheck> {
   const rows = await db.query<{ event_id: string; order_id: string; event_type: string; status: string }>(
     'SELECT event_id::text, order_id, event_type, status FROM order_webhooks.outbox ORDER BY id',
   );
@@ -59,8 +63,15 @@ export async function checkDeliveries(db: TestDatabase, requests: readonly Recei
     byEvent.set(id, [...(byEvent.get(id) ?? []), request]);
   }
   const lost = rows.filter((row) => !byEvent.has(row.event_id));
-  assert.deepEqual(lost.map((r) => `${r.order_id} ${r.event_type}`), [], 'no event lost');
-  assert.ok(rows.every((row) => row.status === 'delivered'), 'every event delivered');
+  assert.deepEqual(
+    lost.map((r) => `${r.order_id} ${r.event_type}`),
+    [],
+    'no event lost',
+  );
+  assert.ok(
+    rows.every((row) => row.status === 'delivered'),
+    'every event delivered',
+  );
   if (orderIds) {
     for (const orderId of orderIds) {
       const types = rows.filter((r) => r.order_id === orderId).map((r) => r.event_type);
@@ -76,7 +87,11 @@ export async function checkDeliveries(db: TestDatabase, requests: readonly Recei
   const orders = new Map<string, number[]>();
   for (const row of rows) orders.set(row.order_id, [...(orders.get(row.order_id) ?? []), firstArrival.get(row.event_id)!]);
   for (const [orderId, arrivals] of orders) {
-    assert.deepEqual(arrivals, [...arrivals].sort((a, b) => a - b), `order ${orderId} delivered in order`);
+    assert.deepEqual(
+      arrivals,
+      [...arrivals].sort((a, b) => a - b),
+      `order ${orderId} delivered in order`,
+    );
   }
   const duplicated: string[] = [];
   for (const [id, copies] of byEvent) {

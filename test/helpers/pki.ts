@@ -43,7 +43,23 @@ export function makePki(): Pki {
   };
   const signed = (name: string, subject: string, days: string, ext: string) => {
     ssl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', days, '-extfile', ext);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      days,
+      '-extfile',
+      ext,
+    );
   };
   selfSigned('ca', '/CN=Test Root CA', '3650');
   selfSigned('other-ca', '/CN=Unrelated CA', '3650');
@@ -55,8 +71,37 @@ export function makePki(): Pki {
   signed('client', '/CN=webhook-client', '365', 'client.ext');
   signed('client-soon', '/CN=soon-client', '10', 'client.ext');
   signed('client-expired', '/CN=expired-client', '-1', 'client.ext');
-  ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'client-ec.key', '-out', 'client-ec.csr', '-subj', '/CN=webhook-client');
-  ssl('x509', '-req', '-in', 'client-ec.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-out', 'client-ec.pem', '-days', '365', '-extfile', 'client.ext');
+  ssl(
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'client-ec.key',
+    '-out',
+    'client-ec.csr',
+    '-subj',
+    '/CN=webhook-client',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'client-ec.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-out',
+    'client-ec.pem',
+    '-days',
+    '365',
+    '-extfile',
+    'client.ext',
+  );
 
   // Client identities: one PEM file with the certificate and its (encrypted) key, PKCS#12, JKS.
   ssl('pkey', '-in', 'client.key', '-aes-256-cbc', '-passout', pass, '-out', 'client.enc.key');
@@ -66,21 +111,79 @@ export function makePki(): Pki {
   concat('client-identity-traditional.pem', ['client.pem', 'client.trad.key']);
   concat('client-soon-identity.pem', ['client-soon.pem', 'client-soon.key']);
   concat('client-expired-identity.pem', ['client-expired.pem', 'client-expired.key']);
-  ssl('pkcs12', '-export', '-in', 'client.pem', '-inkey', 'client.key', '-certfile', 'ca.pem', '-name', 'client', '-out', 'client.p12', '-passout', pass);
+  ssl(
+    'pkcs12',
+    '-export',
+    '-in',
+    'client.pem',
+    '-inkey',
+    'client.key',
+    '-certfile',
+    'ca.pem',
+    '-name',
+    'client',
+    '-out',
+    'client.p12',
+    '-passout',
+    pass,
+  );
   ssl('pkcs12', '-export', '-in', 'client-ec.pem', '-inkey', 'client-ec.key', '-out', 'client-ec.p12', '-passout', pass);
   // The old RC2/3DES encryption Node's own `pfx` option cannot read under OpenSSL 3.
   ssl('pkcs12', '-export', '-legacy', '-in', 'client.pem', '-inkey', 'client.key', '-out', 'client-legacy.p12', '-passout', pass);
   // An encryption forge does not read: must be refused at start with how to re-export it.
-  ssl('pkcs12', '-export', '-in', 'client.pem', '-inkey', 'client.key', '-out', 'client-camellia.p12', '-passout', pass,
-    '-keypbe', 'camellia-256-cbc', '-certpbe', 'camellia-256-cbc');
-  keytool('-importkeystore', '-noprompt', '-srckeystore', 'client.p12', '-srcstoretype', 'PKCS12', '-srcstorepass', PASSWORD,
-    '-destkeystore', 'client.jks', '-deststoretype', 'JKS', '-deststorepass', PASSWORD, '-destkeypass', PASSWORD);
+  ssl(
+    'pkcs12',
+    '-export',
+    '-in',
+    'client.pem',
+    '-inkey',
+    'client.key',
+    '-out',
+    'client-camellia.p12',
+    '-passout',
+    pass,
+    '-keypbe',
+    'camellia-256-cbc',
+    '-certpbe',
+    'camellia-256-cbc',
+  );
+  keytool(
+    '-importkeystore',
+    '-noprompt',
+    '-srckeystore',
+    'client.p12',
+    '-srcstoretype',
+    'PKCS12',
+    '-srcstorepass',
+    PASSWORD,
+    '-destkeystore',
+    'client.jks',
+    '-deststoretype',
+    'JKS',
+    '-deststorepass',
+    PASSWORD,
+    '-destkeypass',
+    PASSWORD,
+  );
 
   // Trust stores: the CA as PEM, DER, PKCS#12 with and without a password, JKS.
   ssl('x509', '-in', 'ca.pem', '-outform', 'DER', '-out', 'ca.der');
   ssl('pkcs12', '-export', '-nokeys', '-in', 'ca.pem', '-out', 'ca.p12', '-passout', pass);
   ssl('pkcs12', '-export', '-nokeys', '-in', 'ca.pem', '-out', 'ca-unprotected.p12', '-passout', 'pass:');
-  keytool('-importcert', '-noprompt', '-alias', 'test-ca', '-file', 'ca.pem', '-keystore', 'ca.jks', '-storetype', 'JKS', '-storepass', PASSWORD);
+  keytool(
+    '-importcert',
+    '-noprompt',
+    '-alias',
+    'test-ca',
+    '-file',
+    'ca.pem',
+    '-keystore',
+    'ca.jks',
+    '-storetype',
+    'JKS',
+    '-storepass',
+    PASSWORD,
+  );
 
   function concat(target: string, sources: string[]) {
     writeFileSync(join(dir, target), sources.map((source) => readFileSync(join(dir, source), 'utf8')).join(''));

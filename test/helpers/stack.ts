@@ -18,7 +18,12 @@ export interface Stack {
 
 export async function createStack(
   label: string,
-  { webHook = {}, orders = {}, database = {}, startNow = true }: { webHook?: object; orders?: object; database?: object; startNow?: boolean } = {},
+  {
+    webHook = {},
+    orders = {},
+    database = {},
+    startNow = true,
+  }: { webHook?: object; orders?: object; database?: object; startNow?: boolean } = {},
 ): Promise<Stack> {
   const db = await createTestDatabase(label);
   await createOrdersTable(db);

@@ -4,9 +4,7 @@ import { connect } from 'node:net';
 
 export const LOCAL_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export type TestServerChoice =
-  | { kind: 'given' | 'local'; url: string }
-  | { kind: 'embedded'; reason: string };
+export type TestServerChoice = { kind: 'given' | 'local'; url: string } | { kind: 'embedded'; reason: string };
 
 /** Whether something accepts TCP connections at the URL's host and port. */
 export function answers(url: string, timeoutMs = 2_000): Promise<boolean> {

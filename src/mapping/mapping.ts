@@ -1,5 +1,5 @@
 // Maps one recorded change (old → new row state) onto the webhook events it causes. Pure.
-import type { EventType } from './events.ts';
+import type { EventType } from '../events.ts';
 
 /** One row of the change journal, as the trigger recorded it. */
 export interface Change {
@@ -50,11 +50,7 @@ function matches(pattern: string | string[] | undefined, state: string | null): 
 }
 
 /** The event for a state transition, or undefined when no rule matches. First match wins. */
-export function eventForTransition(
-  from: string | null,
-  to: string | null,
-  rules: TransitionRule[] | undefined,
-): EventType | undefined {
+export function eventForTransition(from: string | null, to: string | null, rules: TransitionRule[] | undefined): EventType | undefined {
   if (rules && rules.length > 0) {
     return rules.find((rule) => matches(rule.from, from) && matches(rule.to, to))?.event;
   }

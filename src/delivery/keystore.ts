@@ -94,7 +94,8 @@ function pemPrivateKey(path: string, block: string, password: string | undefined
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? '';
     if (password === undefined || password === '') {
-      if (/PASSPHRASE|BAD_DECRYPT/.test(code)) throw new KeyStoreError(`the private key in ${path} is encrypted and no password is set`, 'needs-password');
+      if (/PASSPHRASE|BAD_DECRYPT/.test(code))
+        throw new KeyStoreError(`the private key in ${path} is encrypted and no password is set`, 'needs-password');
     } else if (/BAD_DECRYPT|PASSPHRASE|DECODER|UNSUPPORTED/.test(code)) {
       throw new KeyStoreError(`wrong password for ${path}`, 'wrong-password');
     }

@@ -1,6 +1,6 @@
 // The outbox: claims events that are due, and records how each attempt went.
 import type pg from 'pg';
-import { ident } from './db.ts';
+import { ident } from '../db.ts';
 
 export interface ClaimedEvent {
   /**

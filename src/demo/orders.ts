@@ -46,10 +46,7 @@ export class OrderApp {
   }
 
   async moveDueDate(reference: string, days: number): Promise<void> {
-    await this.client.query('UPDATE orders SET due_date = due_date + $2::int, updated_at = now() WHERE reference = $1', [
-      reference,
-      days,
-    ]);
+    await this.client.query('UPDATE orders SET due_date = due_date + $2::int, updated_at = now() WHERE reference = $1', [reference, days]);
   }
 
   async changeAmount(reference: string, amount: string): Promise<void> {

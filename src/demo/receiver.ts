@@ -2,7 +2,7 @@
 // and can be "down" (answering 503) for a while so that a retry shows.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifySignature } from './sign.ts';
+import { verifySignature } from '../delivery/sign.ts';
 
 export interface Webhook {
   eventId: string;

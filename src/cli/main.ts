@@ -1,10 +1,10 @@
 // The command line: the only place that reads argv, prints for humans and sets exit codes.
 import { Command, CommanderError } from 'commander';
-import { ConfigError, configPathFrom, isServiceConfigured, loadConfig, type Config } from './config.ts';
-import { DemoInterrupted, runDemo } from './demo.ts';
-import { createLogger } from './log.ts';
-import { migrate, migrationScript } from './migrate.ts';
-import { startService } from './service.ts';
+import { ConfigError, configPathFrom, isServiceConfigured, loadConfig, type Config } from '../config/config.ts';
+import { DemoInterrupted, runDemo } from '../demo/demo.ts';
+import { createLogger } from '../log.ts';
+import { migrate, migrationScript } from '../capture/migrate.ts';
+import { type Service, startService } from '../service.ts';
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad config or setup (fix it and run again). */
 const EXIT_FAILURE = 1;
@@ -69,36 +69,38 @@ program
   });
 
 async function start(options: { config?: string }): Promise<void> {
-    const config = readConfig(options.config);
-    const log = createLogger(config.logLevel);
-    if (!config.webHook.enabled) {
-      log.warn('webhooks are disabled (webHook.enabled is false): nothing is sent; order changes stay in the journal and are delivered once enabled');
-      log.flush();
-      return;
+  const config = readConfig(options.config);
+  const log = createLogger(config.logLevel);
+  if (!config.webHook.enabled) {
+    log.warn(
+      'webhooks are disabled (webHook.enabled is false): nothing is sent; order changes stay in the journal and are delivered once enabled',
+    );
+    log.flush();
+    return;
+  }
+  let service: Service;
+  try {
+    service = await startService(config, log);
+  } catch (error) {
+    log.flush();
+    fail(`start: ${(error as Error).message}`, exitCodeFor(error as Error));
+  }
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`order-webhooks: second ${signal}: exiting at once; events in flight are retried when their lease ends\n`);
+      process.exit(EXIT_FAILURE);
     }
-    let service;
-    try {
-      service = await startService(config, log);
-    } catch (error) {
-      log.flush();
-      fail(`start: ${(error as Error).message}`, exitCodeFor(error as Error));
-    }
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        process.stderr.write(`order-webhooks: second ${signal}: exiting at once; events in flight are retried when their lease ends\n`);
-        process.exit(EXIT_FAILURE);
-      }
-      log.info({ signal }, 'signal received');
-      void service.stop();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    const code = await service.stopped;
-    // Everything is released; exit now rather than wait for stray sockets of requests we gave up on.
-    await new Promise<void>((resolve) => log.flush(() => resolve()));
-    process.exit(code);
+    log.info({ signal }, 'signal received');
+    void service.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const code = await service.stopped;
+  // Everything is released; exit now rather than wait for stray sockets of requests we gave up on.
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
+  process.exit(code);
 }
 
 async function demo(): Promise<void> {

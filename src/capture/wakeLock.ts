@@ -7,8 +7,8 @@
 // sleep, since every later transaction will wake it. If this connection dies, the lock goes with it
 // and the order app stops paying for NOTIFYs nobody would act on.
 import pg from 'pg';
-import { describeDbError, lockKey } from './db.ts';
-import type { Logger } from './log.ts';
+import { describeDbError, lockKey } from '../db.ts';
+import type { Logger } from '../log.ts';
 
 /**
  * `idle`: the lock is ours, the trigger now notifies. `elsewhere`: another instance is idle and holds

@@ -17,9 +17,7 @@ export interface EventSource {
 
 /** The id of the `n`th event (from 0) of a change, for the installation whose random id is `installation`. */
 export function eventId(installation: string, source: EventSource, n: number): string {
-  const mac = createHmac('sha256', installation)
-    .update(`${source.changeId}\n${source.changedAtUs}\n${source.orderId}\n${n}`)
-    .digest();
+  const mac = createHmac('sha256', installation).update(`${source.changeId}\n${source.changedAtUs}\n${source.orderId}\n${n}`).digest();
   const b = Buffer.alloc(16);
   b.writeUIntBE(Math.floor(Number(source.changedAtUs) / 1000), 0, 6);
   mac.copy(b, 6, 0, 10);

@@ -4,14 +4,14 @@
 // the `print` it is given (the CLI owns stdout) and removes everything it started, on success,
 // failure or abort alike.
 import pg from 'pg';
-import { parseConfig } from './config.ts';
-import { describeDbError, ident } from './db.ts';
-import { type DemoReceiver, startDemoReceiver, type Webhook } from './demoReceiver.ts';
-import { OrderApp, ORDERS_CONFIG } from './demoOrders.ts';
+import { parseConfig } from '../config/config.ts';
+import { describeDbError, ident } from '../db.ts';
+import { type DemoReceiver, startDemoReceiver, type Webhook } from './receiver.ts';
+import { OrderApp, ORDERS_CONFIG } from './orders.ts';
 import { startEmbeddedPostgres } from './embeddedPostgres.ts';
-import { createLogger, type Logger } from './log.ts';
-import { migrate } from './migrate.ts';
-import { startService } from './service.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { migrate } from '../capture/migrate.ts';
+import { startService } from '../service.ts';
 
 const SECRET = 'demo-secret';
 const KEY = 'demo';
@@ -175,7 +175,11 @@ export async function runDemo({ print: printAlways, signal }: DemoOptions): Prom
       await step('ORD-1002 rejected', () => app.setState('ORD-1002', 'rejected'), 1);
       await step('new order ORD-1003 for Initech, 420.00 EUR', () => app.create('ORD-1003', 'Initech', '420.00', 14), 1);
       await step('ORD-1003 due date moved a week later', () => app.moveDueDate('ORD-1003', 7), 1);
-      await step('ORD-1003 amount changed to 440.00 (not a state or due date: no webhook)', () => app.changeAmount('ORD-1003', '440.00'), 0);
+      await step(
+        'ORD-1003 amount changed to 440.00 (not a state or due date: no webhook)',
+        () => app.changeAmount('ORD-1003', '440.00'),
+        0,
+      );
       print('  receiver   (down for a moment: the next webhook gets 503; the service retries after webHook.retry.delays, 1 s here)');
       receiver.failNext(1);
       await step('new order ORD-1004 for Umbrella, 15.00 EUR', () => app.create('ORD-1004', 'Umbrella', '15.00', 30), 1);
@@ -218,7 +222,9 @@ export async function runDemo({ print: printAlways, signal }: DemoOptions): Prom
         .catch((error) => printAlways(`  cleanup    stopping ${what} failed: ${(error as Error).message}`));
     }
     if (release.length > 0) {
-      printAlways(`Stopped the service, the receiver and PostgreSQL, and removed the temporary data (${((Date.now() - started) / 1000).toFixed(1)} s).`);
+      printAlways(
+        `Stopped the service, the receiver and PostgreSQL, and removed the temporary data (${((Date.now() - started) / 1000).toFixed(1)} s).`,
+      );
     }
   }
 }

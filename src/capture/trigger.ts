@@ -2,10 +2,10 @@
 // and installs it. Also the listener's side of the wake-up protocol the trigger follows.
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import type { OrdersConfig } from './config.ts';
-import { ident, literal, lockKey, wakeChannel } from './db.ts';
+import type { OrdersConfig } from '../config/config.ts';
+import { ident, literal, lockKey, wakeChannel } from '../db.ts';
 
-const TEMPLATE_URL = new URL('../migrations/capture.sql', import.meta.url);
+const TEMPLATE_URL = new URL('../../migrations/capture.sql', import.meta.url);
 
 export class CaptureError extends Error {
   override name = 'CaptureError';
@@ -94,9 +94,7 @@ export async function checkOrdersTable(db: pg.ClientBase | pg.Pool, target: Capt
   if (orders.dueDateColumn !== undefined) {
     const due = column('dueDateColumn', orders.dueDateColumn);
     if (!DATE_TYPES.has(due.type)) {
-      throw new CaptureError(
-        `orders.dueDateColumn: column ${ident(orders.dueDateColumn)} is ${due.type}; expected date or timestamp`,
-      );
+      throw new CaptureError(`orders.dueDateColumn: column ${ident(orders.dueDateColumn)} is ${due.type}; expected date or timestamp`);
     }
   }
 }
@@ -153,7 +151,7 @@ export async function installCapture(client: pg.ClientBase, target: CaptureTarge
 export async function checkCaptureInstalled(db: pg.Pool, target: CaptureTarget): Promise<void> {
   const installed = await installedCapture(db, target.schema);
   const table = qualifiedOrdersTable(target);
-  if (!installed || installed.triggers !== 2) {
+  if (installed?.triggers !== 2) {
     throw new CaptureError(`the capture trigger is not installed on ${table}: run \`order-webhooks migrate\` first`);
   }
   if (installed.definition !== renderCapture(target)) {

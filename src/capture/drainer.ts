@@ -2,11 +2,11 @@
 // must wait are moved to the outbox. It runs when woken (NOTIFY, reconnect, poll, a first attempt
 // recorded) and, while changes keep coming, polls on its own so that busy order transactions need
 // not NOTIFY at all; only after a quiet spell does it go idle and let the trigger wake it again (the
-// protocol is in src/wakeLock.ts).
-import { describeDbError } from './db.ts';
-import type { Journal } from './journal.ts';
-import type { ClaimedEvent } from './outbox.ts';
-import type { Logger } from './log.ts';
+// protocol is in src/capture/wakeLock.ts).
+import { describeDbError } from '../db.ts';
+import type { Journal } from '../outbox/journal.ts';
+import type { ClaimedEvent } from '../outbox/outbox.ts';
+import type { Logger } from '../log.ts';
 import type { WakeLock } from './wakeLock.ts';
 
 export interface DrainerOptions {

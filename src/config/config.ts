@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
-import { EVENT_TYPES } from './events.ts';
+import { EVENT_TYPES } from '../events.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -46,16 +46,14 @@ const transition = z.strictObject({
   event: z.enum(EVENT_TYPES),
 });
 
-const endpoint = z
-  .string()
-  .refine((text) => {
-    try {
-      const url = new URL(text);
-      return url.protocol === 'http:' || url.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'expected an absolute http:// or https:// URL');
+const endpoint = z.string().refine((text) => {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'expected an absolute http:// or https:// URL');
 
 const webHook = z
   .strictObject({

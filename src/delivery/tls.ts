@@ -2,8 +2,8 @@
 // so that a wrong file or password stops `start` instead of failing every delivery.
 import { rootCertificates } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
-import type { WebHookConfig } from './config.ts';
-import type { TlsAgentOptions } from './deliver.ts';
+import type { WebHookConfig } from '../config/config.ts';
+import type { TlsAgentOptions } from './sender.ts';
 import { type KeyStoreContents, KeyStoreError, readKeyStore } from './keystore.ts';
 
 /** A TLS file that cannot be used; the message names the config key and the file, never the password. */
@@ -21,10 +21,7 @@ export interface LoadedTls {
 export const EXPIRY_WARNING_DAYS = 30;
 const DAY_MS = 86_400_000;
 
-type TlsHook = Pick<
-  WebHookConfig,
-  'endpoint' | 'useSslTrustAll' | 'useSslClientCert' | 'sslTrustFile' | 'sslKeyFile' | 'sslKeyPassword'
->;
+type TlsHook = Pick<WebHookConfig, 'endpoint' | 'useSslTrustAll' | 'useSslClientCert' | 'sslTrustFile' | 'sslKeyFile' | 'sslKeyPassword'>;
 
 export function loadTls(hook: TlsHook, now = new Date()): LoadedTls {
   const options: TlsAgentOptions = {};
@@ -37,7 +34,9 @@ export function loadTls(hook: TlsHook, now = new Date()): LoadedTls {
     const identity = read('webHook.sslKeyFile', path, hook.sslKeyPassword, 'identity');
     const key = identity.privateKeys[0];
     if (!key) {
-      throw new TlsConfigError(`webHook.sslKeyFile: no private key in ${path}: a client certificate (useSslClientCert: true) needs the certificate and its private key`);
+      throw new TlsConfigError(
+        `webHook.sslKeyFile: no private key in ${path}: a client certificate (useSslClientCert: true) needs the certificate and its private key`,
+      );
     }
     const leaf = identity.certificates.find((certificate) => certificate.checkPrivateKey(key));
     if (!leaf) throw new TlsConfigError(`webHook.sslKeyFile: no certificate in ${path} matches its private key`);
@@ -51,7 +50,10 @@ export function loadTls(hook: TlsHook, now = new Date()): LoadedTls {
   // Without a client certificate, sslKeyFile is the spec's "keys": certificates to trust.
   const trustSettings: [string, string | undefined][] = hook.useSslClientCert
     ? [['webHook.sslTrustFile', hook.sslTrustFile]]
-    : [['webHook.sslKeyFile', hook.sslKeyFile], ['webHook.sslTrustFile', hook.sslTrustFile]];
+    : [
+        ['webHook.sslKeyFile', hook.sslKeyFile],
+        ['webHook.sslTrustFile', hook.sslTrustFile],
+      ];
   const configured = trustSettings.filter((entry): entry is [string, string] => entry[1] !== undefined);
 
   if (hook.useSslTrustAll) {
@@ -104,7 +106,9 @@ function checkValidity(setting: string, path: string, certificates: X509Certific
     }
     const days = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
     if (days < EXPIRY_WARNING_DAYS) {
-      warnings.push(`${setting}: the certificate "${subject}" in ${path} expires in ${days} day${days === 1 ? '' : 's'}, on ${notAfter.toISOString()}`);
+      warnings.push(
+        `${setting}: the certificate "${subject}" in ${path} expires in ${days} day${days === 1 ? '' : 's'}, on ${notAfter.toISOString()}`,
+      );
     }
   }
   return warnings;
@@ -116,5 +120,5 @@ function required(value: string | undefined, setting: string, when: string): str
 }
 
 function isHttps(endpoint: string | undefined): boolean {
-  return endpoint !== undefined && endpoint.toLowerCase().startsWith('https:');
+  return endpoint?.toLowerCase().startsWith('https:') ?? false;
 }

@@ -3,11 +3,11 @@
 // back in batches. Nothing is dropped: a result that cannot be written is kept and written later; an
 // event whose result never gets written is claimed again once its lease runs out.
 import { randomInt } from 'node:crypto';
-import { describeDbError } from './db.ts';
-import type { Outcome, Sender } from './deliver.ts';
-import type { FirstAttemptRecord, Journal } from './journal.ts';
-import type { Logger } from './log.ts';
-import type { AttemptRecord, ClaimedEvent, Outbox } from './outbox.ts';
+import { describeDbError } from '../db.ts';
+import type { Outcome, Sender } from './sender.ts';
+import type { FirstAttemptRecord, Journal } from '../outbox/journal.ts';
+import type { Logger } from '../log.ts';
+import type { AttemptRecord, ClaimedEvent, Outbox } from '../outbox/outbox.ts';
 import { nextAttempt } from './retryPolicy.ts';
 
 export interface DispatcherOptions {
@@ -134,7 +134,10 @@ export class Dispatcher {
     const journal = events.filter((e) => e.from === 'journal');
     const outbox = events.filter((e) => e.from === 'outbox');
     await Promise.all([this.journal.unclaim(journal), this.outbox.unclaim(outbox)]).catch((error) =>
-      this.log.warn({ error: describeDbError(error), events: events.length }, 'giving back unsent events failed; they are claimed again when their lease runs out'),
+      this.log.warn(
+        { error: describeDbError(error), events: events.length },
+        'giving back unsent events failed; they are claimed again when their lease runs out',
+      ),
     );
   }
 
@@ -148,10 +151,13 @@ export class Dispatcher {
 
   /** Looks in the outbox when a retry we scheduled comes due. */
   private lookAt(at: Date): void {
-    const timer = setTimeout(() => {
-      this.dueTimers.delete(timer);
-      this.lookAgain();
-    }, Math.max(0, at.getTime() - Date.now()) + 5);
+    const timer = setTimeout(
+      () => {
+        this.dueTimers.delete(timer);
+        this.lookAgain();
+      },
+      Math.max(0, at.getTime() - Date.now()) + 5,
+    );
     this.dueTimers.add(timer);
   }
 
@@ -161,14 +167,16 @@ export class Dispatcher {
       .send({ eventId: event.eventId, attempt: event.attempt, body: event.body })
       // Sender.send reports request failures as outcomes; anything it throws is a bug of ours, which
       // still becomes a failed attempt on record rather than an unhandled rejection that kills the process.
-      .catch((error: unknown): Outcome => ({
-        ok: false,
-        startedAt: new Date(),
-        durationMs: 0,
-        httpStatus: null,
-        error: `internal: ${(error as Error).message ?? String(error)}`,
-        retryAfterMs: null,
-      }))
+      .catch(
+        (error: unknown): Outcome => ({
+          ok: false,
+          startedAt: new Date(),
+          durationMs: 0,
+          httpStatus: null,
+          error: `internal: ${(error as Error).message ?? String(error)}`,
+          retryAfterMs: null,
+        }),
+      )
       .then((outcome) => {
         let status: AttemptRecord['status'] = 'delivered';
         let nextAttemptAt: Date | null = null;
@@ -181,7 +189,14 @@ export class Dispatcher {
           if (next.status === 'pending') nextAttemptAt = new Date(Date.now() + next.delayMs);
           else this.stats.failedEvents++;
           this.log.info(
-            { eventId: event.eventId, orderId: event.orderId, eventType: event.eventType, attempt: event.attempt, error: outcome.error, next: status === 'pending' ? nextAttemptAt : 'failed' },
+            {
+              eventId: event.eventId,
+              orderId: event.orderId,
+              eventType: event.eventType,
+              attempt: event.attempt,
+              error: outcome.error,
+              next: status === 'pending' ? nextAttemptAt : 'failed',
+            },
             'delivery attempt failed',
           );
         }
@@ -227,7 +242,10 @@ export class Dispatcher {
         ({ recorded }) => {
           if (recorded < first.length) {
             // A retried write whose first try did commit, or a claim that ran out and was taken over.
-            this.log.warn({ results: first.length - recorded }, 'first attempts not recorded: already recorded, or their claims had run out and were taken over');
+            this.log.warn(
+              { results: first.length - recorded },
+              'first attempts not recorded: already recorded, or their claims had run out and were taken over',
+            );
           }
           written(first);
           if (first.length > 0) this.options.firstAttemptsRecorded?.();
@@ -290,11 +308,16 @@ export class Dispatcher {
     if (!done) {
       // Hand back what is still in flight so the next start retries it at once, not after the lease.
       const unfinished = [...this.inFlight.values()];
-      this.log.warn({ inFlight: unfinished.length, unrecorded: this.results.length }, 'stopped before every request finished; those events will be retried');
+      this.log.warn(
+        { inFlight: unfinished.length, unrecorded: this.results.length },
+        'stopped before every request finished; those events will be retried',
+      );
       await Promise.all([
         this.journal.release(unfinished.filter((e) => e.from === 'journal')),
         this.outbox.release(unfinished.filter((e) => e.from === 'outbox')),
-      ]).catch((error) => this.log.warn({ error: describeDbError(error) }, 'releasing unfinished events failed; they are retried when their lease runs out'));
+      ]).catch((error) =>
+        this.log.warn({ error: describeDbError(error) }, 'releasing unfinished events failed; they are retried when their lease runs out'),
+      );
     }
     return done;
   }

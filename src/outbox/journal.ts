@@ -4,9 +4,9 @@
 // deletes the change. A change that must wait behind other events of its order, or that has other
 // than one event, is moved to the outbox unsent and goes out from there.
 import type pg from 'pg';
-import { ident, statementName } from './db.ts';
-import { eventId } from './eventId.ts';
-import { type Change, eventBody, type MappingOptions, mapChange } from './mapping.ts';
+import { ident, statementName } from '../db.ts';
+import { eventId } from '../mapping/eventId.ts';
+import { type Change, eventBody, type MappingOptions, mapChange } from '../mapping/mapping.ts';
 import type { AttemptResult, ClaimedEvent } from './outbox.ts';
 
 interface ClaimedRow {
@@ -97,7 +97,7 @@ export class Journal {
       RETURNING c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date,
                 (extract(epoch FROM c.changed_at) * 1000000)::bigint::text AS changed_us, c.attempts AS attempt,
                 p.nth::int AS nth, p.of_order = 1
-                  -- A sub-select, not a join: see the planning note in src/outbox.ts.
+                  -- A sub-select, not a join: see the planning note in src/outbox/outbox.ts.
                   AND (SELECT o.id FROM ${schema}.outbox o WHERE o.order_id = c.order_id AND o.status = 'pending' LIMIT 1) IS NULL
                   AS alone`;
     // Every statement that ends a claim checks that it is still ours (same attempt number): if our

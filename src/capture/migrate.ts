@@ -2,11 +2,11 @@
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './capture.ts';
-import { describeDbError, ident, lockKey } from './db.ts';
-import type { Logger } from './log.ts';
+import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
+import { describeDbError, ident, lockKey } from '../db.ts';
+import type { Logger } from '../log.ts';
 
-const MIGRATIONS_DIR = new URL('../migrations/', import.meta.url);
+const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 /** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
 const LOCK_TIMEOUT = '2s';
 const LOCK_TRIES = 5;
@@ -91,20 +91,21 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
       `CREATE TABLE IF NOT EXISTS ${schema}.migration (
          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const done = new Set(
-      (await client.query<{ version: number }>(`SELECT version FROM ${schema}.migration`)).rows.map((r) => r.version),
-    );
+    const done = new Set((await client.query<{ version: number }>(`SELECT version FROM ${schema}.migration`)).rows.map((r) => r.version));
     // The pending migrations and the trigger that goes with them in one transaction: an order
     // transaction sees either the old schema and trigger or the new ones, never a mix.
     const pending = listMigrations(target.schema).filter((m) => !done.has(m.version));
-    const captureInstalled = await withLockRetries(log, pending.length > 0 ? `migration ${pending.map((m) => m.version).join(', ')}` : 'capture trigger', () =>
-      inTransaction(client, async () => {
-        for (const migration of pending) {
-          await client.query(migration.sql);
-          await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-        }
-        return installCapture(client, target);
-      }),
+    const captureInstalled = await withLockRetries(
+      log,
+      pending.length > 0 ? `migration ${pending.map((m) => m.version).join(', ')}` : 'capture trigger',
+      () =>
+        inTransaction(client, async () => {
+          for (const migration of pending) {
+            await client.query(migration.sql);
+            await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+          }
+          return installCapture(client, target);
+        }),
     );
     const applied = pending.map((m) => `${m.version}_${m.name}`);
     for (const migration of applied) log.info({ migration }, 'migration applied');
@@ -135,9 +136,13 @@ export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<v
   }
   if (version === null) throw new MigrationError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
   if (version > latest) {
-    throw new MigrationError(`schema ${ident(schema)} is at version ${version}, newer than this release knows (${latest}): run the release that migrated it`);
+    throw new MigrationError(
+      `schema ${ident(schema)} is at version ${version}, newer than this release knows (${latest}): run the release that migrated it`,
+    );
   }
   if (version < latest) {
-    throw new MigrationError(`schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``);
+    throw new MigrationError(
+      `schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``,
+    );
   }
 }

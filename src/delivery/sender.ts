@@ -3,7 +3,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { got, type Got, type Response } from 'got';
-import type { WebHookConfig } from './config.ts';
+import type { WebHookConfig } from '../config/config.ts';
 import { endpointUrl } from './endpoint.ts';
 import { parseRetryAfter } from './retryPolicy.ts';
 import { signBody } from './sign.ts';
@@ -122,8 +122,7 @@ export class Sender {
     if (isSuccess(status)) {
       return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
     }
-    const retryAfterMs =
-      status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
+    const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
     return { ok: false, startedAt, durationMs, httpStatus: status, error: describeStatus(response), retryAfterMs };
   }
 
@@ -166,7 +165,10 @@ export function describeRequestError(error: unknown, hook: Pick<WebHookConfig, '
   const cause = e.cause?.message ?? e.message;
   if (e.name === 'TimeoutError') {
     const phase = e.event ?? 'request';
-    const limit = phase === 'request' ? `webHook.requestTimeout (${hook.requestTimeout} ms)` : `webHook.connectionTimeout (${hook.connectionTimeout} ms)`;
+    const limit =
+      phase === 'request'
+        ? `webHook.requestTimeout (${hook.requestTimeout} ms)`
+        : `webHook.connectionTimeout (${hook.connectionTimeout} ms)`;
     return `timeout: no ${phase === 'request' ? 'complete response' : phase} within ${limit}`;
   }
   if (code && UNKNOWN_AUTHORITY.has(code)) return `tls: certificate signed by unknown authority (${code})`;

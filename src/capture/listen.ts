@@ -1,8 +1,8 @@
 // The LISTEN connection. A NOTIFY is only a latency hint: the journal is the queue, and the caller
 // re-scans on every wake-up, on every reconnect, and on its own poll interval.
 import pgListen, { type Subscriber } from 'pg-listen';
-import { describeDbError } from './db.ts';
-import type { Logger } from './log.ts';
+import { describeDbError } from '../db.ts';
+import type { Logger } from '../log.ts';
 
 export interface ListenerEvents {
   onWake: () => void;
