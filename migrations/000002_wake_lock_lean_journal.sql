@@ -21,7 +21,7 @@ ALTER TABLE :SCHEMA.outbox ADD CONSTRAINT outbox_pending_has_next_attempt
 DROP INDEX :SCHEMA.outbox_due;
 CREATE INDEX outbox_due ON :SCHEMA.outbox (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
 
--- A random id for this installation: the key of every event id (src/eventId.ts), so that event ids
+-- A random id for this installation: the key of every event id (src/mapping/eventId.ts), so that event ids
 -- are the same each time a change is mapped, and never the same across installations.
 CREATE TABLE :SCHEMA.installation (
   singleton  boolean     PRIMARY KEY DEFAULT true CHECK (singleton),

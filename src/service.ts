@@ -7,11 +7,11 @@ import { Dispatcher } from './delivery/dispatcher.ts';
 import { Drainer } from './capture/drainer.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
 import { Journal } from './outbox/journal.ts';
+import { PostgresEventStore } from './outbox/store.ts';
 import { WakeListener } from './capture/listen.ts';
 import { WakeLock } from './capture/wakeLock.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './capture/migrate.ts';
-import { Outbox } from './outbox/outbox.ts';
 import { loadTls } from './delivery/tls.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -65,27 +65,20 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
 
   const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
-  const outbox = new Outbox(pool, database.schema);
-  const journal = new Journal(pool, database.schema, installation, {
+  const store = new PostgresEventStore(pool, database.schema, installation, {
     transitions: config.orders.transitions,
     events: webHook.events,
   });
-  const dispatcher = new Dispatcher(outbox, journal, sender, log, {
+  const dispatcher = new Dispatcher(store, sender, log, {
     concurrency: webHook.concurrency,
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
-    // Later changes of those orders may have waited in the journal behind them.
-    firstAttemptsRecorded: () => drainer.wake(),
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake());
-  const drainer: Drainer = new Drainer(journal, wakeLock, log, {
+  const drainer: Drainer = new Drainer(dispatcher, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
     listening: () => listener?.connected ?? false,
-    room: () => dispatcher.room(),
-    leaseMs: webHook.leaseTimeout,
-    send: (events) => dispatcher.accept(events),
-    moved: () => dispatcher.lookAgain(),
   });
 
   let resolveStopped!: (code: number) => void;
@@ -97,7 +90,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     stopping ??= (async () => {
       log.info('stopping: no new claims; finishing requests in flight');
       await releaseAll();
-      log.info({ ...drainer.stats, ...dispatcher.stats }, 'stopped');
+      log.info({ ...dispatcher.stats }, 'stopped');
       resolveStopped(code);
       return code;
     })();
@@ -125,10 +118,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     drainer.wake();
     dispatcher.lookAgain();
   }, database.pollInterval);
-  const stats = setInterval(
-    () => log.info({ ...drainer.stats, ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'),
-    STATS_INTERVAL_MS,
-  );
+  const stats = setInterval(() => log.info({ ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
   stats.unref();
   release.push(() => {
     clearInterval(poll);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config/config.ts';
+import { parseConfig } from '../src/config/config.ts';
+import { ConfigError } from '../src/errors.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 
 const db = { url: 'postgres://app:DbPassw0rd@127.0.0.1:1/none' };

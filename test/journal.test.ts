@@ -139,6 +139,7 @@ describe('journal claims', () => {
       durationMs: 1,
       httpStatus: 200,
       error: null,
+      errorKind: null,
       status: 'delivered' as const,
       nextAttemptAt: null,
     };

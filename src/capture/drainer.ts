@@ -1,13 +1,17 @@
-// The loop that claims changes from the journal: first attempts go to the dispatcher, changes that
-// must wait are moved to the outbox. It runs when woken (NOTIFY, reconnect, poll, a first attempt
-// recorded) and, while changes keep coming, polls on its own so that busy order transactions need
-// not NOTIFY at all; only after a quiet spell does it go idle and let the trigger wake it again (the
-// protocol is in src/capture/wakeLock.ts).
+// Decides when to look for new changes in the journal, and has the dispatcher claim them. It runs
+// when woken (NOTIFY, reconnect, poll) and, while changes keep coming, polls on its own so that busy
+// order transactions need not NOTIFY at all; only after a quiet spell does it go idle and let the
+// trigger wake it again (the protocol is in src/capture/wakeLock.ts). It calls the dispatcher; the
+// dispatcher never calls it.
 import { describeDbError } from '../db.ts';
-import type { Journal } from '../outbox/journal.ts';
-import type { ClaimedEvent } from '../outbox/outbox.ts';
 import type { Logger } from '../log.ts';
 import type { WakeLock } from './wakeLock.ts';
+
+/** What claims the new changes: the dispatcher. */
+export interface ChangeSource {
+  /** Claims new changes until there are none to claim now; resolves with whether any were claimed. */
+  drainNew(): Promise<boolean>;
+}
 
 export interface DrainerOptions {
   /** The fallback poll: how long to sleep when idle, in case a wake-up was lost. */
@@ -18,31 +22,16 @@ export interface DrainerOptions {
   idleAfterMs?: number;
   /** Whether NOTIFYs can reach us now (the LISTEN connection is up): only then is going idle safe. */
   listening: () => boolean;
-  /** How many changes to claim now (what the dispatcher has room for; 0: none). */
-  room: () => number;
-  leaseMs: number;
-  /** First attempts to send now. */
-  send: (events: ClaimedEvent[]) => void;
-  /** Events were moved to the outbox. */
-  moved: () => void;
-}
-
-export interface DrainStats {
-  changes: number;
-  events: number;
-  unmatched: number;
-  filtered: number;
 }
 
 export class Drainer {
-  readonly stats: DrainStats = { changes: 0, events: 0, unmatched: 0, filtered: 0 };
   private woken = false;
   private stopped = false;
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(
-    private readonly journal: Journal,
+    private readonly changes: ChangeSource,
     private readonly wakeLock: WakeLock,
     private readonly log: Logger,
     private readonly options: DrainerOptions,
@@ -88,7 +77,7 @@ export class Drainer {
       this.woken = false;
       try {
         // Awake: stop the NOTIFYs first (in parallel with the first drain; nothing depends on the order).
-        const [, worked] = await Promise.all([this.wakeLock.goBusy(), this.drainAll()]);
+        const [, worked] = await Promise.all([this.wakeLock.goBusy(), this.changes.drainNew()]);
         failures = 0;
         if (worked) lastWork = Date.now();
         if (Date.now() - lastWork < idleAfter) {
@@ -110,7 +99,7 @@ export class Drainer {
         }
         waits = 0;
         // Idle (or another instance is): what committed before the lock was ours is still to drain.
-        if (await this.drainAll()) {
+        if (await this.changes.drainNew()) {
           lastWork = Date.now();
           continue;
         }
@@ -122,36 +111,5 @@ export class Drainer {
         await new Promise((resolve) => setTimeout(resolve, pause));
       }
     }
-  }
-
-  /**
-   * Claims batches until the journal has nothing more to claim now (or the dispatcher no room: then
-   * the changes wait where they are, and we stay busy). A short batch means the journal's front is
-   * claimed; the next poll picks up what arrives meanwhile.
-   */
-  private async drainAll(): Promise<boolean> {
-    let worked = false;
-    while (!this.stopped) {
-      const limit = Math.min(this.options.room(), this.journal.batch);
-      if (limit === 0) return true;
-      const result = await this.journal.claim(limit, this.options.leaseMs);
-      if (result.changes === 0) return worked;
-      worked = true;
-      this.stats.changes += result.changes;
-      this.stats.unmatched += result.unmatched;
-      this.stats.filtered += result.filtered;
-      if (result.unmatched > 0) {
-        this.log.debug({ changes: result.unmatched }, 'state changes with no matching transition rule: no event sent');
-      }
-      this.stats.events += result.send.length;
-      this.options.send(result.send);
-      if (result.move.length > 0) {
-        const moved = await this.journal.move(result.move);
-        this.stats.events += moved.events;
-        if (moved.events > 0) this.options.moved();
-      }
-      if (result.changes < limit) return worked;
-    }
-    return worked;
   }
 }

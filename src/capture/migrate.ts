@@ -4,16 +4,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
 import { describeDbError, ident, lockKey } from '../db.ts';
+import { CaptureError, DatabaseUnreachableError, MigrationError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 /** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
 const LOCK_TIMEOUT = '2s';
 const LOCK_TRIES = 5;
-
-export class MigrationError extends Error {
-  override name = 'MigrationError';
-}
 
 export interface Migration {
   version: number;
@@ -80,7 +77,7 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
   try {
     await client.connect();
   } catch (error) {
-    throw new MigrationError(`cannot connect to the database: ${describeDbError(error)}`);
+    throw new DatabaseUnreachableError(`cannot connect to the database: ${describeDbError(error)}`);
   }
   const schema = ident(target.schema);
   try {
@@ -112,7 +109,7 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
     return { applied, captureInstalled };
   } catch (error) {
-    if (error instanceof Error && error.name === 'CaptureError') throw error;
+    if (error instanceof CaptureError) throw error;
     if ((error as pg.DatabaseError).code === '55P03') {
       throw new MigrationError(
         `gave up after ${LOCK_TRIES} tries: ${qualifiedOrdersTable(target)} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run migrate again when the order app is quieter`,
@@ -134,15 +131,13 @@ export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<v
   } catch (error) {
     if ((error as pg.DatabaseError).code !== '42P01' && (error as pg.DatabaseError).code !== '3F000') throw error;
   }
-  if (version === null) throw new MigrationError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
+  if (version === null) throw new SchemaError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
   if (version > latest) {
-    throw new MigrationError(
+    throw new SchemaError(
       `schema ${ident(schema)} is at version ${version}, newer than this release knows (${latest}): run the release that migrated it`,
     );
   }
   if (version < latest) {
-    throw new MigrationError(
-      `schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``,
-    );
+    throw new SchemaError(`schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``);
   }
 }

@@ -1,15 +1,12 @@
 // The capture trigger: checks the configured orders table, renders migrations/capture.sql for it,
-// and installs it. Also the listener's side of the wake-up protocol the trigger follows.
+// installs it, and tells `start` whether the installed one is the one this config wants.
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { OrdersConfig } from '../config/config.ts';
+import { CaptureError } from '../errors.ts';
 import { ident, literal, lockKey, wakeChannel } from '../db.ts';
 
 const TEMPLATE_URL = new URL('../../migrations/capture.sql', import.meta.url);
-
-export class CaptureError extends Error {
-  override name = 'CaptureError';
-}
 
 export interface CaptureTarget {
   schema: string;

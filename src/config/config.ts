@@ -2,12 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { ConfigError } from '../errors.ts';
 import { EVENT_TYPES } from '../events.ts';
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID';
-}
 
 /** The environment variables this service reads; `.env.example` lists the same. */
 export const ENV = {

@@ -1,42 +1,85 @@
-// The loop that delivers events: keeps up to `concurrency` requests in flight, takes first attempts
-// claimed from the journal (by the drainer) and claims due outbox events itself, and writes results
-// back in batches. Nothing is dropped: a result that cannot be written is kept and written later; an
-// event whose result never gets written is claimed again once its lease runs out.
+// The loop that delivers events: keeps up to `concurrency` requests in flight, claims new changes
+// (when the drainer says the journal may hold some) and due events (when the outbox may hold some)
+// from the event store, and writes results back in batches. Nothing is dropped: a result that cannot
+// be written is kept and written later; an event whose result never gets written is claimed again
+// once its lease runs out.
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
-import type { Outcome, Sender } from './sender.ts';
-import type { FirstAttemptRecord, Journal } from '../outbox/journal.ts';
 import type { Logger } from '../log.ts';
-import type { AttemptRecord, ClaimedEvent, Outbox } from '../outbox/outbox.ts';
+import type { AttemptRecord, ClaimedEvent, EventStore } from '../outbox/eventStore.ts';
+import { internalFailure } from './failure.ts';
 import { nextAttempt } from './retryPolicy.ts';
+import type { Outcome, Outgoing } from './sender.ts';
+
+export interface Send {
+  send(outgoing: Outgoing): Promise<Outcome>;
+}
 
 export interface DispatcherOptions {
   concurrency: number;
   leaseMs: number;
   retryDelaysMs: readonly number[];
-  /** First attempts were recorded: their changes left the journal. */
-  firstAttemptsRecorded?: () => void;
+  /** How long a failed database write waits before it is tried again. */
+  retryWriteMs?: number;
 }
 
 export interface DispatchStats {
+  changes: number;
+  events: number;
+  unmatched: number;
+  filtered: number;
   delivered: number;
   failedAttempts: number;
   failedEvents: number;
 }
 
+/** Whether a claimed event that waited `waitedMs` for a slot must go back unsent: it had half its lease. */
+export function isStale(waitedMs: number, leaseMs: number): boolean {
+  return waitedMs > leaseMs / 2;
+}
+
+/**
+ * How many events are worth claiming now: up to one batch beyond the free slots, and none while
+ * some wait and fewer than half a batch is free (one claim per event would make claims the cost).
+ */
+export function claimRoom(concurrency: number, inFlight: number, waiting: number): number {
+  const room = 2 * concurrency - inFlight - waiting;
+  if (room <= 0 || (waiting > 0 && room < concurrency / 2)) return 0;
+  return room;
+}
+
+/** What an attempt's outcome makes of its event: delivered, pending until a time, or failed. */
+export function resultOf(
+  event: ClaimedEvent,
+  outcome: Outcome,
+  retryDelaysMs: readonly number[],
+  now: number,
+  random: number,
+): AttemptRecord {
+  const { startedAt, durationMs, httpStatus, error, errorKind } = outcome;
+  const base = { event, startedAt, durationMs, httpStatus, error, errorKind };
+  if (outcome.ok) return { ...base, status: 'delivered', nextAttemptAt: null };
+  const next = nextAttempt(event.attempt, retryDelaysMs, outcome.retryAfterMs, random);
+  if (next.status === 'failed') return { ...base, status: 'failed', nextAttemptAt: null };
+  return { ...base, status: 'pending', nextAttemptAt: new Date(now + next.delayMs) };
+}
+
 export class Dispatcher {
-  readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
-  /** By event id (journal and outbox ids are different sequences). */
+  readonly stats: DispatchStats = { changes: 0, events: 0, unmatched: 0, filtered: 0, delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  /** By event id. */
   private readonly inFlight = new Map<string, ClaimedEvent>();
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
   private ready: { event: ClaimedEvent; claimedAt: number }[] = [];
   private results: AttemptRecord[] = [];
   private filling: Promise<void> | undefined;
   private fillAgain = false;
+  private draining: Promise<boolean> | undefined;
+  private drainAgain = false;
   /**
-   * Bumped whenever the outbox may hold due events we have not looked for (a poll, a move, a retry
-   * coming due, a delivered event with later ones of its order waiting). A claim that comes back
-   * short clears the hint only if nothing bumped it meanwhile; with no hint we do not ask.
+   * Bumped whenever the outbox may hold due events we have not looked for (a poll, events queued
+   * there, a retry coming due, an event that left `pending` with later ones of its order waiting).
+   * A claim that comes back short clears the hint only if nothing bumped it meanwhile; with no hint
+   * we do not ask.
    */
   private outboxHint = 1;
   private outboxSeen = 0;
@@ -47,27 +90,75 @@ export class Dispatcher {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly outbox: Outbox,
-    private readonly journal: Journal,
-    private readonly sender: Sender,
+    private readonly store: EventStore,
+    private readonly sender: Send,
     private readonly log: Logger,
     private readonly options: DispatcherOptions,
   ) {}
 
-  /**
-   * How many events are worth claiming now: up to one batch beyond the free slots, and none while
-   * some wait and fewer than half a batch is free (one claim per event would make claims the cost).
-   */
   room(): number {
     if (this.stopping) return 0;
-    const { concurrency } = this.options;
-    const room = 2 * concurrency - this.inFlight.size - this.ready.length;
-    if (room <= 0 || (this.ready.length > 0 && room < concurrency / 2)) return 0;
-    return room;
+    return claimRoom(this.options.concurrency, this.inFlight.size, this.ready.length);
   }
 
-  /** Takes first attempts claimed from the journal and starts them. */
-  accept(events: readonly ClaimedEvent[]): void {
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Claims new changes until the journal has nothing more for us now (or we have no room: then the
+   * changes wait where they are). Resolves with whether any were claimed; a call while a drain runs
+   * makes that drain go round once more and shares its result.
+   */
+  drainNew(): Promise<boolean> {
+    if (this.draining) {
+      this.drainAgain = true;
+      return this.draining;
+    }
+    this.draining = (async () => {
+      let worked = false;
+      do {
+        this.drainAgain = false;
+        if (await this.claimNewBatches()) worked = true;
+      } while (this.drainAgain && !this.stopping);
+      return worked;
+    })().finally(() => {
+      this.draining = undefined;
+    });
+    return this.draining;
+  }
+
+  /** The outbox may have due events now (a poll, or a retry coming due): look. */
+  lookAgain(): void {
+    this.outboxHint++;
+    this.wake();
+  }
+
+  private async claimNewBatches(): Promise<boolean> {
+    let worked = false;
+    while (!this.stopping) {
+      const limit = Math.min(this.room(), this.store.batchSize);
+      if (limit === 0) return true;
+      const claimed = await this.store.claimNew(limit, this.options.leaseMs);
+      if (claimed.changes === 0) return worked;
+      worked = true;
+      this.stats.changes += claimed.changes;
+      this.stats.unmatched += claimed.unmatched;
+      this.stats.filtered += claimed.filtered;
+      this.stats.events += claimed.send.length + claimed.queued;
+      if (claimed.unmatched > 0) {
+        this.log.debug({ changes: claimed.unmatched }, 'state changes with no matching transition rule: no event sent');
+      }
+      this.take(claimed.send);
+      if (claimed.queued > 0) this.lookAgain();
+      // A short batch means the journal's front is claimed; the next wake-up picks up what arrives meanwhile.
+      if (claimed.changes < limit) return worked;
+    }
+    return worked;
+  }
+
+  /** Queues claimed events for a slot and starts them. */
+  private take(events: readonly ClaimedEvent[]): void {
     if (events.length === 0) return;
     if (this.stopping) {
       // Claimed while we were stopping: give them back at once, their attempt not counted.
@@ -77,12 +168,6 @@ export class Dispatcher {
     const claimedAt = Date.now();
     for (const event of events) this.ready.push({ event, claimedAt });
     this.startReady();
-  }
-
-  /** The outbox may have due events now (a poll, or events just moved there): look. */
-  lookAgain(): void {
-    this.outboxHint++;
-    this.wake();
   }
 
   private wake(): void {
@@ -105,13 +190,10 @@ export class Dispatcher {
         const room = this.room();
         if (room === 0) break;
         const hint = this.outboxHint;
-        const events = await this.outbox.claimDue(room, this.options.leaseMs);
+        const events = await this.store.claimDue(room, this.options.leaseMs);
         if (events.length < room) this.outboxSeen = hint;
         else this.fillAgain = true;
-        const claimedAt = Date.now();
-        this.ready.push(...events.map((event) => ({ event, claimedAt })));
-        if (this.stopping) break;
-        this.startReady();
+        this.take(events);
       } while (this.fillAgain && !this.stopping && this.outboxSeen !== this.outboxHint);
     } catch (error) {
       this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
@@ -124,21 +206,21 @@ export class Dispatcher {
     const stale: ClaimedEvent[] = [];
     while (!this.stopping && this.inFlight.size < this.options.concurrency && this.ready.length > 0) {
       const { event, claimedAt } = this.ready.shift()!;
-      if (Date.now() - claimedAt > this.options.leaseMs / 2) stale.push(event);
+      if (isStale(Date.now() - claimedAt, this.options.leaseMs)) stale.push(event);
       else this.deliver(event);
     }
     if (stale.length > 0) void this.unclaim(stale);
   }
 
   private async unclaim(events: ClaimedEvent[]): Promise<void> {
-    const journal = events.filter((e) => e.from === 'journal');
-    const outbox = events.filter((e) => e.from === 'outbox');
-    await Promise.all([this.journal.unclaim(journal), this.outbox.unclaim(outbox)]).catch((error) =>
-      this.log.warn(
-        { error: describeDbError(error), events: events.length },
-        'giving back unsent events failed; they are claimed again when their lease runs out',
-      ),
-    );
+    await this.store
+      .unclaim(events)
+      .catch((error) =>
+        this.log.warn(
+          { error: describeDbError(error), events: events.length },
+          'giving back unsent events failed; they are claimed again when their lease runs out',
+        ),
+      );
   }
 
   private retrySoon(): void {
@@ -146,7 +228,7 @@ export class Dispatcher {
       this.retryTimer = undefined;
       this.lookAgain();
       if (this.results.length > 0) this.flush();
-    }, 1000);
+    }, this.options.retryWriteMs ?? 1000);
   }
 
   /** Looks in the outbox when a retry we scheduled comes due. */
@@ -163,52 +245,35 @@ export class Dispatcher {
 
   private deliver(event: ClaimedEvent): void {
     this.inFlight.set(event.eventId, event);
+    const startedAt = new Date();
     void this.sender
       .send({ eventId: event.eventId, attempt: event.attempt, body: event.body })
       // Sender.send reports request failures as outcomes; anything it throws is a bug of ours, which
       // still becomes a failed attempt on record rather than an unhandled rejection that kills the process.
-      .catch(
-        (error: unknown): Outcome => ({
-          ok: false,
-          startedAt: new Date(),
-          durationMs: 0,
-          httpStatus: null,
-          error: `internal: ${(error as Error).message ?? String(error)}`,
-          retryAfterMs: null,
-        }),
-      )
+      .catch((error: unknown): Outcome => {
+        const { kind, reason } = internalFailure(error);
+        return { ok: false, startedAt, durationMs: 0, httpStatus: null, error: reason, errorKind: kind, retryAfterMs: null };
+      })
       .then((outcome) => {
-        let status: AttemptRecord['status'] = 'delivered';
-        let nextAttemptAt: Date | null = null;
-        if (outcome.ok) {
-          this.stats.delivered++;
-        } else {
+        const result = resultOf(event, outcome, this.options.retryDelaysMs, Date.now(), randomInt(1_000_000) / 1_000_000);
+        if (result.status === 'delivered') this.stats.delivered++;
+        else {
           this.stats.failedAttempts++;
-          const next = nextAttempt(event.attempt, this.options.retryDelaysMs, outcome.retryAfterMs, randomInt(1_000_000) / 1_000_000);
-          status = next.status;
-          if (next.status === 'pending') nextAttemptAt = new Date(Date.now() + next.delayMs);
-          else this.stats.failedEvents++;
+          if (result.status === 'failed') this.stats.failedEvents++;
           this.log.info(
             {
               eventId: event.eventId,
               orderId: event.orderId,
               eventType: event.eventType,
               attempt: event.attempt,
-              error: outcome.error,
-              next: status === 'pending' ? nextAttemptAt : 'failed',
+              kind: result.errorKind,
+              error: result.error,
+              next: result.status === 'pending' ? result.nextAttemptAt : 'failed',
             },
             'delivery attempt failed',
           );
         }
-        this.results.push({
-          event,
-          startedAt: outcome.startedAt,
-          durationMs: outcome.durationMs,
-          httpStatus: outcome.httpStatus,
-          error: outcome.error,
-          status,
-          nextAttemptAt,
-        });
+        this.results.push(result);
       })
       .finally(() => {
         this.inFlight.delete(event.eventId);
@@ -218,51 +283,49 @@ export class Dispatcher {
       });
   }
 
-  /** Writes collected results, one statement per source; while a write runs, the next ones gather. */
+  /** Writes collected results; while a write runs, the next ones gather. */
   private flush(): void {
     if (this.flushing || this.results.length === 0) return;
     const batch = this.results;
     this.results = [];
-    const first = batch.filter((r): r is FirstAttemptRecord => r.event.from === 'journal');
-    const retries = batch.filter((r) => r.event.from === 'outbox');
-    const written = (part: AttemptRecord[]) => {
-      for (const r of part) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
-      // An outbox event that left `pending` may have later events of its order waiting there.
-      if (part.some((r) => r.event.from === 'outbox' && r.status !== 'pending')) this.outboxHint++;
-    };
-    let retryLater = false;
-    const failed = (part: AttemptRecord[], error: unknown) => {
-      retryLater = true;
-      this.results = part.concat(this.results);
-      this.log.warn({ error: describeDbError(error), results: part.length }, 'recording delivery results failed; will retry');
-      this.retrySoon();
-    };
-    this.flushing = Promise.all([
-      this.journal.record(first).then(
-        ({ recorded }) => {
-          if (recorded < first.length) {
-            // A retried write whose first try did commit, or a claim that ran out and was taken over.
+    this.flushing = this.store
+      .record(batch)
+      .then(
+        (outcome) => {
+          const written = outcome.unwritten ? batch.filter((r) => !outcome.unwritten!.records.includes(r)) : batch;
+          if (outcome.applied < written.length) {
             this.log.warn(
-              { results: first.length - recorded },
-              'first attempts not recorded: already recorded, or their claims had run out and were taken over',
+              { results: written.length - outcome.applied },
+              'results not applied: already recorded, or their claims had run out and were taken over',
             );
           }
-          written(first);
-          if (first.length > 0) this.options.firstAttemptsRecorded?.();
+          for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
+          if (outcome.dueEventsFreed) this.outboxHint++;
+          if (outcome.newChangesFreed) void this.drainNew().catch((error) => this.claimFailed(error));
+          return outcome.unwritten;
         },
-        (error) => failed(first, error),
-      ),
-      this.outbox.record(retries).then(
-        () => written(retries),
-        (error) => failed(retries, error),
-      ),
-    ]).then(() => {
-      this.flushing = undefined;
-      // After a failure the next write waits for retrySoon(), not a tight loop against a database that is away.
-      if (!retryLater) this.flush();
-      this.wake();
-      this.resolveIfSettled();
-    });
+        (error: unknown) => ({ records: batch, error }),
+      )
+      .then((unwritten) => {
+        this.flushing = undefined;
+        if (unwritten) {
+          this.results = unwritten.records.concat(this.results);
+          this.log.warn(
+            { error: describeDbError(unwritten.error), results: unwritten.records.length },
+            'recording delivery results failed; will retry',
+          );
+          // The next write waits for retrySoon(), not a tight loop against a database that is away.
+          this.retrySoon();
+        } else {
+          this.flush();
+        }
+        this.wake();
+        this.resolveIfSettled();
+      });
+  }
+
+  private claimFailed(error: unknown): void {
+    this.log.warn({ error: describeDbError(error) }, 'claiming changes from the journal failed; will retry');
   }
 
   /** Wakes a waiting stop() once nothing is in flight and every result is written. */
@@ -270,10 +333,6 @@ export class Dispatcher {
     if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
-  }
-
-  get inFlightCount(): number {
-    return this.inFlight.size;
   }
 
   /** Stops claiming, waits up to `graceMs` for requests in flight and for their results to be written. */
@@ -288,10 +347,13 @@ export class Dispatcher {
     const deadline = Date.now() + graceMs;
     const withinGrace = async (work: Promise<unknown> | undefined) => {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+      await Promise.race([
+        work?.catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
+      ]);
       clearTimeout(timer);
     };
-    await withinGrace(this.filling);
+    await withinGrace(Promise.all([this.filling, this.draining]));
     const unsent = this.ready.map((r) => r.event);
     this.ready = [];
     if (unsent.length > 0) await withinGrace(this.unclaim(unsent));
@@ -312,12 +374,14 @@ export class Dispatcher {
         { inFlight: unfinished.length, unrecorded: this.results.length },
         'stopped before every request finished; those events will be retried',
       );
-      await Promise.all([
-        this.journal.release(unfinished.filter((e) => e.from === 'journal')),
-        this.outbox.release(unfinished.filter((e) => e.from === 'outbox')),
-      ]).catch((error) =>
-        this.log.warn({ error: describeDbError(error) }, 'releasing unfinished events failed; they are retried when their lease runs out'),
-      );
+      await this.store
+        .release(unfinished)
+        .catch((error) =>
+          this.log.warn(
+            { error: describeDbError(error) },
+            'releasing unfinished events failed; they are retried when their lease runs out',
+          ),
+        );
     }
     return done;
   }

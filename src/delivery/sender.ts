@@ -5,6 +5,7 @@ import https from 'node:https';
 import { got, type Got, type Response } from 'got';
 import type { WebHookConfig } from '../config/config.ts';
 import { endpointUrl } from './endpoint.ts';
+import { classifyRequestError, type Failure, type FailureKind, statusFailure } from './failure.ts';
 import { parseRetryAfter } from './retryPolicy.ts';
 import { signBody } from './sign.ts';
 
@@ -14,8 +15,8 @@ export const MAX_RESPONSE_BYTES = 64 * 1024;
 /**
  * A got `beforeRequest` hook that empties `cacheOptions` (we never pass `cache`, so they are unused).
  * got 14 builds node's request options by spreading them (four keys, all undefined) into an object
- * literal of 35 more keys, which V8 turns into a dictionary-mode object at about 30 µs a request: an
- * eighth of got's CPU per request here. With the object empty the same step takes under 1 µs.
+ * literal of 35 more keys, which V8 turns into a slow dictionary-mode object on every request; with
+ * the object empty it stays a fast one (docs/performance.md has the measurement).
  */
 export function emptyCacheOptions(options: { cacheOptions: object }): void {
   options.cacheOptions = {};
@@ -32,7 +33,9 @@ export interface Outcome {
   startedAt: Date;
   durationMs: number;
   httpStatus: number | null;
+  /** Why it failed (null when ok). */
   error: string | null;
+  errorKind: FailureKind | null;
   retryAfterMs: number | null;
 }
 
@@ -104,26 +107,28 @@ export class Sender {
       if (progress.transferred > MAX_RESPONSE_BYTES && early && isSuccess(early.statusCode)) request.cancel();
     });
     let response: Response | undefined;
-    let error: string | null = null;
+    let failure: Failure | undefined;
     try {
       response = (await request) as Response;
     } catch (e) {
       if ((e as Error).name === 'CancelError' && early && isSuccess(early.statusCode)) {
         const durationMs = Math.round(performance.now() - started);
-        return { ok: true, startedAt, durationMs, httpStatus: early.statusCode, error: null, retryAfterMs: null };
+        return { ok: true, startedAt, durationMs, httpStatus: early.statusCode, error: null, errorKind: null, retryAfterMs: null };
       }
-      error = this.scrub(describeRequestError(e, this.hook));
+      failure = classifyRequestError(e, this.hook);
     }
     const durationMs = Math.round(performance.now() - started);
-    if (error !== null || !response) {
-      return { ok: false, startedAt, durationMs, httpStatus: null, error: error ?? 'no response', retryAfterMs: null };
+    if (failure || !response) {
+      const { kind, reason } = failure ?? { kind: 'internal', reason: 'internal: no response and no error' };
+      return { ok: false, startedAt, durationMs, httpStatus: null, error: this.scrub(reason), errorKind: kind, retryAfterMs: null };
     }
     const status = response.statusCode;
     if (isSuccess(status)) {
-      return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
+      return { ok: true, startedAt, durationMs, httpStatus: status, error: null, errorKind: null, retryAfterMs: null };
     }
     const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
-    return { ok: false, startedAt, durationMs, httpStatus: status, error: describeStatus(response), retryAfterMs };
+    const { kind, reason } = statusFailure(status, response.statusMessage);
+    return { ok: false, startedAt, durationMs, httpStatus: status, error: reason, errorKind: kind, retryAfterMs };
   }
 
   close(): void {
@@ -141,46 +146,4 @@ export class Sender {
 
 function isSuccess(status: number): boolean {
   return status >= 200 && status < 300;
-}
-
-function describeStatus(response: Response): string {
-  const status = response.statusCode;
-  const text = response.statusMessage ? ` ${response.statusMessage}` : '';
-  if (status >= 300 && status < 400) return `http: ${status}${text}: redirects are not followed; point webHook.endpoint at the final URL`;
-  return `http: ${status}${text}`;
-}
-
-const UNKNOWN_AUTHORITY = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-]);
-
-/** One line saying in which phase a request failed and why. */
-export function describeRequestError(error: unknown, hook: Pick<WebHookConfig, 'connectionTimeout' | 'requestTimeout'>): string {
-  const e = error as Error & { code?: string; event?: string; cause?: Error & { code?: string } };
-  const code = e.code ?? e.cause?.code;
-  const cause = e.cause?.message ?? e.message;
-  if (e.name === 'TimeoutError') {
-    const phase = e.event ?? 'request';
-    const limit =
-      phase === 'request'
-        ? `webHook.requestTimeout (${hook.requestTimeout} ms)`
-        : `webHook.connectionTimeout (${hook.connectionTimeout} ms)`;
-    return `timeout: no ${phase === 'request' ? 'complete response' : phase} within ${limit}`;
-  }
-  if (code && UNKNOWN_AUTHORITY.has(code)) return `tls: certificate signed by unknown authority (${code})`;
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `tls: certificate does not match the host name (${code})`;
-  if (code === 'CERT_HAS_EXPIRED') return `tls: certificate has expired (${code})`;
-  if (code === 'CERT_NOT_YET_VALID') return `tls: certificate is not valid yet (${code})`;
-  if (code === 'EPROTO' || code?.startsWith('ERR_SSL') || code?.startsWith('ERR_TLS')) {
-    const alert = /alert ([a-z ]+)/i.exec(cause)?.[1];
-    return alert ? `tls: handshake refused by the receiver (${alert.trim()})` : `tls: ${cause} (${code})`;
-  }
-  if (code === 'ECONNREFUSED') return `connect: connection refused (ECONNREFUSED)`;
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `dns: host not found (${code})`;
-  if (code === 'ECONNRESET' || code === 'EPIPE') return `connection closed by the receiver before it answered (${code})`;
-  return `request: ${cause}${code ? ` (${code})` : ''}`;
 }

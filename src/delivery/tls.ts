@@ -4,13 +4,10 @@ import { rootCertificates } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import type { WebHookConfig } from '../config/config.ts';
 import type { TlsAgentOptions } from './sender.ts';
+import { TlsConfigError } from '../errors.ts';
 import { type KeyStoreContents, KeyStoreError, readKeyStore } from './keystore.ts';
 
 /** A TLS file that cannot be used; the message names the config key and the file, never the password. */
-export class TlsConfigError extends Error {
-  override name = 'TlsConfigError';
-  readonly code = 'TLS_CONFIG_INVALID';
-}
 
 export interface LoadedTls {
   options: TlsAgentOptions;

@@ -9,6 +9,7 @@ import { describeDbError, ident } from '../db.ts';
 import { type DemoReceiver, startDemoReceiver, type Webhook } from './receiver.ts';
 import { OrderApp, ORDERS_CONFIG } from './orders.ts';
 import { startEmbeddedPostgres } from './embeddedPostgres.ts';
+import { DemoInterrupted } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { migrate } from '../capture/migrate.ts';
 import { startService } from '../service.ts';
@@ -18,10 +19,6 @@ const KEY = 'demo';
 const SCHEMA = 'order_webhooks';
 /** How long one step may take to show its webhooks before the demo calls it a failure. */
 const STEP_TIMEOUT_MS = 15_000;
-
-export class DemoInterrupted extends Error {
-  override name = 'DemoInterrupted';
-}
 
 class DemoTimeout extends Error {
   override name = 'DemoTimeout';
@@ -244,6 +241,6 @@ function printNextSteps(print: (line: string) => void): void {
   print('  3. Run the service (until Ctrl-C or SIGTERM):');
   print('       npm start -- --config order-webhooks.json');
   print('     (the same as: npx order-webhooks start --config order-webhooks.json)');
-  print('  The README has the whole config reference and the outbox queries.');
+  print('  The README has the config reference; docs/operations.md the outbox queries.');
   print('');
 }

@@ -7,11 +7,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-export class EmbeddedPostgresError extends Error {
-  override name = 'EmbeddedPostgresError';
-  readonly code = 'EMBEDDED_POSTGRES';
-}
+import { EmbeddedPostgresError } from '../errors.ts';
 
 export interface EmbeddedServer {
   /** Connection URL of `database` (default `postgres`) as the superuser `postgres`. */

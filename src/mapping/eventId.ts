@@ -1,5 +1,5 @@
 // Event ids (X-Event-Id) are UUID version 7 (RFC 9562) derived from the change they come from: 48
-// bits of the change's commit-time milliseconds, then 74 bits of an HMAC of the change (journal id,
+// bits of the change's `changed_at` milliseconds (when the order transaction started), then 74 bits of an HMAC of the change (journal id,
 // exact time, order id), the event's place among the change's events, keyed by this installation's
 // random id. The same change always gives the same id, so no commit of ours needs to wait for the
 // disk: if a server crash undoes a record, the change is mapped again and any resend carries the

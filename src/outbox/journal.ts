@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { ident, statementName } from '../db.ts';
 import { eventId } from '../mapping/eventId.ts';
 import { type Change, eventBody, type MappingOptions, mapChange } from '../mapping/mapping.ts';
-import type { AttemptResult, ClaimedEvent } from './outbox.ts';
+import type { AttemptRecord, ClaimedEvent } from './eventStore.ts';
 
 interface ClaimedRow {
   id: string;
@@ -37,17 +37,12 @@ export interface MovedChange {
 
 export interface ClaimResult {
   changes: number;
-  /** Claimed events to send now, each the only event of its change (`from: 'journal'`). */
+  /** Claimed events to send now, each the only event of its change (`source: 'journal'`). */
   send: ClaimedEvent[];
   /** Claimed changes to move to the outbox as they are. */
   move: MovedChange[];
   unmatched: number;
   filtered: number;
-}
-
-/** A first attempt's outcome, for the change it was claimed from. */
-export interface FirstAttemptRecord extends AttemptResult {
-  event: ClaimedEvent;
 }
 
 export class Journal {
@@ -122,24 +117,24 @@ export class Journal {
     // delivered, failed or pending its retry, with the attempt's row.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                             $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::text[])
+                             $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::text[], $13::text[])
           WITH ORDINALITY AS r(change_id, attempt, event_id, order_id, event_type, body, status, next_attempt_at,
-                               started_at, duration_ms, http_status, error, n)),
+                               started_at, duration_ms, http_status, error, error_kind, n)),
       done AS (
         DELETE FROM ${schema}.change c USING r
          WHERE c.id = ANY($1::bigint[]) AND c.id = r.change_id AND c.attempts = r.attempt
         RETURNING c.id),
       events AS (
         INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, status, attempts, next_attempt_at,
-                                      last_status, last_error, response_ms, delivered_at)
+                                      last_status, last_error, last_error_kind, response_ms, delivered_at)
         SELECT r.event_id, r.change_id, r.order_id, r.event_type, r.body, r.status, r.attempt,
-               CASE WHEN r.status = 'pending' THEN r.next_attempt_at END, r.http_status, r.error, r.duration_ms,
+               CASE WHEN r.status = 'pending' THEN r.next_attempt_at END, r.http_status, r.error, r.error_kind, r.duration_ms,
                CASE WHEN r.status = 'delivered' THEN now() END
           FROM r WHERE r.change_id IN (SELECT id FROM done) ORDER BY r.n
         RETURNING id, event_id),
       attempts AS (
-        INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
-        SELECT e.id, r.event_id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error
+        INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
+        SELECT e.id, r.event_id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.error_kind
           FROM events e JOIN r ON r.event_id = e.event_id
         RETURNING 1)
       SELECT (SELECT count(*) FROM attempts)::int AS recorded, set_config('synchronous_commit', 'off', true) AS async_commit`;
@@ -186,7 +181,7 @@ export class Journal {
       const source = { changeId: row.id, changedAtUs: row.changed_us, orderId: row.order_id };
       const events = mapped.events.map(
         (type, n): ClaimedEvent => ({
-          from: 'journal',
+          source: 'journal',
           id: row.id,
           eventId: eventId(this.installation, source, n),
           orderId: row.order_id,
@@ -224,7 +219,7 @@ export class Journal {
   }
 
   /** Records first attempts: each change leaves the journal, its event enters the outbox with the result. */
-  async record(records: readonly FirstAttemptRecord[]): Promise<{ recorded: number }> {
+  async record(records: readonly AttemptRecord[]): Promise<{ recorded: number }> {
     if (records.length === 0) return { recorded: 0 };
     const { rows } = await this.pool.query<{ recorded: number }>({
       name: this.names.record,
@@ -242,6 +237,7 @@ export class Journal {
         records.map((r) => r.durationMs),
         records.map((r) => r.httpStatus),
         records.map((r) => r.error),
+        records.map((r) => r.errorKind),
       ],
     });
     return { recorded: rows[0]!.recorded };

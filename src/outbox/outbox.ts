@@ -1,35 +1,7 @@
 // The outbox: claims events that are due, and records how each attempt went.
 import type pg from 'pg';
 import { ident } from '../db.ts';
-
-export interface ClaimedEvent {
-  /**
-   * Where it was claimed: a journal change on its first attempt (`id` is the change's id), or an
-   * outbox row (`id` is the row's id): a retry, or an event that waited behind others of its order.
-   */
-  from: 'journal' | 'outbox';
-  id: string;
-  eventId: string;
-  orderId: string;
-  eventType: string;
-  body: string;
-  attempt: number;
-}
-
-/** How an attempt went, and what its event becomes. */
-export interface AttemptResult {
-  startedAt: Date;
-  durationMs: number;
-  httpStatus: number | null;
-  error: string | null;
-  status: 'pending' | 'delivered' | 'failed';
-  /** For `pending`: when to try again. */
-  nextAttemptAt: Date | null;
-}
-
-export interface AttemptRecord extends AttemptResult {
-  event: ClaimedEvent;
-}
+import type { AttemptRecord, ClaimedEvent } from './eventStore.ts';
 
 export class Outbox {
   private readonly schema: string;
@@ -66,7 +38,7 @@ export class Outbox {
       UPDATE ${schema}.outbox o
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
         FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
-      RETURNING 'outbox' AS "from", o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
+      RETURNING 'outbox' AS source, o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
@@ -79,19 +51,21 @@ export class Outbox {
     // event id, as when the service dies before recording.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
-                             $7::text[], $8::text[], $9::timestamptz[])
-          AS r(id, event_id, attempt, started_at, duration_ms, http_status, error, status, next_attempt_at)),
+                             $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+          AS r(id, event_id, attempt, started_at, duration_ms, http_status, error, status, next_attempt_at, error_kind)),
       updated AS (
         UPDATE ${schema}.outbox o
-           SET status = r.status, last_status = r.http_status, last_error = r.error,
+           SET status = r.status, last_status = r.http_status, last_error = r.error, last_error_kind = r.error_kind,
                response_ms = r.duration_ms,
                next_attempt_at = CASE WHEN r.status = 'pending' THEN coalesce(r.next_attempt_at, o.next_attempt_at) END,
                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
           FROM r
-         WHERE o.id = ANY($1::bigint[]) AND o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed'))
-      INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error)
-      SELECT id, event_id, attempt, started_at, duration_ms, http_status, error
-        FROM r, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
+         WHERE o.id = ANY($1::bigint[]) AND o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')
+        RETURNING 1),
+      attempts AS (
+        INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
+        SELECT id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind FROM r)
+      SELECT (SELECT count(*) FROM updated)::int AS applied, set_config('synchronous_commit', 'off', true) AS async_commit`;
   }
 
   async claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
@@ -122,9 +96,10 @@ export class Outbox {
     );
   }
 
-  async record(records: readonly AttemptRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.pool.query(this.recordSql, [
+  /** Records results (every attempt gets its row); returns how many events they applied to. */
+  async record(records: readonly AttemptRecord[]): Promise<number> {
+    if (records.length === 0) return 0;
+    const { rows } = await this.pool.query<{ applied: number }>(this.recordSql, [
       records.map((r) => r.event.id),
       records.map((r) => r.event.eventId),
       records.map((r) => r.event.attempt),
@@ -134,6 +109,8 @@ export class Outbox {
       records.map((r) => r.error),
       records.map((r) => r.status),
       records.map((r) => r.nextAttemptAt),
+      records.map((r) => r.errorKind),
     ]);
+    return rows[0]!.applied;
   }
 }

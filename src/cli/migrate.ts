@@ -1,0 +1,29 @@
+// `order-webhooks migrate`: installs or updates our schema and the capture trigger.
+import type { Command } from 'commander';
+import { migrate, migrationScript } from '../capture/migrate.ts';
+import { createLogger } from '../log.ts';
+import { reporting } from './exit.ts';
+import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
+
+export function migrateCommand(program: Command): void {
+  withConfigOption(program.command('migrate'))
+    .description('install or update our schema and the capture trigger in the orders database')
+    .option('--dry-run', 'print the SQL instead of running it (for a DBA to review)')
+    .action(async (options: ConfigOption & { dryRun?: boolean }) => {
+      const config = readConfig(options.config);
+      const target = { schema: config.database.schema, orders: config.orders };
+      if (options.dryRun) {
+        process.stdout.write(`${migrationScript(target)}\n`);
+        return;
+      }
+      const log = createLogger(config.logLevel);
+      try {
+        const result = await reporting('migrate', () => migrate(config.database.url, target, log));
+        const applied = result.applied.length ? `applied ${result.applied.join(', ')}` : 'schema up to date';
+        const capture = result.captureInstalled ? 'capture trigger installed' : 'capture trigger up to date';
+        process.stdout.write(`migrate: ${applied}; ${capture}\n`);
+      } finally {
+        log.flush();
+      }
+    });
+}

@@ -1,0 +1,78 @@
+// Errors the service reports to a person: one class per kind of failure, each with a stable `code`
+// that scripts and tests can match on. Messages are one line, name what to fix, and never hold a secret.
+
+export type ErrorCode =
+  /** The config file or environment is wrong: a key, a value, a file it names. */
+  | 'CONFIG_INVALID'
+  /** A TLS file or password does not work (webHook.sslKeyFile, sslTrustFile, sslKeyPassword). */
+  | 'TLS_CONFIG_INVALID'
+  /** The orders table cannot be captured as configured, or the trigger is not (or differently) installed. */
+  | 'CAPTURE_INVALID'
+  /** Our schema is missing, older or newer than this release. */
+  | 'SCHEMA_NOT_CURRENT'
+  /** A migration could not be applied (the database refused, or the orders table stayed locked). */
+  | 'MIGRATION_FAILED'
+  /** The database could not be reached. */
+  | 'DATABASE_UNREACHABLE'
+  /** The demo's embedded PostgreSQL could not be started. */
+  | 'EMBEDDED_POSTGRES'
+  /** The demo was interrupted, or one of its steps did not show its webhooks in time. */
+  | 'DEMO_INTERRUPTED'
+  | 'DEMO_FAILED';
+
+export abstract class AppError extends Error {
+  abstract readonly code: ErrorCode;
+}
+
+export class ConfigError extends AppError {
+  override name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+}
+
+export class TlsConfigError extends AppError {
+  override name = 'TlsConfigError';
+  readonly code = 'TLS_CONFIG_INVALID';
+}
+
+export class CaptureError extends AppError {
+  override name = 'CaptureError';
+  readonly code = 'CAPTURE_INVALID';
+}
+
+export class SchemaError extends AppError {
+  override name = 'SchemaError';
+  readonly code = 'SCHEMA_NOT_CURRENT';
+}
+
+export class MigrationError extends AppError {
+  override name = 'MigrationError';
+  readonly code = 'MIGRATION_FAILED';
+}
+
+export class DatabaseUnreachableError extends AppError {
+  override name = 'DatabaseUnreachableError';
+  readonly code = 'DATABASE_UNREACHABLE';
+}
+
+export class EmbeddedPostgresError extends AppError {
+  override name = 'EmbeddedPostgresError';
+  readonly code = 'EMBEDDED_POSTGRES';
+}
+
+export class DemoInterrupted extends AppError {
+  override name = 'DemoInterrupted';
+  readonly code = 'DEMO_INTERRUPTED';
+}
+
+export class DemoFailed extends AppError {
+  override name = 'DemoFailed';
+  readonly code = 'DEMO_FAILED';
+}
+
+/** Codes a person fixes in the config or the set-up before running again (exit 2, not 1). */
+export const SETUP_CODES: ReadonlySet<ErrorCode> = new Set([
+  'CONFIG_INVALID',
+  'TLS_CONFIG_INVALID',
+  'CAPTURE_INVALID',
+  'SCHEMA_NOT_CURRENT',
+]);

@@ -1,0 +1,71 @@
+// What the dispatcher needs from storage, whichever table an event is in: claim events with a lease,
+// record how each attempt went, and give back what was not (or not fully) sent. One event lives in
+// the journal until its first result is recorded, then in the outbox; the store hides which.
+import type { FailureKind } from '../delivery/failure.ts';
+
+export interface ClaimedEvent {
+  /** Where the store holds it: a journal change (first attempt) or an outbox row. Only the store reads these two. */
+  readonly source: 'journal' | 'outbox';
+  readonly id: string;
+  readonly eventId: string;
+  readonly orderId: string;
+  readonly eventType: string;
+  /** The exact bytes sent (and signed). */
+  readonly body: string;
+  /** This claim's attempt number, from 1 (X-Event-Attempt). */
+  readonly attempt: number;
+}
+
+/** How an attempt went, and what its event becomes. */
+export interface AttemptResult {
+  startedAt: Date;
+  durationMs: number;
+  httpStatus: number | null;
+  error: string | null;
+  errorKind: FailureKind | null;
+  status: 'pending' | 'delivered' | 'failed';
+  /** For `pending`: when to try again. */
+  nextAttemptAt: Date | null;
+}
+
+export interface AttemptRecord extends AttemptResult {
+  event: ClaimedEvent;
+}
+
+export interface NewChanges {
+  /** Changes claimed from the journal. */
+  changes: number;
+  /** First attempts to send now (each the only event of its change, its order otherwise quiet). */
+  send: ClaimedEvent[];
+  /** Events put in the outbox unsent (they wait behind their order's earlier events): look for due events. */
+  queued: number;
+  /** Changes whose state change matched no transition rule. */
+  unmatched: number;
+  /** Events left out by webHook.events. */
+  filtered: number;
+}
+
+export interface RecordOutcome {
+  /** Results applied; the others were of claims no longer ours (taken over, or recorded before). */
+  applied: number;
+  /** Results whose write failed, to write again later, with the reason. */
+  unwritten: { records: AttemptRecord[]; error: unknown } | undefined;
+  /** First attempts left the journal: later changes of their orders may be claimable now. */
+  newChangesFreed: boolean;
+  /** Events left `pending`: later events of their orders may be due now. */
+  dueEventsFreed: boolean;
+}
+
+export interface EventStore {
+  /** At most this many changes are claimed at once. */
+  readonly batchSize: number;
+  /** Claims up to `limit` new changes from the journal. */
+  claimNew(limit: number, leaseMs: number): Promise<NewChanges>;
+  /** Claims up to `limit` due outbox events, each its order's earliest pending one. */
+  claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]>;
+  record(results: readonly AttemptRecord[]): Promise<RecordOutcome>;
+  /** Claimed and never sent: claimable again at once, the claim's attempt not counted. */
+  unclaim(events: readonly ClaimedEvent[]): Promise<void>;
+  /** Sent, but no result (shutdown): pending and due now, the attempt counted. */
+  release(events: readonly ClaimedEvent[]): Promise<void>;
+}

@@ -1,0 +1,194 @@
+// The dispatcher's decisions, without a database: an in-memory event store and sender stand in for
+// PostgreSQL and got (the real ones are tested end to end in delivery, retries, faults, journal).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { claimRoom, Dispatcher, isStale, resultOf } from '../src/delivery/dispatcher.ts';
+import type { Outcome, Outgoing } from '../src/delivery/sender.ts';
+import { createLogger } from '../src/log.ts';
+import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../src/outbox/eventStore.ts';
+import { waitFor } from './helpers/poll.ts';
+
+const log = createLogger('silent');
+
+function event(n: number, source: 'journal' | 'outbox' = 'journal', attempt = 1): ClaimedEvent {
+  return { source, id: String(n), eventId: `e${n}`, orderId: `o${n}`, eventType: 'OrderCreated', body: `{"n":${n}}`, attempt };
+}
+
+const ok = (): Outcome => ({
+  ok: true,
+  startedAt: new Date(),
+  durationMs: 1,
+  httpStatus: 200,
+  error: null,
+  errorKind: null,
+  retryAfterMs: null,
+});
+const refused = (): Outcome => ({
+  ok: false,
+  startedAt: new Date(),
+  durationMs: 1,
+  httpStatus: null,
+  error: 'connect: connection refused (ECONNREFUSED)',
+  errorKind: 'connect',
+  retryAfterMs: null,
+});
+
+/** An event store in memory: new changes to hand out, and a log of every call. */
+class MemoryStore implements EventStore {
+  readonly batchSize = 10;
+  newEvents: ClaimedEvent[] = [];
+  recorded: AttemptRecord[] = [];
+  unclaimed: ClaimedEvent[] = [];
+  released: ClaimedEvent[] = [];
+  claimNewCalls = 0;
+  /** Makes the next record() calls fail. */
+  failRecords = 0;
+  freeNew = false;
+
+  async claimNew(limit: number): Promise<NewChanges> {
+    this.claimNewCalls++;
+    const send = this.newEvents.splice(0, limit);
+    return { changes: send.length, send, queued: 0, unmatched: 0, filtered: 0 };
+  }
+
+  async claimDue(): Promise<ClaimedEvent[]> {
+    return [];
+  }
+
+  async record(results: readonly AttemptRecord[]): Promise<RecordOutcome> {
+    if (this.failRecords > 0) {
+      this.failRecords--;
+      return {
+        applied: 0,
+        unwritten: { records: [...results], error: new Error('database away') },
+        newChangesFreed: false,
+        dueEventsFreed: false,
+      };
+    }
+    this.recorded.push(...results);
+    return { applied: results.length, unwritten: undefined, newChangesFreed: this.freeNew, dueEventsFreed: false };
+  }
+
+  async unclaim(events: readonly ClaimedEvent[]): Promise<void> {
+    this.unclaimed.push(...events);
+  }
+
+  async release(events: readonly ClaimedEvent[]): Promise<void> {
+    this.released.push(...events);
+  }
+}
+
+/** A sender whose answers the test decides, one per event id; unanswered requests hang. */
+class ScriptedSender {
+  sent: Outgoing[] = [];
+  constructor(private readonly answer: (outgoing: Outgoing) => Outcome | Promise<Outcome> | undefined) {}
+  send(outgoing: Outgoing): Promise<Outcome> {
+    this.sent.push(outgoing);
+    const answer = this.answer(outgoing);
+    return answer === undefined ? new Promise(() => undefined) : Promise.resolve(answer);
+  }
+}
+
+const options = { concurrency: 2, leaseMs: 60_000, retryDelaysMs: [1000, 2000], retryWriteMs: 10 };
+
+describe('dispatcher decisions', () => {
+  it('claims up to one batch beyond the free slots, and none while some wait and less than half a batch is free', () => {
+    assert.equal(claimRoom(32, 0, 0), 64);
+    assert.equal(claimRoom(32, 32, 0), 32);
+    assert.equal(claimRoom(32, 32, 16), 16);
+    assert.equal(claimRoom(32, 32, 17), 0);
+    assert.equal(claimRoom(32, 32, 32), 0);
+  });
+
+  it('gives an event back unsent once it waited half its lease for a slot', () => {
+    assert.equal(isStale(30_000, 60_000), false);
+    assert.equal(isStale(30_001, 60_000), true);
+  });
+
+  it('makes a failed attempt pending until its delay, then failed when the delays are used up', () => {
+    const now = 1_000_000;
+    const delivered = resultOf(event(1), ok(), [1000], now, 0.5);
+    assert.deepEqual([delivered.status, delivered.nextAttemptAt], ['delivered', null]);
+    const first = resultOf(event(1, 'journal', 1), refused(), [1000], now, 0.5);
+    assert.deepEqual([first.status, first.nextAttemptAt?.getTime(), first.errorKind], ['pending', now + 1000, 'connect']);
+    const last = resultOf(event(1, 'outbox', 2), refused(), [1000], now, 0.5);
+    assert.deepEqual([last.status, last.nextAttemptAt], ['failed', null]);
+    const later = resultOf(event(1, 'outbox', 1), { ...refused(), retryAfterMs: 7000 }, [1000], now, 0.5);
+    assert.equal(later.nextAttemptAt?.getTime(), now + 7000, "the receiver's Retry-After wins");
+  });
+});
+
+describe('dispatcher', () => {
+  it('sends new changes as they are claimed and records each result once, also after a failed write', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [event(1), event(2), event(3)];
+    store.failRecords = 1;
+    const sender = new ScriptedSender((o) => (o.eventId === 'e2' ? refused() : ok()));
+    const dispatcher = new Dispatcher(store, sender, log, options);
+    assert.equal(await dispatcher.drainNew(), true);
+    await waitFor(() => store.recorded.length === 3, { what: 'three results recorded' });
+    assert.deepEqual(store.recorded.map((r) => [r.event.eventId, r.status]).sort(), [
+      ['e1', 'delivered'],
+      ['e2', 'pending'],
+      ['e3', 'delivered'],
+    ]);
+    assert.deepEqual(dispatcher.stats, {
+      changes: 3,
+      events: 3,
+      unmatched: 0,
+      filtered: 0,
+      delivered: 2,
+      failedAttempts: 1,
+      failedEvents: 0,
+    });
+    assert.equal(await dispatcher.stop(1000), true);
+  });
+
+  it('a sender that throws becomes a failed attempt of kind internal, not a crash', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [event(1)];
+    const dispatcher = new Dispatcher(store, new ScriptedSender(() => Promise.reject(new Error('bug'))), log, options);
+    await dispatcher.drainNew();
+    const [record] = await waitFor(() => store.recorded.length === 1 && store.recorded, { what: 'the result' });
+    assert.deepEqual([record!.status, record!.errorKind, record!.error], ['pending', 'internal', 'internal: bug']);
+    await dispatcher.stop(1000);
+  });
+
+  it('looks for new changes again by itself once first attempts left the journal', async () => {
+    const store = new MemoryStore();
+    store.freeNew = true;
+    store.newEvents = [event(1)];
+    let answerFirst!: (outcome: Outcome) => void;
+    const first = new Promise<Outcome>((resolve) => (answerFirst = resolve));
+    const dispatcher = new Dispatcher(store, new ScriptedSender((o) => (o.eventId === 'e1' ? first : ok())), log, options);
+    await dispatcher.drainNew();
+    // A later change of the order arrives while the first is in flight; no drainer will say so.
+    store.newEvents = [event(2)];
+    answerFirst(ok());
+    await waitFor(() => store.recorded.length === 2, { what: 'the later change sent without a wake-up' });
+    await dispatcher.stop(1000);
+  });
+
+  it('at stop: gives back what was claimed but not sent, and releases what is still in flight after the grace period', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [event(1), event(2), event(3), event(4)];
+    // Every request hangs: two in flight (concurrency 2), two waiting for a slot.
+    const dispatcher = new Dispatcher(store, new ScriptedSender(() => undefined), log, options);
+    await dispatcher.drainNew();
+    assert.equal(dispatcher.inFlightCount, 2);
+    assert.equal(await dispatcher.stop(50), false);
+    assert.deepEqual(store.unclaimed.map((e) => e.eventId).sort(), ['e3', 'e4']);
+    assert.deepEqual(store.released.map((e) => e.eventId).sort(), ['e1', 'e2']);
+    assert.equal(store.recorded.length, 0);
+  });
+
+  it('claims nothing once stopping, and gives back at once what a claim brings then', async () => {
+    const store = new MemoryStore();
+    const dispatcher = new Dispatcher(store, new ScriptedSender(ok), log, options);
+    await dispatcher.stop(10);
+    store.newEvents = [event(1)];
+    assert.equal(dispatcher.room(), 0);
+    await dispatcher.drainNew();
+    assert.equal(store.claimNewCalls, 0);
+  });
+});
