@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { claimRoom, Dispatcher, isStale, resultOf } from '../src/delivery/dispatcher.ts';
 import type { Outcome, Outgoing } from '../src/delivery/sender.ts';
 import { createLogger } from '../src/log.ts';
-import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../src/outbox/eventStore.ts';
+import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../src/delivery/eventStore.ts';
 import { waitFor } from './helpers/poll.ts';
 
 const log = createLogger('silent');

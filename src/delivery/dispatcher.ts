@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
-import type { AttemptRecord, ClaimedEvent, EventStore } from '../outbox/eventStore.ts';
+import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
 import { nextAttempt } from './retryPolicy.ts';
 import type { Outcome, Outgoing } from './sender.ts';

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { ident, statementName } from '../db.ts';
 import { eventId } from '../mapping/eventId.ts';
 import { type Change, eventBody, type MappingOptions, mapChange } from '../mapping/mapping.ts';
-import type { AttemptRecord, ClaimedEvent } from './eventStore.ts';
+import type { AttemptRecord, ClaimedEvent } from '../delivery/eventStore.ts';
 
 interface ClaimedRow {
   id: string;

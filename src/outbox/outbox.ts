@@ -1,7 +1,7 @@
 // The outbox: claims events that are due, and records how each attempt went.
 import type pg from 'pg';
 import { ident } from '../db.ts';
-import type { AttemptRecord, ClaimedEvent } from './eventStore.ts';
+import type { AttemptRecord, ClaimedEvent } from '../delivery/eventStore.ts';
 
 export class Outbox {
   private readonly schema: string;

@@ -3,7 +3,7 @@
 // Each operation splits its events by where they are held; callers never need to know.
 import type pg from 'pg';
 import type { MappingOptions } from '../mapping/mapping.ts';
-import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from './eventStore.ts';
+import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../delivery/eventStore.ts';
 import { Journal } from './journal.ts';
 import { Outbox } from './outbox.ts';
 

@@ -1,7 +1,7 @@
 // What the dispatcher needs from storage, whichever table an event is in: claim events with a lease,
 // record how each attempt went, and give back what was not (or not fully) sent. One event lives in
 // the journal until its first result is recorded, then in the outbox; the store hides which.
-import type { FailureKind } from '../delivery/failure.ts';
+import type { FailureKind } from './failure.ts';
 
 export interface ClaimedEvent {
   /** Where the store holds it: a journal change (first attempt) or an outbox row. Only the store reads these two. */

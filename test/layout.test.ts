@@ -1,0 +1,54 @@
+// The architecture, checked: every import in src/ points one way along the pipeline. A new file
+// that imports against it fails here with the file and the import named.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+
+/** Each part and the parts it may import from (besides itself and the shared leaves). */
+const ORDER = ['config', 'db', 'capture', 'mapping', 'delivery', 'outbox', 'service', 'demo', 'cli'];
+/** Vocabulary every part may use; they import nothing of ours. */
+const LEAVES = new Set(['errors', 'log', 'events']);
+
+function partOf(file: string): string {
+  const [first] = relative(SRC, file).split('/');
+  return first!.replace(/\.ts$/, '');
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+  );
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) => normalize(join(dirname(file), m[1]!)));
+}
+
+describe('code layout', () => {
+  it('imports point one way: config → db → capture → mapping → delivery → outbox → service → demo → cli', () => {
+    const wrong: string[] = [];
+    for (const file of sources(SRC)) {
+      const from = partOf(file);
+      for (const target of importsOf(file)) {
+        const to = partOf(target);
+        if (to === from) continue;
+        const ok = LEAVES.has(from) ? false : LEAVES.has(to) || ORDER.indexOf(to) < ORDER.indexOf(from);
+        if (!ok) wrong.push(`${relative(SRC, file)} imports ${relative(SRC, target)}`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  it('knows every part', () => {
+    const parts = new Set(sources(SRC).map(partOf));
+    assert.deepEqual(
+      [...parts].filter((p) => !LEAVES.has(p) && !ORDER.includes(p)),
+      [],
+    );
+  });
+});
