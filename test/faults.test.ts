@@ -110,7 +110,7 @@ describe('faults', () => {
 
   it('when an instance dies mid-request, another takes its events over after the lease', async () => {
     const s = await stack('takeover', {
-      webHook: { leaseTimeout: 'PT4S', requestTimeout: 'PT2S', concurrency: 4 },
+      webHook: { leaseTimeout: 'PT6S', requestTimeout: 'PT3S', concurrency: 4 },
       database: { pollInterval: 'PT0.2S' },
     });
     // The receiver holds every request: they stay in flight in the first instance.
@@ -120,15 +120,24 @@ describe('faults', () => {
     await waitFor(() => held.length === 3, { what: 'three requests in flight' });
     const second = await startService(s.configPath);
     try {
+      // When each head's current claim ends, read just before the kill: its change's claim in the
+      // journal, or its outbox row's (moved, or retried after a timeout while the second started).
+      const leases = await s.db.query<{ order_id: string; until: Date }>(
+        `SELECT order_id, claimed_until AS until FROM order_webhooks.change WHERE op = 'INSERT' AND claimed_until IS NOT NULL
+         UNION ALL
+         SELECT order_id, next_attempt_at FROM order_webhooks.outbox WHERE event_type = 'OrderCreated' AND status = 'pending'`,
+      );
+      assert.equal(leases.length, 3, 'three heads claimed');
       await s.service!.kill();
+      const killedAt = Date.now();
       s.receiver.respond = (_req, res) => res.end('ok');
       for (const release of held.splice(0)) release();
       await allDelivered(s, 12);
       const check = await checkDeliveries(s.db, s.receiver.requests, ids);
       assert.equal(check.events, 12);
       // Each head was sent again by the survivor, once the lease of the dead instance ran out.
-      const heads = await s.db.query<{ event_id: string; attempts: number; recorded: number }>(
-        `SELECT o.event_id::text, o.attempts, count(a.id)::int AS recorded
+      const heads = await s.db.query<{ event_id: string; order_id: string; attempts: number; recorded: number }>(
+        `SELECT o.event_id::text, o.order_id, o.attempts, count(a.id)::int AS recorded
            FROM order_webhooks.outbox o LEFT JOIN order_webhooks.outbox_attempt a ON a.outbox_id = o.id
           WHERE o.event_type = 'OrderCreated' GROUP BY o.id`,
       );
@@ -136,11 +145,12 @@ describe('faults', () => {
       for (const head of heads) {
         const copies = s.receiver.requests.filter((r) => r.headers['x-event-id'] === head.event_id);
         assert.ok(copies.length >= 2, 'sent again');
-        // Not at once: only when the 4 s lease ran out (the arrival times add a little jitter of their own).
-        assert.ok(
-          copies[1]!.at - copies[0]!.at >= 3000,
-          `retaken ${copies[1]!.at - copies[0]!.at} ms after the first attempt, before the 4 s lease ended`,
-        );
+        // Not at once: only once the dead instance's lease ran out (the database's clock and ours are
+        // this machine's; a few ms allow for the timestamp's rounding).
+        const leaseEnd = leases.find((l) => l.order_id === head.order_id)!.until.getTime();
+        const retaken = copies.find((c) => c.at >= killedAt);
+        assert.ok(retaken, 'sent again by the survivor');
+        assert.ok(retaken.at >= leaseEnd - 5, `retaken ${leaseEnd - retaken.at} ms before the lease ended`);
         assert.ok(head.recorded < head.attempts, 'the dead instance’s attempt left no result, as expected');
       }
     } finally {
