@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config/config.ts';
+import { ConfigError, loadConfig, parseConfig } from '../src/config/config.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 
 const db = { url: 'postgres://app:DbPassw0rd@127.0.0.1:1/none' };
@@ -97,5 +100,80 @@ describe('config', () => {
     assert.equal(result.code, 2);
     const printed = result.stdout + result.stderr;
     for (const secret of ['UrlKeyValue', 'HmacSecretValue', 'KeyPassValue', 'DbPassw0rd']) assert.ok(!printed.includes(secret), secret);
+  });
+
+  describe('secrets from the environment or a file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'order-webhooks-secrets-'));
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text, { mode: 0o600 });
+      return path;
+    };
+
+    it('reads secret, key, sslKeyPassword, standardWebhooks secrets and database.url from either', () => {
+      const config = parseConfig(
+        {
+          database: { url: { file: file('db', 'postgres://svc:DbPass@h/d\n') } },
+          webHook: {
+            secret: { env: 'HOOK_SECRET' },
+            key: { file: file('key', 'UrlKey\r\n') },
+            sslKeyPassword: { env: 'KEY_PASS' },
+            standardWebhooks: { secrets: [{ file: file('whsec', 'whsec_AAAA\n') }, 'whsec_BBBB', { env: 'WHSEC' }] },
+          },
+        },
+        { HOOK_SECRET: 'HmacSecret', KEY_PASS: '', WHSEC: 'whsec_CCCC' },
+      );
+      assert.equal(config.database.url, 'postgres://svc:DbPass@h/d', 'one trailing newline dropped');
+      assert.equal(config.webHook.secret, 'HmacSecret');
+      assert.equal(config.webHook.key, 'UrlKey');
+      assert.equal(config.webHook.sslKeyPassword, '', 'an empty key password is a password');
+      assert.deepEqual(config.webHook.standardWebhooks?.secrets, ['whsec_AAAA', 'whsec_BBBB', 'whsec_CCCC']);
+      assert.equal(parseConfig({ database: db, webHook: { secret: { file: file('two', 'a\n\n') } } }, {}).webHook.secret, 'a\n');
+    });
+
+    it('a missing variable or unreadable file is one line naming the key, never a value', () => {
+      const cases: [unknown, RegExp][] = [
+        [{ database: db, webHook: { secret: { env: 'NOT_SET' } } }, /^webHook\.secret: environment variable NOT_SET is not set$/],
+        [{ database: db, webHook: { key: { file: join(dir, 'none') } } }, /^webHook\.key: cannot read \/.*\/none \(ENOENT\)$/],
+        [{ database: db, webHook: { sslKeyPassword: { file: dir } } }, /^webHook\.sslKeyPassword: cannot read .* \(EISDIR\)$/],
+        [{ database: { url: { env: 'NO_DB' } } }, /^database\.url: environment variable NO_DB is not set$/],
+        [{ database: db, webHook: { secret: { env: 'EMPTY' } } }, /^webHook\.secret: expected a non-empty value$/],
+        [
+          { database: db, webHook: { standardWebhooks: { secrets: [{ env: 'BAD_WHSEC' }] } } },
+          /^webHook\.standardWebhooks\.secrets\.0: expected "whsec_" followed by the base64 of the key/,
+        ],
+        [
+          { database: db, webHook: { secret: { env: 'A', file: 'b' } } },
+          /^webHook\.secret: expected a string, \{"env": "VARIABLE"\} or \{"file": "\/path"\}$/,
+        ],
+      ];
+      for (const [raw, message] of cases) {
+        assert.throws(
+          () => parseConfig(raw, { EMPTY: '', BAD_WHSEC: 'TopSecretNotWhsec' }),
+          (error: Error) => error instanceof ConfigError && message.test(error.message) && !error.message.includes('TopSecret'),
+        );
+      }
+    });
+
+    it('warns once, naming the file and chmod 600, when a file with a literal secret is readable by others', () => {
+      const withSecret = writeConfig({ database: db, webHook: { secret: 'HmacSecretValue' } });
+      chmodSync(withSecret, 0o644);
+      const [warning, ...more] = loadConfig(withSecret, {}).warnings;
+      assert.equal(more.length, 0);
+      assert.equal(
+        warning,
+        `config file ${withSecret} holds secrets (webHook.secret, database.url) and is readable by others (mode 644): run chmod 600 ${withSecret}, or give them as {"env": …} or {"file": …}`,
+      );
+      assert.ok(!warning!.includes('HmacSecretValue') && !warning!.includes('DbPassw0rd'));
+      chmodSync(withSecret, 0o600);
+      assert.deepEqual(loadConfig(withSecret, {}).warnings, []);
+      // Secrets taken from elsewhere: nothing to protect in the file.
+      const referenced = writeConfig({ database: { url: { env: 'DB' } }, webHook: { secret: { env: 'S' }, key: { file: '/dev/null' } } });
+      chmodSync(referenced, 0o644);
+      assert.throws(() => loadConfig(referenced, { DB: 'postgres://h/d', S: 's' }), /webHook\.key: expected a non-empty value/);
+      const noPassword = writeConfig({ database: { url: 'postgres://svc@h/d' }, webHook: { secret: { env: 'S' } } });
+      chmodSync(noPassword, 0o644);
+      assert.deepEqual(loadConfig(noPassword, { S: 's' }).warnings, []);
+    });
   });
 });

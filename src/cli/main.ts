@@ -71,6 +71,7 @@ program
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
   const log = createLogger(config.logLevel);
+  for (const warning of config.warnings) log.warn(warning);
   if (!config.webHook.enabled) {
     log.warn(
       'webhooks are disabled (webHook.enabled is false): nothing is sent; order changes stay in the journal and are delivered once enabled',

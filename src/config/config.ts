@@ -1,8 +1,9 @@
 // Loads and validates the one JSON config file. The only module that reads process.env.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { EVENT_TYPES } from '../events.ts';
+import { WHSEC } from '../delivery/sign.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -55,87 +56,135 @@ const endpoint = z.string().refine((text) => {
   }
 }, 'expected an absolute http:// or https:// URL');
 
-const webHook = z
-  .strictObject({
-    // The spec's keys, names and defaults.
-    enabled: z.boolean().default(false),
-    endpoint: endpoint.optional(),
-    key: z.string().min(1).optional(),
-    connectionTimeout: duration('PT30S'),
-    secret: z.string().min(1).optional(),
-    useSslTrustAll: z.boolean().default(true),
-    useSslClientCert: z.boolean().default(false),
-    sslTrustFile: z.string().min(1).optional(),
-    sslKeyFile: z.string().min(1).optional(),
-    sslKeyPassword: z.string().optional(),
-    // Ours.
-    requestTimeout: duration('PT30S'),
-    events: z.array(z.enum(EVENT_TYPES)).optional(),
-    concurrency: z.number().int().min(1).max(1024).default(32),
-    leaseTimeout: duration('PT1M'),
-    retry: z
-      .strictObject({
-        delays: z
-          .array(
-            z.string().transform((text, ctx) => {
-              try {
-                return parseDuration(text);
-              } catch (error) {
-                ctx.addIssue({ code: 'custom', message: (error as Error).message });
-                return z.NEVER;
-              }
-            }),
-          )
-          .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
-      })
-      .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
-  })
-  .superRefine((hook, ctx) => {
-    if (hook.enabled && !hook.endpoint) {
-      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
-    }
-    // An event is sent within half its lease of the claim (else it is given back unsent), and the
-    // request ends within requestTimeout: so the lease cannot run out while a request is under way,
-    // which would let another instance send the event again.
-    if (hook.leaseTimeout < 2 * hook.requestTimeout) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['leaseTimeout'],
-        message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
-      });
-    }
-    if (hook.useSslClientCert && !hook.sslKeyFile) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['sslKeyFile'],
-        message: 'expected a key file (the client identity) when useSslClientCert is true',
-      });
-    }
-  });
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-const configSchema = z.strictObject({
-  webHook: webHook.default(() => webHook.parse({})),
-  database: z
-    .strictObject({
-      url: z.string().min(1).optional(),
-      schema: identifier.default('order_webhooks'),
-      pollInterval: duration('PT2S'),
-    })
-    .default(() => ({ schema: 'order_webhooks', pollInterval: 2000 })),
-  orders: z
-    .strictObject({
-      schema: identifier.default('public'),
-      table: identifier.default('orders'),
-      idColumn: identifier.default('id'),
-      stateColumn: identifier.default('state'),
-      dueDateColumn: identifier.optional(),
-      transitions: z.array(transition).min(1).optional(),
-    })
-    .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' })),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+/** A secret written in the config file, or where to read it: `{"env": NAME}` or `{"file": PATH}`. */
+export type SecretSource = string | { env: string } | { file: string };
+
+const SECRET_FORMS = 'expected a string, {"env": "VARIABLE"} or {"file": "/path"}';
+const secretSource = z.union([z.string(), z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })], {
+  error: SECRET_FORMS,
 });
 
-export type Config = z.output<typeof configSchema> & { database: { url: string } };
+/** Turns a secret's source into its value, or says why it cannot (never showing the value). */
+type ResolveSecret = (source: SecretSource) => { value: string } | { problem: string };
+
+// The schema takes the resolver so that secrets from the environment or files are read while
+// parsing, and each problem is reported at its key's path like any other.
+function buildSchema(resolve: ResolveSecret) {
+  const secret = (allowEmpty = false) =>
+    secretSource.transform((source, ctx) => {
+      const resolved = resolve(source);
+      if ('problem' in resolved) {
+        ctx.addIssue({ code: 'custom', message: resolved.problem });
+        return z.NEVER;
+      }
+      if (!allowEmpty && resolved.value === '') {
+        ctx.addIssue({ code: 'custom', message: 'expected a non-empty value' });
+        return z.NEVER;
+      }
+      return resolved.value;
+    });
+
+  const webHook = z
+    .strictObject({
+      // The spec's keys, names and defaults.
+      enabled: z.boolean().default(false),
+      endpoint: endpoint.optional(),
+      key: secret().optional(),
+      connectionTimeout: duration('PT30S'),
+      secret: secret().optional(),
+      useSslTrustAll: z.boolean().default(true),
+      useSslClientCert: z.boolean().default(false),
+      sslTrustFile: z.string().min(1).optional(),
+      sslKeyFile: z.string().min(1).optional(),
+      sslKeyPassword: secret(true).optional(),
+      // Ours.
+      signatureEncoding: z.enum(['hex', 'base64']).default('hex'),
+      standardWebhooks: z
+        .strictObject({
+          secrets: z
+            .array(
+              secret().pipe(
+                z.string().regex(WHSEC, 'expected "whsec_" followed by the base64 of the key, as Standard Webhooks secrets are written'),
+              ),
+            )
+            .min(1, 'expected at least one "whsec_…" secret'),
+        })
+        .optional(),
+      requestTimeout: duration('PT30S'),
+      events: z.array(z.enum(EVENT_TYPES)).optional(),
+      concurrency: z.number().int().min(1).max(1024).default(32),
+      leaseTimeout: duration('PT1M'),
+      retry: z
+        .strictObject({
+          delays: z
+            .array(
+              z.string().transform((text, ctx) => {
+                try {
+                  return parseDuration(text);
+                } catch (error) {
+                  ctx.addIssue({ code: 'custom', message: (error as Error).message });
+                  return z.NEVER;
+                }
+              }),
+            )
+            .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
+        })
+        .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
+    })
+    .superRefine((hook, ctx) => {
+      if (hook.enabled && !hook.endpoint) {
+        ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
+      }
+      // An event is sent within half its lease of the claim (else it is given back unsent), and the
+      // request ends within requestTimeout: so the lease cannot run out while a request is under way,
+      // which would let another instance send the event again.
+      if (hook.leaseTimeout < 2 * hook.requestTimeout) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['leaseTimeout'],
+          message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
+        });
+      }
+      if (hook.useSslClientCert && !hook.sslKeyFile) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sslKeyFile'],
+          message: 'expected a key file (the client identity) when useSslClientCert is true',
+        });
+      }
+    });
+
+  return z.strictObject({
+    webHook: webHook.default(() => webHook.parse({})),
+    database: z
+      .strictObject({
+        url: secret().optional(),
+        schema: identifier.default('order_webhooks'),
+        pollInterval: duration('PT2S'),
+      })
+      .default(() => ({ schema: 'order_webhooks', pollInterval: 2000 })),
+    orders: z
+      .strictObject({
+        schema: identifier.default('public'),
+        table: identifier.default('orders'),
+        idColumn: identifier.default('id'),
+        stateColumn: identifier.default('state'),
+        dueDateColumn: identifier.optional(),
+        transitions: z.array(transition).min(1).optional(),
+      })
+      .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' })),
+    logLevel: logLevel.default('info'),
+  });
+}
+
+type Schema = ReturnType<typeof buildSchema>;
+export type Config = z.output<Schema> & {
+  database: { url: string };
+  /** One line each for the start-up log (a config file with secrets that others can read). */
+  warnings: string[];
+};
 export type WebHookConfig = Config['webHook'];
 export type OrdersConfig = Config['orders'];
 export type Transition = z.output<typeof transition>;
@@ -152,7 +201,7 @@ export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.Pro
 
 /** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
-  const result = configSchema.safeParse(raw ?? {});
+  const result = buildSchema((source) => resolveSecret(source, env)).safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!));
   const config = result.data;
   const url = env[ENV.databaseUrl] || config.database.url;
@@ -161,11 +210,47 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   }
   const level = env[ENV.logLevel];
   if (level) {
-    const parsed = configSchema.shape.logLevel.safeParse(level);
+    const parsed = logLevel.safeParse(level);
     if (!parsed.success) throw new ConfigError(`${ENV.logLevel}: expected one of fatal, error, warn, info, debug, trace, silent`);
     config.logLevel = parsed.data;
   }
-  return { ...config, database: { ...config.database, url } };
+  return { ...config, database: { ...config.database, url }, warnings: [] };
+}
+
+/** A secret's value: as written, from an environment variable, or from a file (one trailing newline dropped). */
+function resolveSecret(source: SecretSource, env: NodeJS.ProcessEnv): { value: string } | { problem: string } {
+  if (typeof source === 'string') return { value: source };
+  if ('env' in source) {
+    const value = env[source.env];
+    return value === undefined ? { problem: `environment variable ${source.env} is not set` } : { value };
+  }
+  try {
+    return { value: readFileSync(source.file, 'utf8').replace(/\r?\n$/, '') };
+  } catch (error) {
+    return { problem: `cannot read ${source.file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})` };
+  }
+}
+
+/** The keys whose secret is written in the file itself (not taken from the environment or a file). */
+export function literalSecrets(raw: unknown): string[] {
+  const object = (value: unknown) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {});
+  const webHook = object(object(raw).webHook);
+  const found = ['secret', 'key', 'sslKeyPassword']
+    .filter((name) => typeof webHook[name] === 'string' && webHook[name] !== '')
+    .map((name) => `webHook.${name}`);
+  const secrets = object(webHook.standardWebhooks).secrets;
+  if (Array.isArray(secrets) && secrets.some((s) => typeof s === 'string')) found.push('webHook.standardWebhooks.secrets');
+  const url = object(object(raw).database).url;
+  if (typeof url === 'string' && hasPassword(url)) found.push('database.url');
+  return found;
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return /:[^@/]*@/.test(url);
+  }
 }
 
 /** Reads and validates the config file at `path` (or an empty config when there is none). */
@@ -183,14 +268,25 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   } catch (error) {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
   }
-  return parseConfig(raw, env);
+  const config = parseConfig(raw, env);
+  const literal = literalSecrets(raw);
+  // Only the bits for group and others: the owner (the service's user) must read it anyway.
+  const mode = statSync(path).mode & 0o777;
+  if (literal.length && mode & 0o044) {
+    config.warnings.push(
+      `config file ${path} holds secrets (${literal.join(', ')}) and is readable by others (mode ${mode.toString(8).padStart(3, '0')}): ` +
+        `run chmod 600 ${path}, or give them as {"env": …} or {"file": …}`,
+    );
+  }
+  return config;
 }
 
 // One line naming the key path and what was expected; never the value (it may be a secret).
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((key) => (path ? `${path}.${key}` : key));
+    // A key of any shape is shown quoted, so that the message stays one line.
+    const keys = issue.keys.map((key) => (/^[\w$-]+$/.test(key) ? key : JSON.stringify(key))).map((key) => (path ? `${path}.${key}` : key));
     return `${keys.join(', ')}: unknown key${keys.length > 1 ? 's' : ''}`;
   }
   let message = issue.message;

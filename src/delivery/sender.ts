@@ -6,9 +6,9 @@ import { got, type Got, type Response } from 'got';
 import type { WebHookConfig } from '../config/config.ts';
 import { endpointUrl } from './endpoint.ts';
 import { parseRetryAfter } from './retryPolicy.ts';
-import { signBody } from './sign.ts';
+import { signBody, standardWebhookHeaders } from './sign.ts';
 
-/** A 2xx answer is read up to this many bytes; the rest is not waited for. */
+/** An answer's body is read up to this many bytes, whatever its status; the rest is not waited for. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /**
@@ -62,7 +62,13 @@ export class Sender {
       http: new http.Agent(sockets),
       https: new https.Agent({ ...sockets, ...tls, rejectUnauthorized: !hook.useSslTrustAll }),
     };
-    this.secrets = [hook.secret, hook.key, hook.key && encodeURIComponent(hook.key), hook.sslKeyPassword].filter(
+    this.secrets = [
+      hook.secret,
+      hook.key,
+      hook.key && encodeURIComponent(hook.key),
+      hook.sslKeyPassword,
+      ...(hook.standardWebhooks?.secrets ?? []),
+    ].filter(
       // Too short a value would match ordinary words; such a value is not a real secret anyway.
       (s): s is string => typeof s === 'string' && s.length >= 4,
     );
@@ -88,29 +94,37 @@ export class Sender {
       'x-event-id': outgoing.eventId,
       'x-event-attempt': String(outgoing.attempt),
     };
-    if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body);
+    if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body, this.hook.signatureEncoding);
     const startedAt = new Date();
+    if (this.hook.standardWebhooks) {
+      const timestamp = Math.floor(startedAt.getTime() / 1000);
+      Object.assign(headers, standardWebhookHeaders(this.hook.standardWebhooks.secrets, outgoing.eventId, timestamp, outgoing.body));
+    }
     const started = performance.now();
-    // The status line is known before the body: keep it, since a 2xx with a large body is cut short.
-    let early: { statusCode: number } | undefined;
+    // The status line is known before the body: keep it, since a large body is cut short.
+    let early: http.IncomingMessage | undefined;
     const request = this.client(this.url, { body: outgoing.body, headers });
     request.on('request', (req: http.ClientRequest) => {
       req.once('response', (res: http.IncomingMessage) => {
-        early = { statusCode: res.statusCode ?? 0 };
+        early = res;
       });
     });
-    // A receiver may answer 2xx with a large body: the status is what counts, so stop reading.
+    // The status is what counts, whatever the body: a receiver that streams gigabytes (on any
+    // status) must not fill our memory or hold the request until requestTimeout.
     request.on('downloadProgress', (progress) => {
-      if (progress.transferred > MAX_RESPONSE_BYTES && early && isSuccess(early.statusCode)) request.cancel();
+      if (progress.transferred > MAX_RESPONSE_BYTES && early) request.cancel();
     });
     let response: Response | undefined;
     let error: string | null = null;
     try {
       response = (await request) as Response;
     } catch (e) {
-      if ((e as Error).name === 'CancelError' && early && isSuccess(early.statusCode)) {
+      if ((e as Error).name === 'CancelError' && early) {
         const durationMs = Math.round(performance.now() - started);
-        return { ok: true, startedAt, durationMs, httpStatus: early.statusCode, error: null, retryAfterMs: null };
+        const status = early.statusCode ?? 0;
+        if (isSuccess(status)) return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
+        const cut = `${describeStatus(status, early.statusMessage)} (body not read past ${MAX_RESPONSE_BYTES / 1024} KiB)`;
+        return { ok: false, startedAt, durationMs, httpStatus: status, error: cut, retryAfterMs: this.retryAfter(status, early.headers) };
       }
       error = this.scrub(describeRequestError(e, this.hook));
     }
@@ -122,8 +136,12 @@ export class Sender {
     if (isSuccess(status)) {
       return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
     }
-    const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
-    return { ok: false, startedAt, durationMs, httpStatus: status, error: describeStatus(response), retryAfterMs };
+    const reason = describeStatus(status, response.statusMessage);
+    return { ok: false, startedAt, durationMs, httpStatus: status, error: reason, retryAfterMs: this.retryAfter(status, response.headers) };
+  }
+
+  private retryAfter(status: number, headers: http.IncomingHttpHeaders): number | null {
+    return status === 429 || status === 503 ? parseRetryAfter(headers['retry-after'], Date.now()) : null;
   }
 
   close(): void {
@@ -143,9 +161,8 @@ function isSuccess(status: number): boolean {
   return status >= 200 && status < 300;
 }
 
-function describeStatus(response: Response): string {
-  const status = response.statusCode;
-  const text = response.statusMessage ? ` ${response.statusMessage}` : '';
+function describeStatus(status: number, statusMessage: string | undefined): string {
+  const text = statusMessage ? ` ${statusMessage}` : '';
   if (status >= 300 && status < 400) return `http: ${status}${text}: redirects are not followed; point webHook.endpoint at the final URL`;
   return `http: ${status}${text}`;
 }
@@ -181,6 +198,7 @@ export function describeRequestError(error: unknown, hook: Pick<WebHookConfig, '
   }
   if (code === 'ECONNREFUSED') return `connect: connection refused (ECONNREFUSED)`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `dns: host not found (${code})`;
+  if (code?.startsWith('HPE_')) return `http: the receiver's answer is not valid HTTP (${cause}; ${code})`;
   if (code === 'ECONNRESET' || code === 'EPIPE') return `connection closed by the receiver before it answered (${code})`;
   return `request: ${cause}${code ? ` (${code})` : ''}`;
 }
