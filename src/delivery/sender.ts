@@ -123,7 +123,7 @@ export class Sender {
         const durationMs = Math.round(performance.now() - started);
         const status = early.statusCode ?? 0;
         if (isSuccess(status)) return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
-        const cut = `${describeStatus(status, early.statusMessage)} (body not read past ${MAX_RESPONSE_BYTES / 1024} KiB)`;
+        const cut = this.scrub(`${describeStatus(status, early.statusMessage)} (body not read past ${MAX_RESPONSE_BYTES / 1024} KiB)`);
         return { ok: false, startedAt, durationMs, httpStatus: status, error: cut, retryAfterMs: this.retryAfter(status, early.headers) };
       }
       error = this.scrub(describeRequestError(e, this.hook));
@@ -136,7 +136,8 @@ export class Sender {
     if (isSuccess(status)) {
       return { ok: true, startedAt, durationMs, httpStatus: status, error: null, retryAfterMs: null };
     }
-    const reason = describeStatus(status, response.statusMessage);
+    // The reason phrase is the receiver's text: it may echo our URL, key included.
+    const reason = this.scrub(describeStatus(status, response.statusMessage));
     return { ok: false, startedAt, durationMs, httpStatus: status, error: reason, retryAfterMs: this.retryAfter(status, response.headers) };
   }
 
