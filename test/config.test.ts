@@ -51,6 +51,26 @@ describe('config', () => {
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
     [
+      'a secret from an unset variable',
+      { database: db, webHook: { secret: { env: 'ORDER_WEBHOOKS_TEST_UNSET' } } },
+      /^webHook\.secret: environment variable ORDER_WEBHOOKS_TEST_UNSET is not set$/,
+    ],
+    [
+      'a database URL from a missing file',
+      { database: { url: { file: '/nonexistent/database-url' } } },
+      /^database\.url: cannot read \/nonexistent\/database-url \(ENOENT\)$/,
+    ],
+    [
+      'a Standard Webhooks secret without whsec_',
+      { database: db, webHook: { standardWebhooks: { secrets: ['c2VjcmV0'] } } },
+      /^webHook\.standardWebhooks\.secrets\.0: expected "whsec_" followed by the base64 of the key/,
+    ],
+    [
+      'an unknown signature encoding',
+      { database: db, webHook: { signatureEncoding: 'HEX' } },
+      /^webHook\.signatureEncoding: expected one of "hex", "base64"$/,
+    ],
+    [
       'lease too short',
       { database: db, webHook: { leaseTimeout: 'PT40S' } },
       /^webHook\.leaseTimeout: expected at least twice webHook\.requestTimeout \(30000 ms\)/,
