@@ -52,6 +52,7 @@ describe('signatures, end to end', () => {
       for (const secret of [current, next]) assert.deepEqual(new Webhook(secret).verify(request.body, headers), JSON.parse(request.body));
     }
     assert.equal(requests[0]!.headers['webhook-id'], requests[1]!.headers['webhook-id'], 'the same id on a retry, so receivers can dedupe');
+    assert.match(s.service!.output(), /"signed":true,"standardWebhookSecrets":2/);
   });
 });
 

@@ -67,7 +67,7 @@ export class Sender {
       hook.key,
       hook.key && encodeURIComponent(hook.key),
       hook.sslKeyPassword,
-      ...(hook.standardWebhooks?.secrets ?? []),
+      ...(hook.standardWebhooks?.secrets ?? []).flatMap((secret) => [secret, secret.slice('whsec_'.length)]),
     ].filter(
       // Too short a value would match ordinary words; such a value is not a real secret anyway.
       (s): s is string => typeof s === 'string' && s.length >= 4,
