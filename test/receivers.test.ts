@@ -164,7 +164,7 @@ describe('hostile or broken receivers', () => {
         [500, 500],
       );
       // The endless body: cut at once, not read until the timeout.
-      for (const attempt of of('huge')) assert.ok(attempt.duration_ms < 1500, `cut after ${attempt.duration_ms} ms`);
+      for (const attempt of of('huge')) assert.ok(attempt.duration_ms < 2000, `cut after ${attempt.duration_ms} ms`);
       await waitFor(() => raw.hugeSent.length === 2, { what: 'both endless bodies stopped by the service' });
       for (const sent of raw.hugeSent) assert.ok(sent < 64 * 1024 ** 2, `the receiver got to write only ${sent} bytes`);
       const after = peakRssMiB(pid);
