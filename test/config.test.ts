@@ -182,7 +182,7 @@ describe('config', () => {
       assert.equal(more.length, 0);
       assert.equal(
         warning,
-        `config file ${withSecret} holds secrets (webHook.secret, database.url) and is readable by others (mode 644): run chmod 600 ${withSecret}, or give them as {"env": …} or {"file": …}`,
+        `config file ${withSecret} holds secrets (webHook.secret, database.url) and is readable by group or others (mode 644): run chmod 600 ${withSecret}, or give them as {"env": …} or {"file": …}`,
       );
       assert.ok(!warning!.includes('HmacSecretValue') && !warning!.includes('DbPassw0rd'));
       chmodSync(withSecret, 0o600);

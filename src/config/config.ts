@@ -56,131 +56,128 @@ const endpoint = z.string().refine((text) => {
   }
 }, 'expected an absolute http:// or https:// URL');
 
-const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
 /** A secret written in the config file, or where to read it: `{"env": NAME}` or `{"file": PATH}`. */
 export type SecretSource = string | { env: string } | { file: string };
+
+/** Turns a secret's source into its value, or says why it cannot (never showing the value). */
+type ResolveSecret = (source: SecretSource) => { value: string } | { problem: string };
+
+// zod has no parse context: parseConfig sets the resolver for the length of one (synchronous)
+// parse, so that each secret's problem is reported at its key's path like any other.
+let resolveSecretNow: ResolveSecret = (source) => resolveSecret(source, process.env);
 
 const SECRET_FORMS = 'expected a string, {"env": "VARIABLE"} or {"file": "/path"}';
 const secretSource = z.union([z.string(), z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })], {
   error: SECRET_FORMS,
 });
 
-/** Turns a secret's source into its value, or says why it cannot (never showing the value). */
-type ResolveSecret = (source: SecretSource) => { value: string } | { problem: string };
-
-// The schema takes the resolver so that secrets from the environment or files are read while
-// parsing, and each problem is reported at its key's path like any other.
-function buildSchema(resolve: ResolveSecret) {
-  const secret = (allowEmpty = false) =>
-    secretSource.transform((source, ctx) => {
-      const resolved = resolve(source);
-      if ('problem' in resolved) {
-        ctx.addIssue({ code: 'custom', message: resolved.problem });
-        return z.NEVER;
-      }
-      if (!allowEmpty && resolved.value === '') {
-        ctx.addIssue({ code: 'custom', message: 'expected a non-empty value' });
-        return z.NEVER;
-      }
-      return resolved.value;
-    });
-
-  const webHook = z
-    .strictObject({
-      // The spec's keys, names and defaults.
-      enabled: z.boolean().default(false),
-      endpoint: endpoint.optional(),
-      key: secret().optional(),
-      connectionTimeout: duration('PT30S'),
-      secret: secret().optional(),
-      useSslTrustAll: z.boolean().default(true),
-      useSslClientCert: z.boolean().default(false),
-      sslTrustFile: z.string().min(1).optional(),
-      sslKeyFile: z.string().min(1).optional(),
-      sslKeyPassword: secret(true).optional(),
-      // Ours.
-      signatureEncoding: z.enum(['hex', 'base64']).default('hex'),
-      standardWebhooks: z
-        .strictObject({
-          secrets: z
-            .array(
-              secret().pipe(
-                z.string().regex(WHSEC, 'expected "whsec_" followed by the base64 of the key, as Standard Webhooks secrets are written'),
-              ),
-            )
-            .min(1, 'expected at least one "whsec_…" secret'),
-        })
-        .optional(),
-      requestTimeout: duration('PT30S'),
-      events: z.array(z.enum(EVENT_TYPES)).optional(),
-      concurrency: z.number().int().min(1).max(1024).default(32),
-      leaseTimeout: duration('PT1M'),
-      retry: z
-        .strictObject({
-          delays: z
-            .array(
-              z.string().transform((text, ctx) => {
-                try {
-                  return parseDuration(text);
-                } catch (error) {
-                  ctx.addIssue({ code: 'custom', message: (error as Error).message });
-                  return z.NEVER;
-                }
-              }),
-            )
-            .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
-        })
-        .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
-    })
-    .superRefine((hook, ctx) => {
-      if (hook.enabled && !hook.endpoint) {
-        ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
-      }
-      // An event is sent within half its lease of the claim (else it is given back unsent), and the
-      // request ends within requestTimeout: so the lease cannot run out while a request is under way,
-      // which would let another instance send the event again.
-      if (hook.leaseTimeout < 2 * hook.requestTimeout) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['leaseTimeout'],
-          message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
-        });
-      }
-      if (hook.useSslClientCert && !hook.sslKeyFile) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['sslKeyFile'],
-          message: 'expected a key file (the client identity) when useSslClientCert is true',
-        });
-      }
-    });
-
-  return z.strictObject({
-    webHook: webHook.default(() => webHook.parse({})),
-    database: z
-      .strictObject({
-        url: secret().optional(),
-        schema: identifier.default('order_webhooks'),
-        pollInterval: duration('PT2S'),
-      })
-      .default(() => ({ schema: 'order_webhooks', pollInterval: 2000 })),
-    orders: z
-      .strictObject({
-        schema: identifier.default('public'),
-        table: identifier.default('orders'),
-        idColumn: identifier.default('id'),
-        stateColumn: identifier.default('state'),
-        dueDateColumn: identifier.optional(),
-        transitions: z.array(transition).min(1).optional(),
-      })
-      .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' })),
-    logLevel: logLevel.default('info'),
+const secret = (allowEmpty = false) =>
+  secretSource.transform((source, ctx) => {
+    const resolved = resolveSecretNow(source);
+    if ('problem' in resolved) {
+      ctx.addIssue({ code: 'custom', message: resolved.problem });
+      return z.NEVER;
+    }
+    if (!allowEmpty && resolved.value === '') {
+      ctx.addIssue({ code: 'custom', message: 'expected a non-empty value' });
+      return z.NEVER;
+    }
+    return resolved.value;
   });
-}
 
-type Schema = ReturnType<typeof buildSchema>;
-export type Config = z.output<Schema> & {
+const webHook = z
+  .strictObject({
+    // The spec's keys, names and defaults.
+    enabled: z.boolean().default(false),
+    endpoint: endpoint.optional(),
+    key: secret().optional(),
+    connectionTimeout: duration('PT30S'),
+    secret: secret().optional(),
+    useSslTrustAll: z.boolean().default(true),
+    useSslClientCert: z.boolean().default(false),
+    sslTrustFile: z.string().min(1).optional(),
+    sslKeyFile: z.string().min(1).optional(),
+    sslKeyPassword: secret(true).optional(),
+    // Ours.
+    signatureEncoding: z.enum(['hex', 'base64']).default('hex'),
+    standardWebhooks: z
+      .strictObject({
+        secrets: z
+          .array(
+            secret().pipe(
+              z.string().regex(WHSEC, 'expected "whsec_" followed by the base64 of the key, as Standard Webhooks secrets are written'),
+            ),
+          )
+          .min(1, 'expected at least one "whsec_…" secret'),
+      })
+      .optional(),
+    requestTimeout: duration('PT30S'),
+    events: z.array(z.enum(EVENT_TYPES)).optional(),
+    concurrency: z.number().int().min(1).max(1024).default(32),
+    leaseTimeout: duration('PT1M'),
+    retry: z
+      .strictObject({
+        delays: z
+          .array(
+            z.string().transform((text, ctx) => {
+              try {
+                return parseDuration(text);
+              } catch (error) {
+                ctx.addIssue({ code: 'custom', message: (error as Error).message });
+                return z.NEVER;
+              }
+            }),
+          )
+          .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
+      })
+      .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
+  })
+  .superRefine((hook, ctx) => {
+    if (hook.enabled && !hook.endpoint) {
+      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
+    }
+    // An event is sent within half its lease of the claim (else it is given back unsent), and the
+    // request ends within requestTimeout: so the lease cannot run out while a request is under way,
+    // which would let another instance send the event again.
+    if (hook.leaseTimeout < 2 * hook.requestTimeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaseTimeout'],
+        message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
+      });
+    }
+    if (hook.useSslClientCert && !hook.sslKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sslKeyFile'],
+        message: 'expected a key file (the client identity) when useSslClientCert is true',
+      });
+    }
+  });
+
+const configSchema = z.strictObject({
+  webHook: webHook.default(() => webHook.parse({})),
+  database: z
+    .strictObject({
+      url: secret().optional(),
+      schema: identifier.default('order_webhooks'),
+      pollInterval: duration('PT2S'),
+    })
+    .default(() => ({ schema: 'order_webhooks', pollInterval: 2000 })),
+  orders: z
+    .strictObject({
+      schema: identifier.default('public'),
+      table: identifier.default('orders'),
+      idColumn: identifier.default('id'),
+      stateColumn: identifier.default('state'),
+      dueDateColumn: identifier.optional(),
+      transitions: z.array(transition).min(1).optional(),
+    })
+    .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' })),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.output<typeof configSchema> & {
   database: { url: string };
   /** One line each for the start-up log (a config file with secrets that others can read). */
   warnings: string[];
@@ -201,7 +198,14 @@ export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.Pro
 
 /** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
-  const result = buildSchema((source) => resolveSecret(source, env)).safeParse(raw ?? {});
+  const resolveBefore = resolveSecretNow;
+  resolveSecretNow = (source) => resolveSecret(source, env);
+  let result: ReturnType<typeof configSchema.safeParse>;
+  try {
+    result = configSchema.safeParse(raw ?? {});
+  } finally {
+    resolveSecretNow = resolveBefore;
+  }
   if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!));
   const config = result.data;
   const url = env[ENV.databaseUrl] || config.database.url;
@@ -210,7 +214,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   }
   const level = env[ENV.logLevel];
   if (level) {
-    const parsed = logLevel.safeParse(level);
+    const parsed = configSchema.shape.logLevel.safeParse(level);
     if (!parsed.success) throw new ConfigError(`${ENV.logLevel}: expected one of fatal, error, warn, info, debug, trace, silent`);
     config.logLevel = parsed.data;
   }
@@ -274,7 +278,7 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   const mode = statSync(path).mode & 0o777;
   if (literal.length && mode & 0o044) {
     config.warnings.push(
-      `config file ${path} holds secrets (${literal.join(', ')}) and is readable by others (mode ${mode.toString(8).padStart(3, '0')}): ` +
+      `config file ${path} holds secrets (${literal.join(', ')}) and is readable by group or others (mode ${mode.toString(8).padStart(3, '0')}): ` +
         `run chmod 600 ${path}, or give them as {"env": …} or {"file": …}`,
     );
   }
