@@ -132,6 +132,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       schema: database.schema,
       concurrency: webHook.concurrency,
       signed: webHook.secret !== undefined,
+      standardWebhookSecrets: webHook.standardWebhooks?.secrets.length ?? 0,
     },
     'started',
   );

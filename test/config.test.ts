@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseConfig } from '../src/config/config.ts';
+import { loadConfig, parseConfig } from '../src/config/config.ts';
 import { ConfigError } from '../src/errors.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 
@@ -48,6 +51,26 @@ describe('config', () => {
     ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\.0\.event: expected one of/],
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
+    [
+      'a secret from an unset variable',
+      { database: db, webHook: { secret: { env: 'ORDER_WEBHOOKS_TEST_UNSET' } } },
+      /^webHook\.secret: environment variable ORDER_WEBHOOKS_TEST_UNSET is not set$/,
+    ],
+    [
+      'a database URL from a missing file',
+      { database: { url: { file: '/nonexistent/database-url' } } },
+      /^database\.url: cannot read \/nonexistent\/database-url \(ENOENT\)$/,
+    ],
+    [
+      'a Standard Webhooks secret without whsec_',
+      { database: db, webHook: { standardWebhooks: { secrets: ['c2VjcmV0'] } } },
+      /^webHook\.standardWebhooks\.secrets\.0: expected "whsec_" followed by the base64 of the key/,
+    ],
+    [
+      'an unknown signature encoding',
+      { database: db, webHook: { signatureEncoding: 'HEX' } },
+      /^webHook\.signatureEncoding: expected one of "hex", "base64"$/,
+    ],
     [
       'lease too short',
       { database: db, webHook: { leaseTimeout: 'PT40S' } },
@@ -98,5 +121,80 @@ describe('config', () => {
     assert.equal(result.code, 2);
     const printed = result.stdout + result.stderr;
     for (const secret of ['UrlKeyValue', 'HmacSecretValue', 'KeyPassValue', 'DbPassw0rd']) assert.ok(!printed.includes(secret), secret);
+  });
+
+  describe('secrets from the environment or a file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'order-webhooks-secrets-'));
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text, { mode: 0o600 });
+      return path;
+    };
+
+    it('reads secret, key, sslKeyPassword, standardWebhooks secrets and database.url from either', () => {
+      const config = parseConfig(
+        {
+          database: { url: { file: file('db', 'postgres://svc:DbPass@h/d\n') } },
+          webHook: {
+            secret: { env: 'HOOK_SECRET' },
+            key: { file: file('key', 'UrlKey\r\n') },
+            sslKeyPassword: { env: 'KEY_PASS' },
+            standardWebhooks: { secrets: [{ file: file('whsec', 'whsec_AAAA\n') }, 'whsec_BBBB', { env: 'WHSEC' }] },
+          },
+        },
+        { HOOK_SECRET: 'HmacSecret', KEY_PASS: '', WHSEC: 'whsec_CCCC' },
+      );
+      assert.equal(config.database.url, 'postgres://svc:DbPass@h/d', 'one trailing newline dropped');
+      assert.equal(config.webHook.secret, 'HmacSecret');
+      assert.equal(config.webHook.key, 'UrlKey');
+      assert.equal(config.webHook.sslKeyPassword, '', 'an empty key password is a password');
+      assert.deepEqual(config.webHook.standardWebhooks?.secrets, ['whsec_AAAA', 'whsec_BBBB', 'whsec_CCCC']);
+      assert.equal(parseConfig({ database: db, webHook: { secret: { file: file('two', 'a\n\n') } } }, {}).webHook.secret, 'a\n');
+    });
+
+    it('a missing variable or unreadable file is one line naming the key, never a value', () => {
+      const cases: [unknown, RegExp][] = [
+        [{ database: db, webHook: { secret: { env: 'NOT_SET' } } }, /^webHook\.secret: environment variable NOT_SET is not set$/],
+        [{ database: db, webHook: { key: { file: join(dir, 'none') } } }, /^webHook\.key: cannot read \/.*\/none \(ENOENT\)$/],
+        [{ database: db, webHook: { sslKeyPassword: { file: dir } } }, /^webHook\.sslKeyPassword: cannot read .* \(EISDIR\)$/],
+        [{ database: { url: { env: 'NO_DB' } } }, /^database\.url: environment variable NO_DB is not set$/],
+        [{ database: db, webHook: { secret: { env: 'EMPTY' } } }, /^webHook\.secret: expected a non-empty value$/],
+        [
+          { database: db, webHook: { standardWebhooks: { secrets: [{ env: 'BAD_WHSEC' }] } } },
+          /^webHook\.standardWebhooks\.secrets\.0: expected "whsec_" followed by the base64 of the key/,
+        ],
+        [
+          { database: db, webHook: { secret: { env: 'A', file: 'b' } } },
+          /^webHook\.secret: expected a string, \{"env": "VARIABLE"\} or \{"file": "\/path"\}$/,
+        ],
+      ];
+      for (const [raw, message] of cases) {
+        assert.throws(
+          () => parseConfig(raw, { EMPTY: '', BAD_WHSEC: 'TopSecretNotWhsec' }),
+          (error: Error) => error instanceof ConfigError && message.test(error.message) && !error.message.includes('TopSecret'),
+        );
+      }
+    });
+
+    it('warns once, naming the file and chmod 600, when a file with a literal secret is readable by others', () => {
+      const withSecret = writeConfig({ database: db, webHook: { secret: 'HmacSecretValue' } });
+      chmodSync(withSecret, 0o644);
+      const [warning, ...more] = loadConfig(withSecret, {}).warnings;
+      assert.equal(more.length, 0);
+      assert.equal(
+        warning,
+        `config file ${withSecret} holds secrets (webHook.secret, database.url) and is readable by group or others (mode 644): run chmod 600 ${withSecret}, or give them as {"env": …} or {"file": …}`,
+      );
+      assert.ok(!warning!.includes('HmacSecretValue') && !warning!.includes('DbPassw0rd'));
+      chmodSync(withSecret, 0o600);
+      assert.deepEqual(loadConfig(withSecret, {}).warnings, []);
+      // Secrets taken from elsewhere: nothing to protect in the file.
+      const referenced = writeConfig({ database: { url: { env: 'DB' } }, webHook: { secret: { env: 'S' }, key: { file: '/dev/null' } } });
+      chmodSync(referenced, 0o644);
+      assert.throws(() => loadConfig(referenced, { DB: 'postgres://h/d', S: 's' }), /webHook\.key: expected a non-empty value/);
+      const noPassword = writeConfig({ database: { url: 'postgres://svc@h/d' }, webHook: { secret: { env: 'S' } } });
+      chmodSync(noPassword, 0o644);
+      assert.deepEqual(loadConfig(noPassword, { S: 's' }).warnings, []);
+    });
   });
 });

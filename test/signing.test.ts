@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { parseDuration } from '../src/config/duration.ts';
 import { endpointUrl, redactUrl } from '../src/delivery/endpoint.ts';
 import { nextAttempt, parseRetryAfter } from '../src/delivery/retryPolicy.ts';
-import { signBody, verifySignature } from '../src/delivery/sign.ts';
+import { Webhook } from 'standardwebhooks';
+import { signBody, standardWebhookHeaders, verifySignature, WHSEC } from '../src/delivery/sign.ts';
 
 describe('signing', () => {
   const body = '{"orderId":"07c6ad8c-d1ba-4e73-9bbf-c70a085a449c","eventType":"OrderAccepted"}';
@@ -21,6 +22,72 @@ describe('signing', () => {
     assert.equal(verifySignature('HeaderSecret', `${body} `, expected), false);
     assert.equal(verifySignature('HeaderSecret', body, expected.slice(1)), false);
     assert.equal(verifySignature('HeaderSecret', body, undefined), false);
+  });
+
+  it('signs as base64 when webHook.signatureEncoding is base64', () => {
+    // printf '%s' "$body" | openssl dgst -sha256 -hmac HeaderSecret -binary | base64
+    const base64 = 'wozXBNjOEWegBzz4by00xSbIeVuDsQrzGhYQyYBUnow=';
+    assert.equal(signBody('HeaderSecret', body, 'base64'), base64);
+    assert.equal(Buffer.from(base64, 'base64').toString('hex'), expected, 'the same digest, encoded otherwise');
+    assert.equal(verifySignature('HeaderSecret', body, base64, 'base64'), true);
+    assert.equal(verifySignature('HeaderSecret', body, base64.toLowerCase(), 'base64'), false);
+    assert.equal(verifySignature('HeaderSecret', body, expected, 'base64'), false);
+  });
+});
+
+describe('Standard Webhooks signatures', () => {
+  const body = '{"orderId":"07c6ad8c-d1ba-4e73-9bbf-c70a085a449c","eventType":"OrderAccepted"}';
+  const id = '0193a1f0-7c2e-7b5a-9d3e-2f4c6b8a1e07';
+  const timestamp = 1764680000;
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  // base64 of "the new key after the rotation"
+  const next = 'whsec_dGhlIG5ldyBrZXkgYWZ0ZXIgdGhlIHJvdGF0aW9u';
+
+  it('matches the known answers, computed with openssl (docs/security.md lists them)', () => {
+    // key=$(printf %s MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw | base64 -d | xxd -p -c 256)
+    // printf %s "$id.$timestamp.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:$key -binary | base64
+    assert.deepEqual(standardWebhookHeaders([secret], id, timestamp, body), {
+      'webhook-id': id,
+      'webhook-timestamp': '1764680000',
+      'webhook-signature': 'v1,93faZ2yphDXjYv0ek5i7haumRBLYAEraiqP2McslZ8w=',
+    });
+    assert.equal(
+      standardWebhookHeaders([secret, next], id, timestamp, body)['webhook-signature'],
+      'v1,93faZ2yphDXjYv0ek5i7haumRBLYAEraiqP2McslZ8w= v1,GyuNIwR0LvSyqXiB+En8VXO94Ld7dtnH8vXCk/Ryla0=',
+    );
+    // The vector of the Standard Webhooks reference libraries.
+    const reference = standardWebhookHeaders([secret], 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}');
+    assert.equal(reference['webhook-signature'], 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
+  });
+
+  it('agrees with the standardwebhooks package, and each secret of a rotation verifies alone', () => {
+    const now = Math.floor(Date.now() / 1000);
+    const headers = standardWebhookHeaders([secret, next], id, now, body);
+    for (const s of [secret, next]) {
+      assert.deepEqual(new Webhook(s).verify(body, headers), JSON.parse(body));
+      assert.ok(headers['webhook-signature'].split(' ').includes(new Webhook(s).sign(id, new Date(now * 1000), body)));
+    }
+    const other = 'whsec_b3RoZXIgc2VjcmV0IG5vdCBpbiB1c2U=';
+    assert.throws(() => new Webhook(other).verify(body, headers), /No matching signature found/);
+    assert.throws(() => new Webhook(secret).verify(`${body} `, headers), /No matching signature found/);
+    // The timestamp is signed: a receiver rejects an old (replayed) message.
+    const old = standardWebhookHeaders([secret], id, now - 3600, body);
+    assert.throws(() => new Webhook(secret).verify(body, old), /Message timestamp too old/);
+  });
+
+  it('accepts only whsec_ secrets holding base64', () => {
+    for (const good of [secret, next, 'whsec_AAAA', 'whsec_AA==', 'whsec_AAA=']) assert.match(good, WHSEC);
+    for (const bad of [
+      'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      'whsec_',
+      'whsec_abc',
+      'whsec_ab$d',
+      'WHSEC_AAAA',
+      'whsec_AAAA ',
+      'whsec_A===',
+    ]) {
+      assert.doesNotMatch(bad, WHSEC, bad);
+    }
   });
 });
 

@@ -12,6 +12,7 @@ export function startCommand(program: Command): void {
 export async function start(options: ConfigOption): Promise<void> {
   const config = readConfig(options.config);
   const log = createLogger(config.logLevel);
+  for (const warning of config.warnings) log.warn(warning);
   if (!config.webHook.enabled) {
     log.warn(
       'webhooks are disabled (webHook.enabled is false): nothing is sent; order changes stay in the journal and are delivered once enabled',

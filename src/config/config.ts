@@ -1,9 +1,10 @@
 // Loads and validates the one JSON config file. The only module that reads process.env.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from '../errors.ts';
 import { EVENT_TYPES } from '../events.ts';
+import { WHSEC } from '../delivery/sign.ts';
 
 /** The environment variables this service reads; `.env.example` lists the same. */
 export const ENV = {
@@ -51,20 +52,61 @@ const endpoint = z.string().refine((text) => {
   }
 }, 'expected an absolute http:// or https:// URL');
 
+/** A secret written in the config file, or where to read it: `{"env": NAME}` or `{"file": PATH}`. */
+export type SecretSource = string | { env: string } | { file: string };
+
+/** Turns a secret's source into its value, or says why it cannot (never showing the value). */
+type ResolveSecret = (source: SecretSource) => { value: string } | { problem: string };
+
+// zod has no parse context: parseConfig sets the resolver for the length of one (synchronous)
+// parse, so that each secret's problem is reported at its key's path like any other.
+let resolveSecretNow: ResolveSecret = (source) => resolveSecret(source, process.env);
+
+const SECRET_FORMS = 'expected a string, {"env": "VARIABLE"} or {"file": "/path"}';
+const secretSource = z.union([z.string(), z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })], {
+  error: SECRET_FORMS,
+});
+
+const secret = (allowEmpty = false) =>
+  secretSource.transform((source, ctx) => {
+    const resolved = resolveSecretNow(source);
+    if ('problem' in resolved) {
+      ctx.addIssue({ code: 'custom', message: resolved.problem });
+      return z.NEVER;
+    }
+    if (!allowEmpty && resolved.value === '') {
+      ctx.addIssue({ code: 'custom', message: 'expected a non-empty value' });
+      return z.NEVER;
+    }
+    return resolved.value;
+  });
+
 const webHook = z
   .strictObject({
     // The spec's keys, names and defaults.
     enabled: z.boolean().default(false),
     endpoint: endpoint.optional(),
-    key: z.string().min(1).optional(),
+    key: secret().optional(),
     connectionTimeout: duration('PT30S'),
-    secret: z.string().min(1).optional(),
+    secret: secret().optional(),
     useSslTrustAll: z.boolean().default(true),
     useSslClientCert: z.boolean().default(false),
     sslTrustFile: z.string().min(1).optional(),
     sslKeyFile: z.string().min(1).optional(),
-    sslKeyPassword: z.string().optional(),
+    sslKeyPassword: secret(true).optional(),
     // Ours.
+    signatureEncoding: z.enum(['hex', 'base64']).default('hex'),
+    standardWebhooks: z
+      .strictObject({
+        secrets: z
+          .array(
+            secret().pipe(
+              z.string().regex(WHSEC, 'expected "whsec_" followed by the base64 of the key, as Standard Webhooks secrets are written'),
+            ),
+          )
+          .min(1, 'expected at least one "whsec_…" secret'),
+      })
+      .optional(),
     requestTimeout: duration('PT30S'),
     events: z.array(z.enum(EVENT_TYPES)).optional(),
     concurrency: z.number().int().min(1).max(1024).default(32),
@@ -113,7 +155,7 @@ const configSchema = z.strictObject({
   webHook: webHook.default(() => webHook.parse({})),
   database: z
     .strictObject({
-      url: z.string().min(1).optional(),
+      url: secret().optional(),
       schema: identifier.default('order_webhooks'),
       pollInterval: duration('PT2S'),
     })
@@ -131,7 +173,11 @@ const configSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = z.output<typeof configSchema> & { database: { url: string } };
+export type Config = z.output<typeof configSchema> & {
+  database: { url: string };
+  /** One line each for the start-up log (a config file with secrets that others can read). */
+  warnings: string[];
+};
 export type WebHookConfig = Config['webHook'];
 export type OrdersConfig = Config['orders'];
 export type Transition = z.output<typeof transition>;
@@ -148,7 +194,14 @@ export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.Pro
 
 /** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
-  const result = configSchema.safeParse(raw ?? {});
+  const resolveBefore = resolveSecretNow;
+  resolveSecretNow = (source) => resolveSecret(source, env);
+  let result: ReturnType<typeof configSchema.safeParse>;
+  try {
+    result = configSchema.safeParse(raw ?? {});
+  } finally {
+    resolveSecretNow = resolveBefore;
+  }
   if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!));
   const config = result.data;
   const url = env[ENV.databaseUrl] || config.database.url;
@@ -161,7 +214,43 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     if (!parsed.success) throw new ConfigError(`${ENV.logLevel}: expected one of fatal, error, warn, info, debug, trace, silent`);
     config.logLevel = parsed.data;
   }
-  return { ...config, database: { ...config.database, url } };
+  return { ...config, database: { ...config.database, url }, warnings: [] };
+}
+
+/** A secret's value: as written, from an environment variable, or from a file (one trailing newline dropped). */
+function resolveSecret(source: SecretSource, env: NodeJS.ProcessEnv): { value: string } | { problem: string } {
+  if (typeof source === 'string') return { value: source };
+  if ('env' in source) {
+    const value = env[source.env];
+    return value === undefined ? { problem: `environment variable ${source.env} is not set` } : { value };
+  }
+  try {
+    return { value: readFileSync(source.file, 'utf8').replace(/\r?\n$/, '') };
+  } catch (error) {
+    return { problem: `cannot read ${source.file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})` };
+  }
+}
+
+/** The keys whose secret is written in the file itself (not taken from the environment or a file). */
+export function literalSecrets(raw: unknown): string[] {
+  const object = (value: unknown) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {});
+  const webHook = object(object(raw).webHook);
+  const found = ['secret', 'key', 'sslKeyPassword']
+    .filter((name) => typeof webHook[name] === 'string' && webHook[name] !== '')
+    .map((name) => `webHook.${name}`);
+  const secrets = object(webHook.standardWebhooks).secrets;
+  if (Array.isArray(secrets) && secrets.some((s) => typeof s === 'string')) found.push('webHook.standardWebhooks.secrets');
+  const url = object(object(raw).database).url;
+  if (typeof url === 'string' && hasPassword(url)) found.push('database.url');
+  return found;
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return /:[^@/]*@/.test(url);
+  }
 }
 
 /** Reads and validates the config file at `path` (or an empty config when there is none). */
@@ -179,14 +268,25 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   } catch (error) {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
   }
-  return parseConfig(raw, env);
+  const config = parseConfig(raw, env);
+  const literal = literalSecrets(raw);
+  // Only the bits for group and others: the owner (the service's user) must read it anyway.
+  const mode = statSync(path).mode & 0o777;
+  if (literal.length && mode & 0o044) {
+    config.warnings.push(
+      `config file ${path} holds secrets (${literal.join(', ')}) and is readable by group or others (mode ${mode.toString(8).padStart(3, '0')}): ` +
+        `run chmod 600 ${path}, or give them as {"env": …} or {"file": …}`,
+    );
+  }
+  return config;
 }
 
 // One line naming the key path and what was expected; never the value (it may be a secret).
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((key) => (path ? `${path}.${key}` : key));
+    // A key of any shape is shown quoted, so that the message stays one line.
+    const keys = issue.keys.map((key) => (/^[\w$-]+$/.test(key) ? key : JSON.stringify(key))).map((key) => (path ? `${path}.${key}` : key));
     return `${keys.join(', ')}: unknown key${keys.length > 1 ? 's' : ''}`;
   }
   let message = issue.message;

@@ -13,11 +13,11 @@ const SHAPE = /^P(?!$)(\d+(?:[.,]\d+)?W)?(\d+(?:[.,]\d+)?D)?(T(?=\d)(\d+(?:[.,]\
 export function parseDuration(text: string): number {
   if (!SHAPE.test(text)) {
     throw new DurationError(
-      `"${text}" is not an ISO-8601 duration of weeks, days, hours, minutes or seconds (e.g. "PT30S", "PT1M30S", "P1D")`,
+      `${JSON.stringify(text)} is not an ISO-8601 duration of weeks, days, hours, minutes or seconds (e.g. "PT30S", "PT1M30S", "P1D")`,
     );
   }
   const duration = Duration.fromISO(text);
-  if (!duration.isValid) throw new DurationError(`"${text}" is not a valid ISO-8601 duration`);
+  if (!duration.isValid) throw new DurationError(`${JSON.stringify(text)} is not a valid ISO-8601 duration`);
   return Math.round(duration.toMillis());
 }
 

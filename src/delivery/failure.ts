@@ -69,9 +69,8 @@ export function classifyRequestError(error: unknown, hook: Pick<WebHookConfig, '
   if (code === 'ECONNRESET' || code === 'EPIPE') {
     return { kind: 'reset', reason: `connection closed by the receiver before it answered (${code})` };
   }
-  if (code?.startsWith('HPE_') || e.name === 'ReadError' || e.name === 'ParseError') {
-    return { kind: 'body', reason: `response: ${cause}${code ? ` (${code})` : ''}` };
-  }
+  if (code?.startsWith('HPE_')) return { kind: 'body', reason: `response: the receiver's answer is not valid HTTP (${cause}; ${code})` };
+  if (e.name === 'ReadError' || e.name === 'ParseError') return { kind: 'body', reason: `response: ${cause}${code ? ` (${code})` : ''}` };
   return { kind: 'internal', reason: `request: ${cause}${code ? ` (${code})` : ''}` };
 }
 

@@ -7,9 +7,9 @@ import type { WebHookConfig } from '../config/config.ts';
 import { endpointUrl } from './endpoint.ts';
 import { classifyRequestError, type Failure, type FailureKind, statusFailure } from './failure.ts';
 import { parseRetryAfter } from './retryPolicy.ts';
-import { signBody } from './sign.ts';
+import { signBody, standardWebhookHeaders } from './sign.ts';
 
-/** A 2xx answer is read up to this many bytes; the rest is not waited for. */
+/** An answer's body is read up to this many bytes, whatever its status; the rest is not waited for. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /**
@@ -65,7 +65,13 @@ export class Sender {
       http: new http.Agent(sockets),
       https: new https.Agent({ ...sockets, ...tls, rejectUnauthorized: !hook.useSslTrustAll }),
     };
-    this.secrets = [hook.secret, hook.key, hook.key && encodeURIComponent(hook.key), hook.sslKeyPassword].filter(
+    this.secrets = [
+      hook.secret,
+      hook.key,
+      hook.key && encodeURIComponent(hook.key),
+      hook.sslKeyPassword,
+      ...(hook.standardWebhooks?.secrets ?? []).flatMap((secret) => [secret, secret.slice('whsec_'.length)]),
+    ].filter(
       // Too short a value would match ordinary words; such a value is not a real secret anyway.
       (s): s is string => typeof s === 'string' && s.length >= 4,
     );
@@ -91,29 +97,48 @@ export class Sender {
       'x-event-id': outgoing.eventId,
       'x-event-attempt': String(outgoing.attempt),
     };
-    if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body);
+    if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body, this.hook.signatureEncoding);
     const startedAt = new Date();
+    if (this.hook.standardWebhooks) {
+      const timestamp = Math.floor(startedAt.getTime() / 1000);
+      Object.assign(headers, standardWebhookHeaders(this.hook.standardWebhooks.secrets, outgoing.eventId, timestamp, outgoing.body));
+    }
     const started = performance.now();
-    // The status line is known before the body: keep it, since a 2xx with a large body is cut short.
-    let early: { statusCode: number } | undefined;
+    // The status line is known before the body: keep it, since a large body is cut short.
+    let early: http.IncomingMessage | undefined;
     const request = this.client(this.url, { body: outgoing.body, headers });
     request.on('request', (req: http.ClientRequest) => {
       req.once('response', (res: http.IncomingMessage) => {
-        early = { statusCode: res.statusCode ?? 0 };
+        early = res;
       });
     });
-    // A receiver may answer 2xx with a large body: the status is what counts, so stop reading.
+    // The status is what counts, whatever the body: a receiver that streams gigabytes (on any
+    // status) must not fill our memory or hold the request until requestTimeout.
     request.on('downloadProgress', (progress) => {
-      if (progress.transferred > MAX_RESPONSE_BYTES && early && isSuccess(early.statusCode)) request.cancel();
+      if (progress.transferred > MAX_RESPONSE_BYTES && early) request.cancel();
     });
     let response: Response | undefined;
     let failure: Failure | undefined;
     try {
       response = (await request) as Response;
     } catch (e) {
-      if ((e as Error).name === 'CancelError' && early && isSuccess(early.statusCode)) {
+      if ((e as Error).name === 'CancelError' && early) {
         const durationMs = Math.round(performance.now() - started);
-        return { ok: true, startedAt, durationMs, httpStatus: early.statusCode, error: null, errorKind: null, retryAfterMs: null };
+        const status = early.statusCode ?? 0;
+        if (isSuccess(status)) {
+          return { ok: true, startedAt, durationMs, httpStatus: status, error: null, errorKind: null, retryAfterMs: null };
+        }
+        const { kind, reason } = statusFailure(status, early.statusMessage);
+        const cut = this.scrub(`${reason} (body not read past ${MAX_RESPONSE_BYTES / 1024} KiB)`);
+        return {
+          ok: false,
+          startedAt,
+          durationMs,
+          httpStatus: status,
+          error: cut,
+          errorKind: kind,
+          retryAfterMs: this.retryAfter(status, early.headers),
+        };
       }
       failure = classifyRequestError(e, this.hook);
     }
@@ -126,9 +151,21 @@ export class Sender {
     if (isSuccess(status)) {
       return { ok: true, startedAt, durationMs, httpStatus: status, error: null, errorKind: null, retryAfterMs: null };
     }
-    const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
+    // The reason phrase is the receiver's text: it may echo our URL, key included.
     const { kind, reason } = statusFailure(status, response.statusMessage);
-    return { ok: false, startedAt, durationMs, httpStatus: status, error: reason, errorKind: kind, retryAfterMs };
+    return {
+      ok: false,
+      startedAt,
+      durationMs,
+      httpStatus: status,
+      error: this.scrub(reason),
+      errorKind: kind,
+      retryAfterMs: this.retryAfter(status, response.headers),
+    };
+  }
+
+  private retryAfter(status: number, headers: http.IncomingHttpHeaders): number | null {
+    return status === 429 || status === 503 ? parseRetryAfter(headers['retry-after'], Date.now()) : null;
   }
 
   close(): void {
