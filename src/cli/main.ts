@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, configPathFrom, isServiceConfigured, loadConfig, type Config } from '../config/config.ts';
 import { DemoInterrupted, runDemo } from '../demo/demo.ts';
+import { EmbeddedPostgresMissing } from '../demo/embeddedPostgres.ts';
 import { createLogger } from '../log.ts';
 import { migrate, migrationScript } from '../capture/migrate.ts';
 import { type Service, startService } from '../service.ts';
@@ -120,6 +121,7 @@ async function demo(): Promise<void> {
   } catch (error) {
     if (error instanceof UsageFailure) throw error;
     if (error instanceof DemoInterrupted) fail('demo: interrupted; everything it started is stopped and removed', EXIT_INTERRUPTED);
+    if (error instanceof EmbeddedPostgresMissing) fail(`demo: ${error.message}`, EXIT_CONFIG);
     fail(`demo: ${(error as Error).message}`, EXIT_FAILURE);
   } finally {
     for (const signal of signals) process.removeListener(signal, onSignal);
