@@ -94,6 +94,13 @@ describe('install and run from any folder', () => {
     assert.equal(second.code, 0, `${second.stdout}\n${second.stderr}`);
     assert.match(second.stdout, /11 of 11 events delivered/);
     assert.equal(statSync(join(temp, copies[0]!)).ino, copy.ino, 'the copy is reused');
+
+    // A temp cleaner that removed some of its files: the copy is made again, not used as it is.
+    const zone = join(temp, copies[0]!, 'share', 'postgresql', 'timezone', 'UTC');
+    rmSync(zone);
+    const third = await node(['bin/order-webhooks.js', 'demo'], app, env);
+    assert.equal(third.code, 0, `${third.stdout}\n${third.stderr}`);
+    assert.equal(existsSync(zone), true, 'the copy is whole again');
   });
 
   it('a production install (npm ci --omit=dev) carries no PostgreSQL, needs no TypeScript, and its demo says what to install', async () => {

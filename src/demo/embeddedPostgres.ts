@@ -120,6 +120,7 @@ export function locateBinaries(): Binaries {
 }
 
 const PARTS = ['bin', 'lib', 'share'];
+const EXE = platform() === 'win32' ? '.exe' : '';
 
 /** Every user may enter the folders and read the files; executables stay executable. */
 function openUp(path: string): void {
@@ -133,6 +134,23 @@ function openUp(path: string): void {
   }
 }
 
+/** Whether every file and link of the package's folders is in the copy (a temp cleaner may thin it). */
+function isComplete(native: string, copy: string, part = ''): boolean {
+  return readdirSync(join(native, part), { withFileTypes: true }).every((entry) => {
+    const path = join(part, entry.name);
+    if (!existsSync(join(copy, path)) && !isLink(join(copy, path))) return false;
+    return !entry.isDirectory() || isComplete(native, copy, path);
+  });
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A copy of the binaries in the temp folder, made once per package version and user and reused:
  * the server's user can reach it wherever the project lives (a clone in a mode-700 folder as root).
@@ -141,6 +159,9 @@ function openUp(path: string): void {
  */
 function reachableBinaries({ native, name, version }: Binaries): string {
   const cache = join(tmpdir(), `order-webhooks-${name.slice(1).replace('/', '-')}-${version}-${process.getuid?.() ?? 'user'}`);
+  if (existsSync(cache) && !PARTS.every((part) => isComplete(native, cache, part))) {
+    rmSync(cache, { recursive: true, force: true });
+  }
   if (!existsSync(cache)) {
     const temp = mkdtempSync(`${cache}.tmp-`);
     try {
@@ -235,7 +256,7 @@ function spawnLogged(path: string, args: string[], run: Run): ChildProcess {
 
 function initdb(bin: string, args: string[], run: Run): Promise<void> {
   return new Promise((resolve, reject) => {
-    const path = join(bin, 'initdb');
+    const path = join(bin, `initdb${EXE}`);
     const child = spawnLogged(path, args, run);
     child.once('error', (error) => reject(new Error(describeSpawnError(error, path, run.uid !== undefined))));
     child.once('close', (code, signal) => {
@@ -248,7 +269,7 @@ function initdb(bin: string, args: string[], run: Run): Promise<void> {
 /** Starts the server; resolves once it accepts connections. */
 function postgres(bin: string, args: string[], run: Run, ready: { child?: ChildProcess }): Promise<void> {
   return new Promise((resolve, reject) => {
-    const path = join(bin, 'postgres');
+    const path = join(bin, `postgres${EXE}`);
     let log = '';
     const child = spawnLogged(path, args, {
       ...run,
