@@ -267,7 +267,7 @@ function initdb(bin: string, args: string[], run: Run): Promise<void> {
 }
 
 /** Starts the server; resolves once it accepts connections. */
-function postgres(bin: string, args: string[], run: Run, ready: { child?: ChildProcess }): Promise<void> {
+function postgres(bin: string, args: string[], run: Run, server: { child?: ChildProcess }): Promise<void> {
   return new Promise((resolve, reject) => {
     const path = join(bin, `postgres${EXE}`);
     let log = '';
@@ -279,7 +279,7 @@ function postgres(bin: string, args: string[], run: Run, ready: { child?: ChildP
         if (log.includes('database system is ready to accept connections')) resolve();
       },
     });
-    ready.child = child;
+    server.child = child; // for stop(), even when it never gets ready
     child.once('error', (error) => reject(new Error(describeSpawnError(error, path, run.uid !== undefined))));
     child.once('exit', (code, signal) => reject(new Error(`the server exited while starting (${signal ?? `exit code ${code}`})`)));
   });
