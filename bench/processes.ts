@@ -1,12 +1,20 @@
 // The processes a bench run starts: the receiver, the service (the real CLI) and the got loop.
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Arrival, ReceiverMessage, ReceiverRequest } from './receiver.ts';
 
 const BIN = fileURLToPath(new URL('../bin/order-webhooks.js', import.meta.url));
 /** The node flags of the bin's shebang (`#!/usr/bin/env -S node …`): the service is measured as shipped. */
 const SHIPPED_NODE_ARGS = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1]?.split(' ') ?? [];
+/**
+ * How the service is started (BENCH_SERVICE_START): `bin` (default) is node with the shebang's
+ * flags, the process that `./bin/order-webhooks.js` and npx make; `node` is plain `node
+ * bin/order-webhooks.js`, as a Dockerfile or a process manager often runs it; `npm` is `npm start`,
+ * whose npm stays beside the service.
+ */
+const START = process.env.BENCH_SERVICE_START ?? 'bin';
+const PROJECT = fileURLToPath(new URL('..', import.meta.url));
 const RECEIVER = fileURLToPath(new URL('./receiver.ts', import.meta.url));
 const GOT_LOOP = fileURLToPath(new URL('./gotLoop.ts', import.meta.url));
 
@@ -61,16 +69,54 @@ export interface ServiceProcess {
   startedAt: number;
   /** Peak resident set size so far (VmHWM), in MB. */
   peakRssMb(): number;
+  /** The same for the processes that started it and wait for it (npm and its shell), summed. */
+  launcherPeakRssMb(): number;
   /** CPU seconds used so far (user + system). */
   cpuSeconds(): number;
   output(): string;
   stop(): Promise<void>;
 }
 
+/** VmHWM of a process, in MB. */
+function peakRssOf(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
+/** The chain of processes below `pid` down to its deepest descendant (npm → sh → node). */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      parents.set(Number(name), Number(readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]));
+    } catch {
+      // it exited meanwhile
+    }
+  }
+  const chain: number[] = [];
+  for (let current = pid; ; ) {
+    const child = [...parents].find(([, parent]) => parent === current)?.[0];
+    if (child === undefined) return chain;
+    chain.push(child);
+    current = child;
+  }
+}
+
+function spawnService(configPath: string, extraNodeArgs: string[]): ChildProcess {
+  const args = ['start', '--config', configPath];
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  if (START === 'npm') {
+    if (extraNodeArgs.length) throw new Error('BENCH_SERVICE_NODE_ARGS cannot reach the service under npm start');
+    return spawn('npm', ['start', '--silent', '--', ...args], { cwd: PROJECT, stdio });
+  }
+  const shipped = START === 'node' ? [] : SHIPPED_NODE_ARGS;
+  return spawn(process.execPath, [...shipped, ...extraNodeArgs, BIN, ...args], { stdio });
+}
+
+export const SERVICE_START = START;
+
 export async function startService(configPath: string, extraNodeArgs: string[] = []): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(process.execPath, [...SHIPPED_NODE_ARGS, ...extraNodeArgs, BIN, 'start', '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnService(configPath, extraNodeArgs);
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20_000);
@@ -79,7 +125,9 @@ export async function startService(configPath: string, extraNodeArgs: string[] =
   child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const startedAt = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start in 20 s:\n${output}`)), 20_000);
+    // npm start builds first (prestart).
+    const seconds = START === 'npm' ? 120 : 20;
+    const timer = setTimeout(() => reject(new Error(`service did not start in ${seconds} s:\n${output}`)), seconds * 1000);
     const check = () => {
       if (output.includes('"msg":"started"')) {
         clearTimeout(timer);
@@ -92,15 +140,18 @@ export async function startService(configPath: string, extraNodeArgs: string[] =
       reject(new Error(`service exited (${code}) before starting:\n${output}`));
     });
   });
-  const pid = child.pid!;
+  // Under npm the service is the last of npm's descendants; npm and its shell wait beside it.
+  const chain = START === 'npm' ? [child.pid!, ...descendants(child.pid!)] : [child.pid!];
+  const pid = chain.at(-1)!;
   return {
     pid,
     startedAt,
-    peakRssMb: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024,
+    peakRssMb: () => peakRssOf(pid),
+    launcherPeakRssMb: () => chain.slice(0, -1).reduce((sum, launcher) => sum + peakRssOf(launcher), 0),
     cpuSeconds: () => cpuSecondsOf(pid),
     output: () => output,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGTERM'); // npm passes it on too late
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       await exited;
       clearTimeout(timer);

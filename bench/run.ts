@@ -1,7 +1,8 @@
 // `npm run bench`: the performance suite of issue 6. Creates its own database on the server given by
 // BENCH_DATABASE_URL (default: the local one), runs W1–W4 against the real service process, prints
 // every figure beside its target, writes bench/results/latest.json, and drops the database.
-// BENCH_ONLY=W1,W3 runs a subset; BENCH_W1_SECONDS sets the length of each pgbench run.
+// BENCH_ONLY=W1,W3 runs a subset; BENCH_W1_SECONDS sets the length of each pgbench run;
+// BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,15 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { now } from './clock.ts';
-import { machineCpuSeconds, type ReceiverProcess, runGotLoop, type ServiceProcess, startReceiver, startService } from './processes.ts';
+import {
+  machineCpuSeconds,
+  type ReceiverProcess,
+  runGotLoop,
+  SERVICE_START,
+  type ServiceProcess,
+  startReceiver,
+  startService,
+} from './processes.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
@@ -439,11 +448,12 @@ async function w3(configPath: string): Promise<void> {
   results.W3 = {
     drain: { ...drain, latency: undefined, latencyFromSent: undefined },
     peakRssMb: service.peakRssMb(),
+    launcherPeakRssMb: service.launcherPeakRssMb(),
     serviceCpuSeconds: service.cpuSeconds() - cpuBefore,
     cpu,
   };
   log(
-    `W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB, lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}`,
+    `W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB (started as ${SERVICE_START}${SERVICE_START === 'npm' ? `; npm and its shell ${service.launcherPeakRssMb().toFixed(0)} MB more` : ''}), lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}`,
   );
 }
 
@@ -570,6 +580,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GB`,
     node: process.version,
+    serviceStart: SERVICE_START,
     postgres: version,
     loadAtStart: startLoad,
     loadAtEnd: load(),

