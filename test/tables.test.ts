@@ -569,3 +569,29 @@ describe('the service on a partitioned orders table', () => {
     }
   });
 });
+
+describe('an installed trigger that is incomplete', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase('tables_incomplete');
+    await db.query(`CREATE TABLE orders (id integer PRIMARY KEY, state text NOT NULL)`);
+  });
+  after(() => db.drop());
+
+  it('start refuses, naming migrate, which installs it again', async () => {
+    const config = writeConfig({ webHook: { enabled: true, endpoint: 'http://127.0.0.1:1/x' }, database: { url: db.url } });
+    assert.equal((await run(['migrate', '--config', config])).code, 0);
+    // As an install by an earlier release (two triggers) looks, or one a DBA dropped.
+    await db.query('DROP TRIGGER order_webhooks_capture_delete ON orders');
+    const refused = await run(['start', '--config', config]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /the capture trigger on "public"\."orders" was installed for another config or release: run `order-webhooks migrate`/,
+    );
+    const again = await run(['migrate', '--config', config]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /capture trigger installed/);
+    assert.equal((await db.query("SELECT 1 FROM pg_trigger WHERE tgname LIKE 'order_webhooks_capture_%'")).length, 5);
+  });
+});

@@ -255,12 +255,13 @@ export async function installCapture(client: pg.ClientBase, target: CaptureTarge
 export async function checkCaptureInstalled(db: pg.Pool, target: CaptureTarget): Promise<void> {
   const installed = await installedCapture(db, target.schema);
   const table = qualifiedOrdersTable(target);
-  if (installed?.triggers !== ALL_TRIGGERS.length) {
+  if (!installed?.triggers) {
     throw new CaptureError(`the capture trigger is not installed on ${table}: run \`order-webhooks migrate\` first`);
   }
-  if (installed.definition !== renderCapture(target)) {
+  // Fewer triggers than this release installs: one from an earlier release, or some were dropped.
+  if (installed.definition !== renderCapture(target) || installed.triggers !== ALL_TRIGGERS.length) {
     throw new CaptureError(
-      `the capture trigger on ${installed.orders_table} was installed for another config: run \`order-webhooks migrate\` to update it`,
+      `the capture trigger on ${installed.orders_table} was installed for another config or release: run \`order-webhooks migrate\` to update it`,
     );
   }
 }
