@@ -1,7 +1,18 @@
 -- The capture trigger on the order app's table. Not a numbered migration: `order-webhooks migrate`
 -- renders it from the config (names quoted by us) and re-installs it when the config changes.
--- Placeholders: :SCHEMA, :ORDERS, :ID, :STATE, :OLD_DUE, :NEW_DUE, :DUE_CHANGED, :CHANNEL, :WAKE_LOCK,
--- :INSERT_TRIGGER, :UPDATE_TRIGGER.
+-- Placeholders (each written after a colon): SCHEMA, ORDERS, ID, STATE, OLD_DUE, NEW_DUE, DUE_CHANGED,
+-- CHANNEL, WAKE_LOCK, MOVED, INSERT_TRIGGER, UPDATE_TRIGGER, DELETE_TRIGGER, DELETE_END_TRIGGER,
+-- INSERT_START_TRIGGER, FIRE_ALWAYS.
+--
+-- On a partitioned table, an UPDATE that moves a row to another partition runs as a DELETE from
+-- the old partition and an INSERT into the new one: the AFTER UPDATE trigger does not fire, AFTER
+-- DELETE then AFTER INSERT do, one row after the other. So the DELETE trigger keeps the row it saw
+-- in a transaction-local setting (:MOVED), and an INSERT of the same id into another table right
+-- after it is recorded as the UPDATE it was. A DELETE statement of the app ends by forgetting that
+-- row, and so does the start of an INSERT statement (a moving UPDATE fires neither statement
+-- trigger): an order the app deletes and inserts again is recorded as created. The INSERT trigger
+-- also asks for another table than the DELETE's, which no app's delete-and-insert of a plain table
+-- or of one partition can fake.
 
 -- SECURITY DEFINER with a pinned search_path: the order app's role needs no privilege on our schema,
 -- and nothing in its session can redirect our statements. The body does nothing that can fail on a
@@ -9,10 +20,27 @@
 -- fails because of us; errors are not swallowed, since a swallowed error would be a lost change.
 CREATE OR REPLACE FUNCTION :SCHEMA.capture_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  moved jsonb;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO :SCHEMA.change (order_id, op, new_state, new_due_date)
-    VALUES (NEW.:ID::text, 'INSERT', NEW.:STATE::text, :NEW_DUE);
+  IF TG_OP = 'DELETE' THEN
+    -- Nothing is recorded for a DELETE: this may be the first half of a move.
+    PERFORM set_config(:MOVED, jsonb_build_array(TG_RELID::text, OLD.:ID::text, OLD.:STATE::text, :OLD_DUE)::text, true);
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    moved := nullif(current_setting(:MOVED, true), '')::jsonb;
+    IF moved ->> 1 = NEW.:ID::text AND (moved ->> 0)::oid <> TG_RELID THEN
+      PERFORM set_config(:MOVED, '', true);
+      -- The second half of a move: an UPDATE, recorded when the state or the due date changed.
+      IF NOT (moved ->> 2 IS DISTINCT FROM NEW.:STATE::text OR moved ->> 3 IS DISTINCT FROM :NEW_DUE) THEN
+        RETURN NULL;
+      END IF;
+      INSERT INTO :SCHEMA.change (order_id, op, old_state, new_state, old_due_date, new_due_date)
+      VALUES (NEW.:ID::text, 'UPDATE', moved ->> 2, NEW.:STATE::text, moved ->> 3, :NEW_DUE);
+    ELSE
+      INSERT INTO :SCHEMA.change (order_id, op, new_state, new_due_date)
+      VALUES (NEW.:ID::text, 'INSERT', NEW.:STATE::text, :NEW_DUE);
+    END IF;
   ELSE
     INSERT INTO :SCHEMA.change (order_id, op, old_state, new_state, old_due_date, new_due_date)
     VALUES (NEW.:ID::text, 'UPDATE', OLD.:STATE::text, NEW.:STATE::text, :OLD_DUE, :NEW_DUE);
@@ -29,9 +57,22 @@ BEGIN
 END
 $fn$;
 
+-- Forgets the row a DELETE trigger kept: run at statement boundaries no move spans.
+CREATE OR REPLACE FUNCTION :SCHEMA.capture_forget_move() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  PERFORM set_config(:MOVED, '', true);
+  RETURN NULL;
+END
+$fn$;
+
 DROP TRIGGER IF EXISTS :INSERT_TRIGGER ON :ORDERS;
 DROP TRIGGER IF EXISTS :UPDATE_TRIGGER ON :ORDERS;
+DROP TRIGGER IF EXISTS :DELETE_TRIGGER ON :ORDERS;
+DROP TRIGGER IF EXISTS :DELETE_END_TRIGGER ON :ORDERS;
+DROP TRIGGER IF EXISTS :INSERT_START_TRIGGER ON :ORDERS;
 
+-- Row triggers on a partitioned table are cloned onto every partition, present and future.
 CREATE TRIGGER :INSERT_TRIGGER AFTER INSERT ON :ORDERS
   FOR EACH ROW EXECUTE FUNCTION :SCHEMA.capture_change();
 
@@ -39,3 +80,17 @@ CREATE TRIGGER :INSERT_TRIGGER AFTER INSERT ON :ORDERS
 CREATE TRIGGER :UPDATE_TRIGGER AFTER UPDATE ON :ORDERS
   FOR EACH ROW WHEN (OLD.:STATE IS DISTINCT FROM NEW.:STATE:DUE_CHANGED)
   EXECUTE FUNCTION :SCHEMA.capture_change();
+
+CREATE TRIGGER :DELETE_TRIGGER AFTER DELETE ON :ORDERS
+  FOR EACH ROW EXECUTE FUNCTION :SCHEMA.capture_change();
+
+-- Statement triggers. No WHEN on the AFTER one: PostgreSQL tests an AFTER trigger's WHEN when the
+-- statement's rows are done, before the row triggers that set the setting have run.
+CREATE TRIGGER :DELETE_END_TRIGGER AFTER DELETE ON :ORDERS
+  FOR EACH STATEMENT EXECUTE FUNCTION :SCHEMA.capture_forget_move();
+
+-- The WHEN test spares an INSERT statement with nothing to forget a function call.
+CREATE TRIGGER :INSERT_START_TRIGGER BEFORE INSERT ON :ORDERS
+  FOR EACH STATEMENT WHEN (current_setting(:MOVED, true) <> '')
+  EXECUTE FUNCTION :SCHEMA.capture_forget_move();
+:FIRE_ALWAYS

@@ -5,6 +5,7 @@ import { createPool, describeDbError, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { Drainer } from './capture/drainer.ts';
+import { watchCaptureTriggers } from './capture/triggerWatch.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
 import { Journal } from './outbox/journal.ts';
 import { PostgresEventStore } from './outbox/store.ts';
@@ -120,9 +121,11 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   }, database.pollInterval);
   const stats = setInterval(() => log.info({ ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
   stats.unref();
+  const triggers = watchCaptureTriggers(pool, target, log, database.captureCheckInterval);
   release.push(() => {
     clearInterval(poll);
     clearInterval(stats);
+    triggers.stop();
   });
 
   log.info(

@@ -236,7 +236,7 @@ describe('capture on an unusual orders table', () => {
       [{ schema: 'Sales', table: 'Order Book', idColumn: 'id' }, /orders\.idColumn: column "id" not found in "Sales"\."Order Book"/],
       [
         { schema: 'Sales', table: 'Order Book', idColumn: 'OrderNo', stateColumn: 'Due At' },
-        /orders\.stateColumn: column "Due At" is timestamp without time zone; expected text, varchar or an enum type/,
+        /orders\.stateColumn: column "Due At" is timestamp without time zone; expected text, varchar, an enum type or an integer code/,
       ],
       [
         { schema: 'Sales', table: 'Order Book', idColumn: 'OrderNo', stateColumn: 'Status', dueDateColumn: 'OrderNo' },

@@ -19,8 +19,12 @@ describe('config', () => {
     assert.equal(config.webHook.useSslClientCert, false);
     assert.equal(config.webHook.concurrency, 32);
     assert.equal(config.webHook.retry.delays.length, 9);
-    assert.deepEqual(config.orders, { schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' });
+    assert.deepEqual(config.orders, { schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' });
     assert.equal(config.database.schema, 'order_webhooks');
+    assert.equal(config.database.captureCheckInterval, 60_000);
+    // Given an orders section, its defaults are filled in all the same.
+    assert.equal(parseConfig({ database: { ...db, pollInterval: 'PT1S' }, orders: { table: 't' } }, {}).orders.replicaSessions, 'skip');
+    assert.equal(parseConfig({ database: { ...db, pollInterval: 'PT1S' } }, {}).database.captureCheckInterval, 60_000);
   });
 
   it('takes DATABASE_URL over the file', () => {

@@ -4,7 +4,8 @@ import { parseDuration } from '../src/config/duration.ts';
 import { endpointUrl, redactUrl } from '../src/delivery/endpoint.ts';
 import { nextAttempt, parseRetryAfter } from '../src/delivery/retryPolicy.ts';
 import { Webhook } from 'standardwebhooks';
-import { signBody, standardWebhookHeaders, verifySignature, WHSEC } from '../src/delivery/sign.ts';
+import { WHSEC } from '../src/config/config.ts';
+import { signBody, standardWebhookHeaders, verifySignature } from '../src/delivery/sign.ts';
 
 describe('signing', () => {
   const body = '{"orderId":"07c6ad8c-d1ba-4e73-9bbf-c70a085a449c","eventType":"OrderAccepted"}';

@@ -2,7 +2,7 @@
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
+import { type CaptureTarget, checkOrdersTable, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
 import { describeDbError, ident, lockKey } from '../db.ts';
 import { CaptureError, DatabaseUnreachableError, MigrationError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -83,6 +83,8 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
   try {
     // One migrator at a time; the second waits, then finds nothing left to do.
     await client.query('SELECT pg_advisory_lock($1)', [lockKey(target.schema, 'migrate')]);
+    // A table we cannot capture is refused before anything is created.
+    await checkOrdersTable(client, target);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${schema}.migration (

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { ConfigError } from '../errors.ts';
 import { EVENT_TYPES } from '../events.ts';
-import { WHSEC } from '../delivery/sign.ts';
 
 /** The environment variables this service reads; `.env.example` lists the same. */
 export const ENV = {
@@ -12,6 +11,9 @@ export const ENV = {
   databaseUrl: 'DATABASE_URL',
   logLevel: 'LOG_LEVEL',
 } as const;
+
+/** `whsec_` then the base64 of the key bytes, as Standard Webhooks writes its secrets. */
+export const WHSEC = /^whsec_(?=.)(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 const DEFAULT_RETRY_DELAYS = ['PT5S', 'PT30S', 'PT2M', 'PT10M', 'PT30M', 'PT1H', 'PT3H', 'PT6H', 'PT12H'];
 
@@ -158,18 +160,31 @@ const configSchema = z.strictObject({
       url: secret().optional(),
       schema: identifier.default('order_webhooks'),
       pollInterval: duration('PT2S'),
+      // How often a running service checks that the capture triggers are still enabled.
+      captureCheckInterval: duration('PT1M'),
     })
-    .default(() => ({ schema: 'order_webhooks', pollInterval: 2000 })),
+    .default(() => ({ schema: 'order_webhooks', pollInterval: 2000, captureCheckInterval: 60_000 })),
   orders: z
     .strictObject({
       schema: identifier.default('public'),
       table: identifier.default('orders'),
-      idColumn: identifier.default('id'),
+      idColumn: z.preprocess((column, ctx) => {
+        if (!Array.isArray(column)) return column;
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'expected one column: a composite key is not supported, since a webhook carries one orderId string; add a generated column that joins the key columns (see docs/how-it-works.md, "Tables we capture") and name it here',
+        });
+        return z.NEVER;
+      }, identifier.default('id')),
       stateColumn: identifier.default('state'),
       dueDateColumn: identifier.optional(),
       transitions: z.array(transition).min(1).optional(),
+      // Whether changes made in sessions with session_replication_role = replica are captured too
+      // (the triggers then fire ALWAYS); see docs/how-it-works.md.
+      replicaSessions: z.enum(['skip', 'capture']).default('skip'),
     })
-    .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' })),
+    .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

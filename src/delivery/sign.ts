@@ -23,9 +23,6 @@ export function verifySignature(
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** `whsec_` then the base64 of the key bytes, as Standard Webhooks writes its secrets. */
-export const WHSEC = /^whsec_(?=.)(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /** Standard Webhooks headers for one attempt: one `v1,` signature per secret (several during a rotation). */
 export function standardWebhookHeaders(
   secrets: readonly string[],
