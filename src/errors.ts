@@ -82,4 +82,5 @@ export const SETUP_CODES: ReadonlySet<ErrorCode> = new Set([
   'TLS_CONFIG_INVALID',
   'CAPTURE_INVALID',
   'SCHEMA_NOT_CURRENT',
+  'EMBEDDED_POSTGRES_MISSING',
 ]);
