@@ -11,6 +11,7 @@ import { WakeListener } from './capture/listen.ts';
 import { WakeLock } from './capture/wakeLock.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './capture/migrate.ts';
+import { checkSessionConnections } from './pooler.ts';
 import { Outbox } from './outbox/outbox.ts';
 import { loadTls } from './delivery/tls.ts';
 
@@ -54,6 +55,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   };
   let installation: string;
   try {
+    await checkSessionConnections(database.url);
     await checkSchemaVersion(pool, database.schema);
     await checkOrdersTable(pool, target);
     await checkCaptureInstalled(pool, target);

@@ -35,7 +35,7 @@ function readConfig(path: string | undefined): Config {
 }
 
 function exitCodeFor(error: Error): number {
-  return ['ConfigError', 'CaptureError', 'TlsConfigError'].includes(error.name) ? EXIT_CONFIG : EXIT_FAILURE;
+  return ['ConfigError', 'CaptureError', 'TlsConfigError', 'PoolerError'].includes(error.name) ? EXIT_CONFIG : EXIT_FAILURE;
 }
 
 const program = new Command('order-webhooks')
