@@ -11,6 +11,7 @@ import { WakeListener } from './capture/listen.ts';
 import { WakeLock } from './capture/wakeLock.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './capture/migrate.ts';
+import { checkSchemaIntact, checkServicePrivileges } from './capture/inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
 import { Outbox } from './outbox/outbox.ts';
 import { loadTls } from './delivery/tls.ts';
@@ -56,7 +57,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   let installation: string;
   try {
     await checkSessionConnections(database.url);
+    await checkServicePrivileges(pool, database.schema);
     await checkSchemaVersion(pool, database.schema);
+    await checkSchemaIntact(pool, database.schema);
     await checkOrdersTable(pool, target);
     await checkCaptureInstalled(pool, target);
     installation = await Journal.installationId(pool, database.schema);

@@ -2,7 +2,8 @@
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
+import { CaptureError, type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
+import { inspectSchema } from './inspect.ts';
 import { describeDbError, ident, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
 
@@ -86,7 +87,10 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
   try {
     // One migrator at a time; the second waits, then finds nothing left to do.
     await client.query('SELECT pg_advisory_lock($1)', [lockKey(target.schema, 'migrate')]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    // A schema the DBA created for the owner is used as it is: CREATE SCHEMA, even with IF NOT
+    // EXISTS, needs the CREATE privilege on the database.
+    const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
+    if (rowCount === 0) await client.query(`CREATE SCHEMA ${schema}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${schema}.migration (
          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
@@ -107,6 +111,14 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
           return installCapture(client, target);
         }),
     );
+    // What migrate cannot mend (a table of ours dropped or altered by hand, a trigger disabled) is
+    // said here rather than reported as up to date.
+    const damage = await inspectSchema(client, target.schema);
+    if (damage.length > 0) {
+      throw new CaptureError(
+        `schema ${schema} is damaged and migrate cannot repair it: ${damage.join('; ')} (docs/security.md, "If our schema is damaged")`,
+      );
+    }
     const applied = pending.map((m) => `${m.version}_${m.name}`);
     for (const migration of applied) log.info({ migration }, 'migration applied');
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');

@@ -20,7 +20,7 @@ export function qualifiedOrdersTable(target: CaptureTarget): string {
   return `${ident(target.orders.schema)}.${ident(target.orders.table)}`;
 }
 
-function triggerName(schema: string, kind: 'insert' | 'update'): string {
+export function triggerName(schema: string, kind: 'insert' | 'update'): string {
   return `${schema}_capture_${kind}`.slice(-63);
 }
 
@@ -106,10 +106,14 @@ interface InstalledCapture {
 }
 
 async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
+  // The table is found through the catalogs, not to_regclass: that needs USAGE on the order app's
+  // schema, which the service role does not have.
   const { rows } = await db.query<InstalledCapture>(
     `SELECT orders_table, definition,
-            (SELECT count(*)::int FROM pg_trigger
-              WHERE tgname IN ($1, $2) AND tgrelid = to_regclass(orders_table)) AS triggers
+            (SELECT count(*)::int FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE t.tgname IN ($1, $2)
+                AND n.nspname = (parse_ident(orders_table))[1] AND c.relname = (parse_ident(orders_table))[2]) AS triggers
        FROM ${ident(schema)}.capture`,
     [triggerName(schema, 'insert'), triggerName(schema, 'update')],
   );

@@ -4,6 +4,7 @@ import { ConfigError, configPathFrom, isServiceConfigured, loadConfig, type Conf
 import { DemoInterrupted, runDemo } from '../demo/demo.ts';
 import { createLogger } from '../log.ts';
 import { migrate, migrationScript } from '../capture/migrate.ts';
+import { serviceGrantScript } from '../capture/inspect.ts';
 import { type Service, startService } from '../service.ts';
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad config or setup (fix it and run again). */
@@ -48,9 +49,15 @@ program
   .description('install or update our schema and the capture trigger in the orders database')
   .option('-c, --config <file>', 'config file (default: $ORDER_WEBHOOKS_CONFIG)')
   .option('--dry-run', 'print the SQL instead of running it (for a DBA to review)')
-  .action(async (options: { config?: string; dryRun?: boolean }) => {
+  .option('--print-grants <role>', 'print the GRANTs that the role running `start` needs, instead of migrating')
+  .action(async (options: { config?: string; dryRun?: boolean; printGrants?: string }) => {
     const config = readConfig(options.config);
     const target = { schema: config.database.schema, orders: config.orders };
+    if (options.printGrants !== undefined) {
+      if (options.printGrants.trim() === '') fail('migrate: --print-grants needs the name of the role that runs `start`', EXIT_CONFIG);
+      process.stdout.write(`${serviceGrantScript(config.database.schema, options.printGrants)}\n`);
+      return;
+    }
     if (options.dryRun) {
       process.stdout.write(`${migrationScript(target)}\n`);
       return;
