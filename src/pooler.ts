@@ -10,7 +10,7 @@ export class PoolerError extends Error {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Rounds of the probe: one settles it on a quiet pooler; more cover a pool busy with other clients. */
+/** Rounds of the probe: one settles it on a pool nobody else uses; more cover a pool busy with other clients. */
 const ROUNDS = 3;
 
 const SHARED = new PoolerError(
@@ -37,18 +37,20 @@ async function connect(url: string, options?: string): Promise<pg.Client> {
 /**
  * Throws a PoolerError when `url` leads to a pool whose server connections change hands between
  * transactions. Directly or through a session-mode pool, a client's backend is its own until it
- * disconnects: its pid never changes and no other client runs in it. So a second client opens a
- * transaction: if that runs in the first client's backend, or the first client's next statement
- * runs in another backend, the connections are shared. A pooler that returns the most recently
- * used server connection first (PgBouncer's default) gives the first client's backend to the second.
+ * disconnects: each client sees one pid, and no other client sees it. So two clients take turns,
+ * the second inside a transaction (which keeps its server connection from the first), and any pid
+ * seen twice across them, or a client seeing two, means the connections are shared. PgBouncer's
+ * default (the server connection used last goes out first) and its round-robin mode both show it.
  */
 export async function checkSessionConnections(url: string): Promise<void> {
   const first = await connect(url);
   let second: pg.Client | undefined;
   try {
     second = await connect(url);
-    for (let round = 0; round < ROUNDS; round++) {
-      const before = await backendPid(first);
+    const seen = [new Set<number>(), new Set<number>()] as const;
+    const shared = () => seen[0].size > 1 || seen[1].size > 1 || [...seen[0]].some((pid) => seen[1].has(pid));
+    for (let round = 0; round < ROUNDS && !shared(); round++) {
+      seen[0].add(await backendPid(first));
       try {
         await second.query('BEGIN');
       } catch (error) {
@@ -57,11 +59,15 @@ export async function checkSessionConnections(url: string): Promise<void> {
         throw error;
       }
       try {
-        if ((await backendPid(second)) === before || (await backendPid(first)) !== before) throw SHARED;
+        seen[1].add(await backendPid(second));
+        // Not when the second runs in the first's backend: on a pool of one, that would wait for ever.
+        if (!shared()) seen[0].add(await backendPid(first));
       } finally {
         await second.query('COMMIT').catch(() => undefined); // the probe's own read-only transaction
       }
+      seen[1].add(await backendPid(second));
     }
+    if (shared()) throw SHARED;
   } finally {
     await Promise.all([first.end().catch(() => undefined), second?.end().catch(() => undefined)]);
   }
@@ -73,7 +79,7 @@ export async function checkSessionConnections(url: string): Promise<void> {
   } catch (error) {
     if (!/unsupported startup parameter/i.test((error as Error).message)) throw error;
     throw new PoolerError(
-      `database.url: the server refused the startup parameter "options" that the service's connections use to set ${SESSION_OPTIONS} (${(error as Error).message}); a pooler such as PgBouncer does so: point database.url at PostgreSQL itself`,
+      `database.url: the server refused the startup parameter "options" that the service's connections use to set ${SESSION_OPTIONS} (${(error as Error).message}); a pooler such as PgBouncer does so: point database.url at PostgreSQL itself (docs/security.md, "Connection poolers")`,
     );
   }
   await withOptions.end().catch(() => undefined);

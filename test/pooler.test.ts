@@ -80,6 +80,22 @@ describe('connection poolers', () => {
     await checkSessionConnections(s.db.url); // directly: a session of its own
   });
 
+  it('the check tells a transaction-mode pool with several idle server connections, in either order of reuse', async () => {
+    const s = await stack('pooler_warm', { startNow: false });
+    for (const roundRobin of [false, true]) {
+      const pgb = await bouncer({ mode: 'transaction', roundRobin });
+      // Three server connections, opened at once by three transactions, then idle in the pool.
+      const clients = await Promise.all([1, 2, 3].map(async () => new pg.Client({ connectionString: pgb.url(s.db.name) })));
+      await Promise.all(clients.map((c) => c.connect()));
+      await Promise.all(clients.map((c) => c.query('BEGIN')));
+      const pids = await Promise.all(clients.map(async (c) => (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+      assert.equal(new Set(pids).size, 3);
+      await Promise.all(clients.map((c) => c.query('COMMIT')));
+      await Promise.all(clients.map((c) => c.end()));
+      await assert.rejects(checkSessionConnections(pgb.url(s.db.name)), PoolerError, `server_round_robin = ${roundRobin}`);
+    }
+  });
+
   it('a session-mode pool passes; it must let the startup parameter "options" through or ignore it', async () => {
     const s = await stack('pooler_session', { startNow: false });
     const strict = await bouncer({ mode: 'session' });

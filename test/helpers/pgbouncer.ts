@@ -36,9 +36,12 @@ function freePort(): Promise<number> {
 export async function startPgBouncer({
   mode,
   ignoreStartupParameters = [],
+  roundRobin = false,
 }: {
   mode: PoolMode;
   ignoreStartupParameters?: string[];
+  /** server_round_robin: hand out the server connection idle longest instead of the one used last. */
+  roundRobin?: boolean;
 }): Promise<PgBouncer> {
   const server = new URL(serverUrl());
   const dir = mkdtempSync(join(tmpdir(), 'order-webhooks-pgbouncer-'));
@@ -65,6 +68,7 @@ export async function startPgBouncer({
         `auth_file = ${authFile}`,
         `pool_mode = ${mode}`,
         'default_pool_size = 10',
+        `server_round_robin = ${roundRobin ? 1 : 0}`,
         `ignore_startup_parameters = ${['extra_float_digits', ...ignoreStartupParameters].join(',')}`,
         '',
       ].join('\n'),
