@@ -42,7 +42,7 @@ async function connect(url: string, options?: string): Promise<pg.Client> {
  * seen twice across them, or a client seeing two, means the connections are shared. PgBouncer's
  * default (the server connection used last goes out first) and its round-robin mode both show it.
  */
-export async function checkSessionConnections(url: string): Promise<void> {
+export async function checkSessionConnections(url: string, { startupOptions = true } = {}): Promise<void> {
   const first = await connect(url);
   let second: pg.Client | undefined;
   try {
@@ -73,6 +73,7 @@ export async function checkSessionConnections(url: string): Promise<void> {
   }
   // The pool sets planner settings in the startup packet; PgBouncer refuses that parameter unless
   // told to ignore it. Said here in one line rather than as the pool's first failed query.
+  if (!startupOptions) return;
   let withOptions: pg.Client;
   try {
     withOptions = await connect(url, SESSION_OPTIONS);

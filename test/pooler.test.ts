@@ -63,7 +63,7 @@ describe('connection poolers', () => {
     }
   });
 
-  it('start refuses a pooler in transaction or statement mode: one line, exit 2', async () => {
+  it('start and migrate refuse a pooler in transaction or statement mode: one line, exit 2', async () => {
     const s = await stack('pooler_refused', { startNow: false });
     for (const mode of ['transaction', 'statement'] as const) {
       const pgb = await bouncer({ mode, ignoreStartupParameters: ['options'] });
@@ -76,6 +76,10 @@ describe('connection poolers', () => {
         /^order-webhooks: start: database\.url: the connections are shared with other clients between transactions .*session of its own/,
       );
       await assert.rejects(checkSessionConnections(pgb.url(s.db.name)), PoolerError);
+      // migrate too: its advisory lock would stay behind on a pooled server connection.
+      const migrated = await run(['migrate', '--config', config]);
+      assert.equal(migrated.code, 2, `${mode}: ${migrated.stderr}`);
+      assert.match(migrated.stderr, /^order-webhooks: migrate: database\.url: the connections are shared [^\n]*\n$/);
     }
     await checkSessionConnections(s.db.url); // directly: a session of its own
   });

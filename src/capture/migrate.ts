@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { CaptureError, type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
 import { inspectSchema } from './inspect.ts';
+import { checkSessionConnections } from '../pooler.ts';
 import { describeDbError, ident, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
 
@@ -85,6 +86,8 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
   }
   const schema = ident(target.schema);
   try {
+    // Its advisory lock would stay behind on a pooled server connection, and hold off every later migrate.
+    await checkSessionConnections(url, { startupOptions: false });
     // One migrator at a time; the second waits, then finds nothing left to do.
     await client.query('SELECT pg_advisory_lock($1)', [lockKey(target.schema, 'migrate')]);
     // A schema the DBA created for the owner is used as it is: CREATE SCHEMA, even with IF NOT
@@ -124,7 +127,7 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
     return { applied, captureInstalled };
   } catch (error) {
-    if (error instanceof Error && error.name === 'CaptureError') throw error;
+    if (error instanceof Error && (error.name === 'CaptureError' || error.name === 'PoolerError')) throw error;
     if ((error as pg.DatabaseError).code === '55P03') {
       throw new MigrationError(
         `gave up after ${LOCK_TRIES} tries: ${qualifiedOrdersTable(target)} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run migrate again when the order app is quieter`,
