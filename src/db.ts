@@ -5,6 +5,9 @@ import type { Logger } from './log.ts';
 
 export const { escapeIdentifier: ident, escapeLiteral: literal } = pg;
 
+/** Settings every connection of the service's pool sets in its startup packet (see createPool). */
+export const SESSION_OPTIONS = '-c enable_seqscan=off -c jit=off';
+
 export function createPool(url: string, log: Logger, max: number): pg.Pool {
   // Every statement of ours finds its rows by an index (the journal's front, outbox rows by id, an
   // order's pending event, what is due), and the statistics of a queue are nearly always stale: with
@@ -12,7 +15,7 @@ export function createPool(url: string, log: Logger, max: number): pg.Pool {
   // them read the whole outbox once per claimed change (a sequential scan in a sub-select), seconds
   // per batch. So on our own connections a sequential scan is priced out wherever an index serves,
   // and there is no JIT, which an inflated cost estimate would otherwise buy (30+ ms a statement).
-  const pool = new pg.Pool({ connectionString: url, max, application_name: 'order-webhooks', options: '-c enable_seqscan=off -c jit=off' });
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'order-webhooks', options: SESSION_OPTIONS });
   // An idle client whose connection dies emits here; the pool drops it and opens a new one on demand.
   pool.on('error', (error) => log.warn({ error: error.message }, 'database connection lost; it will be reopened'));
   return pool;

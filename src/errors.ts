@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'TLS_CONFIG_INVALID'
   /** The orders table cannot be captured as configured, or the trigger is not (or differently) installed. */
   | 'CAPTURE_INVALID'
+  /** database.url leads to a pooler that shares server connections between transactions. */
+  | 'POOLER_UNSUPPORTED'
   /** Our schema is missing, older or newer than this release. */
   | 'SCHEMA_NOT_CURRENT'
   /** A migration could not be applied (the database refused, or the orders table stayed locked). */
@@ -39,6 +41,11 @@ export class TlsConfigError extends AppError {
 export class CaptureError extends AppError {
   override name = 'CaptureError';
   readonly code = 'CAPTURE_INVALID';
+}
+
+export class PoolerError extends AppError {
+  override name = 'PoolerError';
+  readonly code = 'POOLER_UNSUPPORTED';
 }
 
 export class SchemaError extends AppError {
@@ -82,5 +89,6 @@ export const SETUP_CODES: ReadonlySet<ErrorCode> = new Set([
   'TLS_CONFIG_INVALID',
   'CAPTURE_INVALID',
   'SCHEMA_NOT_CURRENT',
+  'POOLER_UNSUPPORTED',
   'EMBEDDED_POSTGRES_MISSING',
 ]);

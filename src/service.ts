@@ -13,6 +13,8 @@ import { WakeListener } from './capture/listen.ts';
 import { WakeLock } from './capture/wakeLock.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './capture/migrate.ts';
+import { checkSchemaIntact, checkServicePrivileges } from './capture/inspect.ts';
+import { checkSessionConnections } from './capture/pooler.ts';
 import { loadTls } from './delivery/tls.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -55,7 +57,10 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   };
   let installation: string;
   try {
+    await checkSessionConnections(database.url);
+    await checkServicePrivileges(pool, database.schema);
     await checkSchemaVersion(pool, database.schema);
+    await checkSchemaIntact(pool, database.schema);
     await checkOrdersTable(pool, target);
     await checkCaptureInstalled(pool, target);
     installation = await Journal.installationId(pool, database.schema);

@@ -3,8 +3,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { type CaptureTarget, checkOrdersTable, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
+import { inspectSchema } from './inspect.ts';
+import { checkSessionConnections } from './pooler.ts';
 import { describeDbError, ident, lockKey } from '../db.ts';
-import { CaptureError, DatabaseUnreachableError, MigrationError, SchemaError } from '../errors.ts';
+import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
@@ -81,11 +83,16 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
   }
   const schema = ident(target.schema);
   try {
+    // Its advisory lock would stay behind on a pooled server connection, and hold off every later migrate.
+    await checkSessionConnections(url, { startupOptions: false });
     // One migrator at a time; the second waits, then finds nothing left to do.
     await client.query('SELECT pg_advisory_lock($1)', [lockKey(target.schema, 'migrate')]);
     // A table we cannot capture is refused before anything is created.
     await checkOrdersTable(client, target);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    // A schema the DBA created for the owner is used as it is: CREATE SCHEMA, even with IF NOT
+    // EXISTS, needs the CREATE privilege on the database.
+    const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
+    if (rowCount === 0) await client.query(`CREATE SCHEMA ${schema}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${schema}.migration (
          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
@@ -106,12 +113,20 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
           return installCapture(client, target);
         }),
     );
+    // What migrate cannot mend (a table of ours dropped or altered by hand, a trigger disabled) is
+    // said here rather than reported as up to date.
+    const damage = await inspectSchema(client, target.schema);
+    if (damage.length > 0) {
+      throw new CaptureError(
+        `schema ${schema} is damaged and migrate cannot repair it: ${damage.join('; ')} (docs/security.md, "If our schema is damaged")`,
+      );
+    }
     const applied = pending.map((m) => `${m.version}_${m.name}`);
     for (const migration of applied) log.info({ migration }, 'migration applied');
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
     return { applied, captureInstalled };
   } catch (error) {
-    if (error instanceof CaptureError) throw error;
+    if (error instanceof CaptureError || error instanceof PoolerError) throw error;
     if ((error as pg.DatabaseError).code === '55P03') {
       throw new MigrationError(
         `gave up after ${LOCK_TRIES} tries: ${qualifiedOrdersTable(target)} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run migrate again when the order app is quieter`,

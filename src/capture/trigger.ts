@@ -25,9 +25,9 @@ export function qualifiedOrdersTable(target: CaptureTarget): string {
 const ROW_TRIGGERS = ['insert', 'update', 'delete'] as const;
 const STATEMENT_TRIGGERS = ['delete_end', 'insert_start'] as const;
 type TriggerKind = (typeof ROW_TRIGGERS)[number] | (typeof STATEMENT_TRIGGERS)[number];
-const ALL_TRIGGERS: readonly TriggerKind[] = [...ROW_TRIGGERS, ...STATEMENT_TRIGGERS];
+export const ALL_TRIGGERS: readonly TriggerKind[] = [...ROW_TRIGGERS, ...STATEMENT_TRIGGERS];
 
-function triggerName(schema: string, kind: TriggerKind): string {
+export function triggerName(schema: string, kind: TriggerKind): string {
   return `${schema}_capture_${kind}`.slice(-63);
 }
 
@@ -208,10 +208,14 @@ interface InstalledCapture {
 }
 
 async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
+  // The table is found through the catalogs, not to_regclass: that needs USAGE on the order app's
+  // schema, which the service role does not have.
   const { rows } = await db.query<InstalledCapture>(
     `SELECT orders_table, definition,
-            (SELECT count(*)::int FROM pg_trigger
-              WHERE tgname = ANY($1) AND tgrelid = to_regclass(orders_table)) AS triggers
+            (SELECT count(*)::int FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE t.tgname = ANY($1)
+                AND n.nspname = (parse_ident(orders_table))[1] AND c.relname = (parse_ident(orders_table))[2]) AS triggers
        FROM ${ident(schema)}.capture`,
     [ALL_TRIGGERS.map((kind) => triggerName(schema, kind))],
   );
@@ -305,11 +309,13 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
   const names = ALL_TRIGGERS.map((kind) => triggerName(target.schema, kind));
   const { rows } = await db.query<{ table: string; root: boolean; leaf: boolean; trigger: string; enabled: TriggerEnabled | null }>(
     `SELECT ${QUALIFIED('t.relid')} AS table, t.level = 0 AS root, t.isleaf AS leaf, n.name AS trigger, g.tgenabled AS enabled
-       FROM pg_partition_tree(to_regclass($1)) t
+       -- The table by the catalogs, not to_regclass: that needs USAGE on the order app's schema.
+       FROM pg_partition_tree((SELECT c.oid FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+                                WHERE s.nspname = $1 AND c.relname = $3)) t
        CROSS JOIN unnest($2::text[]) n (name)
        LEFT JOIN pg_trigger g ON g.tgrelid = t.relid AND g.tgname = n.name
       ORDER BY t.level, 1, n.name`,
-    [table, names],
+    [target.orders.schema, names, target.orders.table],
   );
   const statementNames = new Set(STATEMENT_TRIGGERS.map((kind) => triggerName(target.schema, kind)));
   const triggers: TriggerState[] = [];
