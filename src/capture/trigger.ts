@@ -308,10 +308,16 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
   const expected = target.orders.replicaSessions === 'capture' ? 'always' : 'origin';
   const names = ALL_TRIGGERS.map((kind) => triggerName(target.schema, kind));
   const { rows } = await db.query<{ table: string; root: boolean; leaf: boolean; trigger: string; enabled: TriggerEnabled | null }>(
-    `SELECT ${QUALIFIED('t.relid')} AS table, t.level = 0 AS root, t.isleaf AS leaf, n.name AS trigger, g.tgenabled AS enabled
-       -- The table by the catalogs, not to_regclass: that needs USAGE on the order app's schema.
-       FROM pg_partition_tree((SELECT c.oid FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-                                WHERE s.nspname = $1 AND c.relname = $3)) t
+    // The table and its partitions from the catalogs alone: to_regclass and pg_partition_tree need
+    // privileges on the order app's schema and table, which the service role does not have.
+    `WITH RECURSIVE t (relid, level, isleaf) AS (
+         SELECT c.oid, 0, c.relkind <> 'p' FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+          WHERE s.nspname = $1 AND c.relname = $3
+         UNION ALL
+         SELECT i.inhrelid, t.level + 1, p.relkind <> 'p'
+           FROM t JOIN pg_inherits i ON i.inhparent = t.relid JOIN pg_class p ON p.oid = i.inhrelid)
+     SELECT ${QUALIFIED('t.relid')} AS table, t.level = 0 AS root, t.isleaf AS leaf, n.name AS trigger, g.tgenabled AS enabled
+       FROM t
        CROSS JOIN unnest($2::text[]) n (name)
        LEFT JOIN pg_trigger g ON g.tgrelid = t.relid AND g.tgname = n.name
       ORDER BY t.level, 1, n.name`,
