@@ -1,7 +1,7 @@
 -- The capture trigger on the order app's table. Not a numbered migration: `order-webhooks migrate`
 -- renders it from the config (names quoted by us) and re-installs it when the config changes.
 -- Placeholders: :SCHEMA, :ORDERS, :ID, :STATE, :OLD_DUE, :NEW_DUE, :DUE_CHANGED, :CHANNEL, :WAKE_LOCK,
--- :INSERT_TRIGGER, :UPDATE_TRIGGER.
+-- :NOTIFY_ALLOWED, :INSERT_TRIGGER, :UPDATE_TRIGGER.
 
 -- SECURITY DEFINER with a pinned search_path: the order app's role needs no privilege on our schema,
 -- and nothing in its session can redirect our statements. The body does nothing that can fail on a
@@ -22,8 +22,12 @@ BEGIN
   -- it drains, or while no service runs, the try succeeds and we hold the shared lock until commit:
   -- a listener cannot go idle before this transaction's change is visible to it.
   -- NOTIFY folds duplicates within a transaction: a bulk UPDATE sends one.
-  IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK) THEN
-    PERFORM pg_notify(:CHANNEL, '');
+  -- Never where a PREPARE TRANSACTION could follow: PostgreSQL would refuse it, and the order app's
+  -- write would be lost (database.wakeUp, src/capture/wakeUp.ts). The service then polls instead.
+  IF :NOTIFY_ALLOWED THEN
+    IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK) THEN
+      PERFORM pg_notify(:CHANNEL, '');
+    END IF;
   END IF;
   RETURN NULL;
 END

@@ -9,6 +9,7 @@ import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
 import { Journal } from './outbox/journal.ts';
 import { WakeListener } from './capture/listen.ts';
 import { WakeLock } from './capture/wakeLock.ts';
+import { reportWakeUp } from './capture/wakeUp.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './capture/migrate.ts';
 import { Outbox } from './outbox/outbox.ts';
@@ -29,8 +30,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   // TLS files are checked first: a wrong file or password stops the start before any connection.
   const loaded = tls ? { options: tls, warnings: [] } : loadTls(webHook);
   for (const warning of loaded.warnings) log.warn(warning);
-  const target = { schema: database.schema, orders: config.orders };
-  const pool = createPool(database.url, log, 6);
+  const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
+  const pool = createPool(database.url, log, 6, database.statementTimeout);
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
   // Each step is bounded: a step that hangs (pg-listen retrying a lost connection after close,
   // say) must not keep the process from exiting.
@@ -58,6 +59,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await checkOrdersTable(pool, target);
     await checkCaptureInstalled(pool, target);
     installation = await Journal.installationId(pool, database.schema);
+    const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
+    log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
+    if (wakeUp.warning) log.warn(wakeUp.warning);
   } catch (error) {
     await releaseAll();
     throw error;
@@ -78,9 +82,13 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     firstAttemptsRecorded: () => drainer.wake(),
   });
   let listener: WakeListener | undefined;
-  const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake());
+  const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
+    wakeUp: database.wakeUp,
+    statementTimeoutMs: database.statementTimeout,
+  });
   const drainer: Drainer = new Drainer(journal, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
+    idlePollMs: database.idlePollInterval,
     listening: () => listener?.connected ?? false,
     room: () => dispatcher.room(),
     leaseMs: webHook.leaseTimeout,
@@ -104,7 +112,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     return stopping;
   };
 
-  listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
+  listener = new WakeListener(database.url, wakeChannel(database.schema), log, database.statementTimeout, {
     onWake: () => drainer.wake(),
     onFatal: () => void stop(1),
   });

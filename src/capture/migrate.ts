@@ -5,6 +5,7 @@ import pg from 'pg';
 import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
 import { describeDbError, ident, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
+import { reportWakeUp, type WakeUpReport } from './wakeUp.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 /** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
@@ -72,9 +73,11 @@ async function withLockRetries<T>(log: Logger, what: string, work: () => Promise
 export interface MigrateResult {
   applied: string[];
   captureInstalled: boolean;
+  /** The wake-up now in effect on this server. */
+  wakeUp: WakeUpReport;
 }
 
-export async function migrate(url: string, target: CaptureTarget, log: Logger): Promise<MigrateResult> {
+export async function migrate(url: string, target: CaptureTarget, log: Logger, idlePollMs = 50): Promise<MigrateResult> {
   const client = new pg.Client({ connectionString: url, application_name: 'order-webhooks migrate' });
   client.on('error', (error) => log.warn({ error: error.message }, 'migration connection failed'));
   try {
@@ -110,7 +113,8 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
     const applied = pending.map((m) => `${m.version}_${m.name}`);
     for (const migration of applied) log.info({ migration }, 'migration applied');
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
-    return { applied, captureInstalled };
+    const wakeUp = await reportWakeUp(client, target.wakeUp ?? 'auto', idlePollMs);
+    return { applied, captureInstalled, wakeUp };
   } catch (error) {
     if (error instanceof Error && error.name === 'CaptureError') throw error;
     if ((error as pg.DatabaseError).code === '55P03') {

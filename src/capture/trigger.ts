@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { OrdersConfig } from '../config/config.ts';
 import { ident, literal, lockKey, wakeChannel } from '../db.ts';
+import { notifyCondition, type WakeUpMode } from './wakeUp.ts';
 
 const TEMPLATE_URL = new URL('../../migrations/capture.sql', import.meta.url);
 
@@ -14,6 +15,8 @@ export class CaptureError extends Error {
 export interface CaptureTarget {
   schema: string;
   orders: Pick<OrdersConfig, 'schema' | 'table' | 'idColumn' | 'stateColumn' | 'dueDateColumn'>;
+  /** `database.wakeUp`; default `auto`. */
+  wakeUp?: WakeUpMode;
 }
 
 export function qualifiedOrdersTable(target: CaptureTarget): string {
@@ -48,6 +51,7 @@ export function renderCapture(target: CaptureTarget): string {
     DUE_CHANGED: due ? ` OR OLD.${due} IS DISTINCT FROM NEW.${due}` : '',
     CHANNEL: literal(wakeChannel(schema)),
     WAKE_LOCK: lockKey(schema, 'wake'),
+    NOTIFY_ALLOWED: notifyCondition(target.wakeUp ?? 'auto'),
     INSERT_TRIGGER: ident(triggerName(schema, 'insert')),
     UPDATE_TRIGGER: ident(triggerName(schema, 'update')),
   });
