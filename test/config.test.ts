@@ -17,6 +17,9 @@ describe('config', () => {
     assert.equal(config.webHook.retry.delays.length, 9);
     assert.deepEqual(config.orders, { schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state' });
     assert.equal(config.database.schema, 'order_webhooks');
+    assert.equal(config.database.wakeUp, 'auto');
+    assert.equal(config.database.idlePollInterval, 50);
+    assert.equal(config.database.statementTimeout, 10_000);
   });
 
   it('takes DATABASE_URL over the file', () => {
@@ -47,6 +50,13 @@ describe('config', () => {
     ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\.0\.event: expected one of/],
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
+    ['unknown wake-up', { database: { ...db, wakeUp: 'listen' } }, /^database\.wakeUp: expected one of "auto", "notify", "poll"$/],
+    ['idle poll of zero', { database: { ...db, idlePollInterval: 'PT0S' } }, /^database\.idlePollInterval: expected at least 1 ms/],
+    [
+      'statement timeout too short',
+      { database: { ...db, statementTimeout: 'PT0.5S' } },
+      /^database\.statementTimeout: expected at least PT1S$/,
+    ],
     [
       'lease too short',
       { database: db, webHook: { leaseTimeout: 'PT40S' } },

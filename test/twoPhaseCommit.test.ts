@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { describeWakeUp, effectiveWakeUp, notifyCondition } from '../src/capture/wakeUp.ts';
 import { lockKey } from '../src/db.ts';
 import { type EmbeddedServer, startEmbeddedPostgres } from '../src/demo/embeddedPostgres.ts';
 import { run, writeConfig } from './helpers/cli.ts';
@@ -75,6 +76,25 @@ const delivered = (s: Stack, events: number, timeoutMs = 30_000) =>
     },
     { what: `${events} events delivered`, timeoutMs },
   );
+
+describe('wake-up modes', () => {
+  it('auto notifies only where no transaction can be prepared; only a forced notify beside 2PC warns', () => {
+    assert.equal(effectiveWakeUp('auto', 0), 'notify');
+    assert.equal(effectiveWakeUp('auto', 10), 'poll');
+    assert.equal(effectiveWakeUp('notify', 10), 'notify');
+    assert.equal(effectiveWakeUp('poll', 0), 'poll');
+    assert.match(notifyCondition('auto'), /current_setting\('max_prepared_transactions'\) = '0'/);
+    for (const [mode, prepared] of [
+      ['auto', 0],
+      ['auto', 10],
+      ['poll', 10],
+      ['notify', 0],
+    ] as const) {
+      assert.equal(describeWakeUp(mode, prepared, 50).warning, undefined, `${mode} with ${prepared}`);
+    }
+    assert.match(describeWakeUp('notify', 10, 50).warning!, /PREPARE TRANSACTION/);
+  });
+});
 
 describe('two-phase commit (server with max_prepared_transactions = 10)', () => {
   let server: EmbeddedServer;
