@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { type CaptureTarget, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
-import { describeDbError, ident, lockKey } from '../db.ts';
+import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { reportWakeUp, type WakeUpReport } from './wakeUp.ts';
 
@@ -78,7 +78,14 @@ export interface MigrateResult {
 }
 
 export async function migrate(url: string, target: CaptureTarget, log: Logger, idlePollMs = 50): Promise<MigrateResult> {
-  const client = new pg.Client({ connectionString: url, application_name: 'order-webhooks migrate' });
+  // Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while.
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'order-webhooks migrate',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+  });
   client.on('error', (error) => log.warn({ error: error.message }, 'migration connection failed'));
   try {
     await client.connect();
