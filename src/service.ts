@@ -84,7 +84,6 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
     wakeUp: database.wakeUp,
-    statementTimeoutMs: database.statementTimeout,
   });
   const drainer: Drainer = new Drainer(journal, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
@@ -112,8 +111,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     return stopping;
   };
 
-  listener = new WakeListener(database.url, wakeChannel(database.schema), log, database.statementTimeout, {
+  listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
     onWake: () => drainer.wake(),
+    // The wake-lock connection likely went the same way: replace it now rather than find out by
+    // waiting on it. Without the lock an idle drainer is woken, and stays awake until we listen again.
+    onLost: () => {
+      wakeLock.replace();
+      drainer.wake();
+    },
     onFatal: () => void stop(1),
   });
   try {

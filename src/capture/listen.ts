@@ -6,6 +6,8 @@ import type { Logger } from '../log.ts';
 
 export interface ListenerEvents {
   onWake: () => void;
+  /** The connection was lost: no NOTIFY reaches us until it is back (the path to the server may be dead too). */
+  onLost: () => void;
   /** The connection is gone for good (pg-listen gave up): the service must stop. */
   onFatal: (error: Error) => void;
 }
@@ -29,14 +31,13 @@ export class WakeListener {
     url: string,
     private readonly channel: string,
     private readonly log: Logger,
-    statementTimeoutMs: number,
     events: ListenerEvents,
   ) {
     // pg-listen's defaults give up reconnecting after 3 s; we keep trying for 10 minutes, with a
     // growing pause, and check the connection every 5 s so a silently dead socket is noticed: a
     // check unanswered within LISTEN_ANSWER_MS fails, and pg-listen replaces the connection.
     this.subscriber = pgListen.default(
-      connectionConfig(url, 'order-webhooks listen', { statementTimeoutMs, answerTimeoutMs: LISTEN_ANSWER_MS }),
+      connectionConfig(url, 'order-webhooks listen', { statementTimeoutMs: LISTEN_ANSWER_MS - 1000, answerTimeoutMs: LISTEN_ANSWER_MS }),
       {
         paranoidChecking: LISTEN_CHECK_MS,
         retryInterval: (attempt: number) => Math.min(250 * 2 ** attempt, 5000),
@@ -50,7 +51,7 @@ export class WakeListener {
       this.connected = false;
       if (attempt === 1) {
         log.warn('listen connection lost; reconnecting');
-        events.onWake(); // an idle drainer gives up the wake lock: no NOTIFY would reach it now
+        events.onLost();
       }
     });
     this.subscriber.events.on('connected', () => {

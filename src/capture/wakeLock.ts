@@ -9,7 +9,7 @@
 // Where the trigger never notifies (database.wakeUp, src/capture/wakeUp.ts), the lock is never taken
 // and the drainer polls instead.
 import pg from 'pg';
-import { answerTimeoutMs, connectionConfig, describeDbError, isAnswerTimeout, lockKey } from '../db.ts';
+import { connectionConfig, describeDbError, isAnswerTimeout, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { effectiveWakeUp, maxPreparedTransactions, type WakeUpMode } from './wakeUp.ts';
 
@@ -21,8 +21,10 @@ export type IdleResult = 'idle' | 'elsewhere' | 'wait';
 
 export interface WakeLockOptions {
   wakeUp: WakeUpMode;
-  statementTimeoutMs: number;
 }
+
+/** Our statements here never wait for a lock and return one row: one unanswered this long means a dead connection. */
+export const WAKE_ANSWER_MS = 5000;
 
 export class WakeLock {
   private client: pg.Client | undefined;
@@ -84,6 +86,11 @@ export class WakeLock {
     await this.query('SELECT pg_advisory_unlock($1::bigint)', [this.key]);
   }
 
+  /** Closes the connection (giving the lock up with it); the next use opens a new one. */
+  replace(): void {
+    if (this.client) this.drop(this.client, undefined, 'wake-lock connection replaced, as the listen connection was lost');
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.held = false;
@@ -108,7 +115,7 @@ export class WakeLock {
   }
 
   /** Forgets a connection that failed or ended; whatever we held is gone with it. */
-  private drop(client: pg.Client, error?: Error): void {
+  private drop(client: pg.Client, error?: Error, reason?: string): void {
     if (this.client !== client) return;
     this.client = undefined;
     this.held = false;
@@ -117,11 +124,10 @@ export class WakeLock {
     // With a query still running, end() destroys the socket rather than wait for an answer.
     void client.end().catch(() => undefined);
     if (this.closed) return;
-    if (isAnswerTimeout(error)) {
-      this.log.warn(
-        { answerTimeoutMs: answerTimeoutMs(this.options.statementTimeoutMs) },
-        'wake-lock connection gave no answer in time; it is closed and will be reopened',
-      );
+    if (reason) {
+      this.log.info(reason);
+    } else if (isAnswerTimeout(error)) {
+      this.log.warn({ answerTimeoutMs: WAKE_ANSWER_MS }, 'wake-lock connection gave no answer in time; it is closed and will be reopened');
     } else {
       this.log.warn({ error: error ? describeDbError(error) : 'connection ended' }, 'wake-lock connection lost; it will be reopened');
     }
@@ -132,7 +138,7 @@ export class WakeLock {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
       const client = new pg.Client(
-        connectionConfig(this.url, 'order-webhooks wake', { statementTimeoutMs: this.options.statementTimeoutMs }),
+        connectionConfig(this.url, 'order-webhooks wake', { statementTimeoutMs: WAKE_ANSWER_MS - 1000, answerTimeoutMs: WAKE_ANSWER_MS }),
       );
       client.on('error', (error) => this.drop(client, error));
       client.on('end', () => this.drop(client));
