@@ -48,6 +48,16 @@ describe('connections that stop answering', () => {
     // And the replaced connections work: what comes now is delivered promptly.
     const later = await playOrders(s.db, 1);
     await s.receiver.waitForCount(events + ORDER_LIFE.length, 10_000);
+    // Results recorded on a connection that died are recorded again on a new one.
+    await waitFor(
+      async () => {
+        const [row] = await s.db.query<{ pending: number }>(
+          "SELECT count(*)::int AS pending FROM order_webhooks.outbox WHERE status <> 'delivered'",
+        );
+        return row!.pending === 0;
+      },
+      { what: 'every attempt recorded' },
+    );
     const check = await checkDeliveries(s.db, s.receiver.requests, [...first, ...ids, ...later]);
     assert.equal(check.events, events + ORDER_LIFE.length);
     assert.equal(check.duplicates, 0);
