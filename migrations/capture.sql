@@ -1,7 +1,7 @@
 -- The capture trigger on the order app's table. Not a numbered migration: `order-webhooks migrate`
 -- renders it from the config (names quoted by us) and re-installs it when the config changes.
 -- Placeholders (each written after a colon): SCHEMA, ORDERS, ID, STATE, OLD_DUE, NEW_DUE, DUE_CHANGED,
--- CHANNEL, WAKE_LOCK, MOVED, INSERT_TRIGGER, UPDATE_TRIGGER, DELETE_TRIGGER, DELETE_END_TRIGGER,
+-- CHANNEL, WAKE_LOCK, NOTIFY_ALLOWED, MOVED, INSERT_TRIGGER, UPDATE_TRIGGER, DELETE_TRIGGER, DELETE_END_TRIGGER,
 -- INSERT_START_TRIGGER, FIRE_ALWAYS.
 --
 -- On a partitioned table, an UPDATE that moves a row to another partition runs as a DELETE from
@@ -46,12 +46,16 @@ BEGIN
     VALUES (NEW.:ID::text, 'UPDATE', OLD.:STATE::text, NEW.:STATE::text, :OLD_DUE, :NEW_DUE);
   END IF;
   -- NOTIFY is only a wake-up, and it is sent only to an idle listener: one that is listening and
-  -- not draining holds the wake lock exclusively (src/wakeLock.ts), so our shared try fails. While
+  -- not draining holds the wake lock exclusively (src/capture/wakeLock.ts), so our shared try fails. While
   -- it drains, or while no service runs, the try succeeds and we hold the shared lock until commit:
   -- a listener cannot go idle before this transaction's change is visible to it.
   -- NOTIFY folds duplicates within a transaction: a bulk UPDATE sends one.
-  IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK) THEN
-    PERFORM pg_notify(:CHANNEL, '');
+  -- Never where a PREPARE TRANSACTION could follow: PostgreSQL would refuse it, and the order app's
+  -- write would be lost (database.wakeUp, src/capture/wakeUp.ts). The service then polls instead.
+  IF :NOTIFY_ALLOWED THEN
+    IF NOT pg_try_advisory_xact_lock_shared(:WAKE_LOCK) THEN
+      PERFORM pg_notify(:CHANNEL, '');
+    END IF;
   END IF;
   RETURN NULL;
 END

@@ -11,6 +11,7 @@ import { Journal } from './outbox/journal.ts';
 import { PostgresEventStore } from './outbox/store.ts';
 import { WakeListener } from './capture/listen.ts';
 import { WakeLock } from './capture/wakeLock.ts';
+import { reportWakeUp } from './capture/wakeUp.ts';
 import type { Logger } from './log.ts';
 import { checkSchemaVersion } from './capture/migrate.ts';
 import { checkSchemaIntact, checkServicePrivileges } from './capture/inspect.ts';
@@ -32,8 +33,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   // TLS files are checked first: a wrong file or password stops the start before any connection.
   const loaded = tls ? { options: tls, warnings: [] } : loadTls(webHook);
   for (const warning of loaded.warnings) log.warn(warning);
-  const target = { schema: database.schema, orders: config.orders };
-  const pool = createPool(database.url, log, 6);
+  const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
+  const pool = createPool(database.url, log, 6, database.statementTimeout);
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
   // Each step is bounded: a step that hangs (pg-listen retrying a lost connection after close,
   // say) must not keep the process from exiting.
@@ -64,6 +65,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await checkOrdersTable(pool, target);
     await checkCaptureInstalled(pool, target);
     installation = await Journal.installationId(pool, database.schema);
+    const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
+    log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
+    if (wakeUp.warning) log.warn(wakeUp.warning);
   } catch (error) {
     await releaseAll();
     throw error;
@@ -81,9 +85,12 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     retryDelaysMs: webHook.retry.delays,
   });
   let listener: WakeListener | undefined;
-  const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake());
+  const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
+    wakeUp: database.wakeUp,
+  });
   const drainer: Drainer = new Drainer(dispatcher, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
+    idlePollMs: database.idlePollInterval,
     listening: () => listener?.connected ?? false,
   });
 
@@ -105,6 +112,12 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
 
   listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
     onWake: () => drainer.wake(),
+    // The wake-lock connection likely went the same way: replace it now rather than find out by
+    // waiting on it. Without the lock an idle drainer is woken, and stays awake until we listen again.
+    onLost: () => {
+      wakeLock.replace();
+      drainer.wake();
+    },
     onFatal: () => void stop(1),
   });
   try {

@@ -25,6 +25,9 @@ describe('config', () => {
     // Given an orders section, its defaults are filled in all the same.
     assert.equal(parseConfig({ database: { ...db, pollInterval: 'PT1S' }, orders: { table: 't' } }, {}).orders.replicaSessions, 'skip');
     assert.equal(parseConfig({ database: { ...db, pollInterval: 'PT1S' } }, {}).database.captureCheckInterval, 60_000);
+    assert.equal(config.database.wakeUp, 'auto');
+    assert.equal(config.database.idlePollInterval, 50);
+    assert.equal(config.database.statementTimeout, 10_000);
   });
 
   it('takes DATABASE_URL over the file', () => {
@@ -55,6 +58,13 @@ describe('config', () => {
     ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\.0\.event: expected one of/],
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
+    ['unknown wake-up', { database: { ...db, wakeUp: 'listen' } }, /^database\.wakeUp: expected one of "auto", "notify", "poll"$/],
+    ['idle poll of zero', { database: { ...db, idlePollInterval: 'PT0S' } }, /^database\.idlePollInterval: expected at least 1 ms/],
+    [
+      'statement timeout too short',
+      { database: { ...db, statementTimeout: 'PT0.5S' } },
+      /^database\.statementTimeout: expected at least PT1S$/,
+    ],
     [
       'a secret from an unset variable',
       { database: db, webHook: { secret: { env: 'ORDER_WEBHOOKS_TEST_UNSET' } } },

@@ -16,6 +16,8 @@ export interface ChangeSource {
 export interface DrainerOptions {
   /** The fallback poll: how long to sleep when idle, in case a wake-up was lost. */
   pollIntervalMs: number;
+  /** Where the trigger sends no NOTIFY (database.wakeUp): how often an idle drainer looks. */
+  idlePollMs: number;
   /** While busy: how often to look for more changes. */
   busyPollMs?: number;
   /** How long without changes before going idle. */
@@ -84,7 +86,12 @@ export class Drainer {
           await this.sleep(busyPoll);
           continue;
         }
-        // Quiet for a while: go idle, unless NOTIFYs cannot reach us (then the poll must do).
+        // Quiet for a while. No NOTIFY will come (two-phase commit is possible): poll the journal.
+        if (await this.wakeLock.polling()) {
+          await this.sleep(this.options.idlePollMs);
+          continue;
+        }
+        // Go idle, unless NOTIFYs cannot reach us (then the poll must do).
         if (!this.options.listening()) {
           await this.sleep(this.options.pollIntervalMs);
           continue;

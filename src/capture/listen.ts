@@ -1,14 +1,25 @@
 // The LISTEN connection. A NOTIFY is only a latency hint: the journal is the queue, and the caller
 // re-scans on every wake-up, on every reconnect, and on its own poll interval.
 import pgListen, { type Subscriber } from 'pg-listen';
-import { describeDbError } from '../db.ts';
+import { connectionConfig, describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
 
 export interface ListenerEvents {
   onWake: () => void;
+  /** The connection was lost: no NOTIFY reaches us until it is back (the path to the server may be dead too). */
+  onLost: () => void;
   /** The connection is gone for good (pg-listen gave up): the service must stop. */
   onFatal: (error: Error) => void;
 }
+
+/** How often pg-listen checks that the connection still answers. */
+export const LISTEN_CHECK_MS = 5000;
+/**
+ * How long that check may go unanswered before the connection is replaced. Under the interval: a
+ * check still waiting when the next one starts would queue behind it, and pg warns "Calling
+ * client.query() when the client is already executing a query".
+ */
+export const LISTEN_ANSWER_MS = 4000;
 
 export class WakeListener {
   private readonly subscriber: Subscriber;
@@ -23,11 +34,12 @@ export class WakeListener {
     events: ListenerEvents,
   ) {
     // pg-listen's defaults give up reconnecting after 3 s; we keep trying for 10 minutes, with a
-    // growing pause, and check the connection every 5 s so a silently dead socket is noticed.
+    // growing pause, and check the connection every 5 s so a silently dead socket is noticed: a
+    // check unanswered within LISTEN_ANSWER_MS fails, and pg-listen replaces the connection.
     this.subscriber = pgListen.default(
-      { connectionString: url, application_name: 'order-webhooks listen' },
+      connectionConfig(url, 'order-webhooks listen', { statementTimeoutMs: LISTEN_ANSWER_MS - 1000, answerTimeoutMs: LISTEN_ANSWER_MS }),
       {
-        paranoidChecking: 5000,
+        paranoidChecking: LISTEN_CHECK_MS,
         retryInterval: (attempt: number) => Math.min(250 * 2 ** attempt, 5000),
         retryLimit: Infinity,
         retryTimeout: 10 * 60 * 1000,
@@ -39,7 +51,7 @@ export class WakeListener {
       this.connected = false;
       if (attempt === 1) {
         log.warn('listen connection lost; reconnecting');
-        events.onWake(); // an idle drainer gives up the wake lock: no NOTIFY would reach it now
+        events.onLost();
       }
     });
     this.subscriber.events.on('connected', () => {

@@ -5,9 +5,10 @@ import pg from 'pg';
 import { type CaptureTarget, checkOrdersTable, installCapture, qualifiedOrdersTable, renderCapture, renderSql } from './trigger.ts';
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
-import { describeDbError, ident, lockKey } from '../db.ts';
+import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, lockKey } from '../db.ts';
 import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { reportWakeUp, type WakeUpReport } from './wakeUp.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 /** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
@@ -71,10 +72,19 @@ async function withLockRetries<T>(log: Logger, what: string, work: () => Promise
 export interface MigrateResult {
   applied: string[];
   captureInstalled: boolean;
+  /** The wake-up now in effect on this server. */
+  wakeUp: WakeUpReport;
 }
 
-export async function migrate(url: string, target: CaptureTarget, log: Logger): Promise<MigrateResult> {
-  const client = new pg.Client({ connectionString: url, application_name: 'order-webhooks migrate' });
+export async function migrate(url: string, target: CaptureTarget, log: Logger, idlePollMs = 50): Promise<MigrateResult> {
+  // Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while.
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'order-webhooks migrate',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+  });
   client.on('error', (error) => log.warn({ error: error.message }, 'migration connection failed'));
   try {
     await client.connect();
@@ -124,7 +134,8 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger): 
     const applied = pending.map((m) => `${m.version}_${m.name}`);
     for (const migration of applied) log.info({ migration }, 'migration applied');
     if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
-    return { applied, captureInstalled };
+    const wakeUp = await reportWakeUp(client, target.wakeUp ?? 'auto', idlePollMs);
+    return { applied, captureInstalled, wakeUp };
   } catch (error) {
     if (error instanceof CaptureError || error instanceof PoolerError) throw error;
     if ((error as pg.DatabaseError).code === '55P03') {

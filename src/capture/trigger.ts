@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { OrdersConfig } from '../config/config.ts';
 import { CaptureError } from '../errors.ts';
 import { ident, literal, lockKey, wakeChannel } from '../db.ts';
+import { notifyCondition, type WakeUpMode } from './wakeUp.ts';
 
 const TEMPLATE_URL = new URL('../../migrations/capture.sql', import.meta.url);
 
@@ -15,6 +16,8 @@ export interface CaptureTarget {
   schema: string;
   orders: Pick<OrdersConfig, 'schema' | 'table' | 'idColumn' | 'stateColumn' | 'dueDateColumn'> &
     Partial<Pick<OrdersConfig, 'replicaSessions'>>;
+  /** `database.wakeUp`; default `auto`. */
+  wakeUp?: WakeUpMode;
 }
 
 export function qualifiedOrdersTable(target: CaptureTarget): string {
@@ -69,6 +72,7 @@ export function renderCapture(target: CaptureTarget): string {
     DUE_CHANGED: due ? ` OR OLD.${due} IS DISTINCT FROM NEW.${due}` : '',
     CHANNEL: literal(wakeChannel(schema)),
     WAKE_LOCK: lockKey(schema, 'wake'),
+    NOTIFY_ALLOWED: notifyCondition(target.wakeUp ?? 'auto'),
     MOVED: literal(movedSetting(schema)),
     ...names,
     FIRE_ALWAYS: fireAlways,

@@ -6,9 +6,12 @@
 // every such transaction has committed: after taking it the listener looks once more and then may
 // sleep, since every later transaction will wake it. If this connection dies, the lock goes with it
 // and the order app stops paying for NOTIFYs nobody would act on.
+// Where the trigger never notifies (database.wakeUp, src/capture/wakeUp.ts), the lock is never taken
+// and the drainer polls instead.
 import pg from 'pg';
-import { describeDbError, lockKey } from '../db.ts';
+import { connectionConfig, describeDbError, isAnswerTimeout, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
+import { effectiveWakeUp, maxPreparedTransactions, type WakeUpMode } from './wakeUp.ts';
 
 /**
  * `idle`: the lock is ours, the trigger now notifies. `elsewhere`: another instance is idle and holds
@@ -16,9 +19,18 @@ import type { Logger } from '../log.ts';
  */
 export type IdleResult = 'idle' | 'elsewhere' | 'wait';
 
+export interface WakeLockOptions {
+  wakeUp: WakeUpMode;
+}
+
+/** Our statements here never wait for a lock and return one row: one unanswered this long means a dead connection. */
+export const WAKE_ANSWER_MS = 5000;
+
 export class WakeLock {
   private client: pg.Client | undefined;
   private connecting: Promise<pg.Client> | undefined;
+  /** Whether the trigger notifies on this connection's server (read once per connection: a restart ends it). */
+  private notifies = false;
   private held = false;
   private closed = false;
   private readonly key: string;
@@ -30,6 +42,7 @@ export class WakeLock {
     private readonly log: Logger,
     /** Called when the connection is lost: whatever we held is gone. */
     private readonly onLost: () => void,
+    private readonly options: WakeLockOptions,
   ) {
     this.key = lockKey(schema, 'wake');
     // The lock table is read only when the try fails, to tell an idle peer from open transactions.
@@ -47,11 +60,20 @@ export class WakeLock {
     return this.held;
   }
 
+  /**
+   * Whether the trigger sends no NOTIFY, so that an idle service must poll the journal: `poll`, or
+   * `auto` on a server that allows two-phase commit.
+   */
+  async polling(): Promise<boolean> {
+    if (this.options.wakeUp !== 'auto') return this.options.wakeUp === 'poll';
+    await this.connection();
+    return !this.notifies;
+  }
+
   /** Tries to go idle: takes the lock if no order transaction that skipped NOTIFY is still open. */
   async goIdle(): Promise<IdleResult> {
     if (this.held) return 'idle';
-    const client = await this.connection();
-    const { rows } = await client.query<{ state: IdleResult }>(this.idleSql, [this.key]);
+    const { rows } = await this.query<{ state: IdleResult }>(this.idleSql, [this.key]);
     const state = rows[0]!.state;
     if (state === 'idle') this.held = true;
     return state;
@@ -61,7 +83,12 @@ export class WakeLock {
   async goBusy(): Promise<void> {
     if (!this.held || !this.client) return;
     this.held = false;
-    await this.client.query('SELECT pg_advisory_unlock($1::bigint)', [this.key]);
+    await this.query('SELECT pg_advisory_unlock($1::bigint)', [this.key]);
+  }
+
+  /** Closes the connection (giving the lock up with it); the next use opens a new one. */
+  replace(): void {
+    if (this.client) this.drop(this.client, undefined, 'wake-lock connection replaced, as the listen connection was lost');
   }
 
   async close(): Promise<void> {
@@ -72,27 +99,59 @@ export class WakeLock {
     await client?.end().catch(() => undefined);
   }
 
+  /**
+   * A query on our connection. A failure drops the connection: a timed-out query is still running on
+   * it as far as pg knows, and one sent behind it would wait for ever (and make pg warn about a
+   * client already executing a query).
+   */
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
+    const client = await this.connection();
+    try {
+      return await client.query<R>(sql, params);
+    } catch (error) {
+      this.drop(client, error as Error);
+      throw error;
+    }
+  }
+
+  /** Forgets a connection that failed or ended; whatever we held is gone with it. */
+  private drop(client: pg.Client, error?: Error, reason?: string): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.held = false;
+    client.removeAllListeners();
+    client.on('error', () => undefined);
+    // With a query still running, end() destroys the socket rather than wait for an answer.
+    void client.end().catch(() => undefined);
+    if (this.closed) return;
+    if (reason) {
+      this.log.info(reason);
+    } else if (isAnswerTimeout(error)) {
+      this.log.warn({ answerTimeoutMs: WAKE_ANSWER_MS }, 'wake-lock connection gave no answer in time; it is closed and will be reopened');
+    } else {
+      this.log.warn({ error: error ? describeDbError(error) : 'connection ended' }, 'wake-lock connection lost; it will be reopened');
+    }
+    this.onLost();
+  }
+
   private connection(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.url, application_name: 'order-webhooks wake' });
-      const lost = (error?: Error) => {
-        if (this.client !== client) return;
-        this.client = undefined;
-        this.held = false;
+      const client = new pg.Client(
+        connectionConfig(this.url, 'order-webhooks wake', { statementTimeoutMs: WAKE_ANSWER_MS - 1000, answerTimeoutMs: WAKE_ANSWER_MS }),
+      );
+      client.on('error', (error) => this.drop(client, error));
+      client.on('end', () => this.drop(client));
+      try {
+        await client.connect();
+        if (this.options.wakeUp === 'auto') {
+          const prepared = await maxPreparedTransactions(client);
+          this.notifies = effectiveWakeUp('auto', prepared) === 'notify';
+        }
+      } catch (error) {
         client.removeAllListeners();
         client.on('error', () => undefined);
         void client.end().catch(() => undefined);
-        if (this.closed) return;
-        this.log.warn({ error: error ? describeDbError(error) : 'connection ended' }, 'wake-lock connection lost; it will be reopened');
-        this.onLost();
-      };
-      client.on('error', lost);
-      client.on('end', () => lost());
-      try {
-        await client.connect();
-      } catch (error) {
-        client.removeAllListeners();
         throw error;
       }
       this.client = client;

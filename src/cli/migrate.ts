@@ -18,17 +18,18 @@ export function migrateCommand(program: Command): void {
         process.stdout.write(`${serviceGrantScript(config.database.schema, options.printGrants)}\n`);
         return;
       }
-      const target = { schema: config.database.schema, orders: config.orders };
+      const target = { schema: config.database.schema, orders: config.orders, wakeUp: config.database.wakeUp };
       if (options.dryRun) {
         process.stdout.write(`${migrationScript(target)}\n`);
         return;
       }
       const log = createLogger(config.logLevel);
       try {
-        const result = await reporting('migrate', () => migrate(config.database.url, target, log));
+        const result = await reporting('migrate', () => migrate(config.database.url, target, log, config.database.idlePollInterval));
         const applied = result.applied.length ? `applied ${result.applied.join(', ')}` : 'schema up to date';
         const capture = result.captureInstalled ? 'capture trigger installed' : 'capture trigger up to date';
-        process.stdout.write(`migrate: ${applied}; ${capture}\n`);
+        process.stdout.write(`migrate: ${applied}; ${capture}\nmigrate: wake-up ${result.wakeUp.summary}\n`);
+        if (result.wakeUp.warning) process.stderr.write(`order-webhooks: migrate: warning: ${result.wakeUp.warning}\n`);
       } finally {
         log.flush();
       }

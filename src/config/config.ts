@@ -153,17 +153,33 @@ const webHook = z
     }
   });
 
+/** How the trigger wakes an idle service (docs/security.md, "Two-phase commit"). */
+export const WAKE_UP_MODES = ['auto', 'notify', 'poll'] as const;
+
+const database = z
+  .strictObject({
+    url: secret().optional(),
+    schema: identifier.default('order_webhooks'),
+    pollInterval: duration('PT2S'),
+    // How often a running service checks that the capture triggers are still enabled.
+    captureCheckInterval: duration('PT1M'),
+    wakeUp: z.enum(WAKE_UP_MODES).default('auto'),
+    idlePollInterval: duration('PT0.05S'),
+    statementTimeout: duration('PT10S'),
+  })
+  .superRefine((db, ctx) => {
+    if (db.idlePollInterval < 1) {
+      ctx.addIssue({ code: 'custom', path: ['idlePollInterval'], message: 'expected at least 1 ms (PT0.001S)' });
+    }
+    // Every statement of ours is short; under a second it would cut off ordinary work on a busy server.
+    if (db.statementTimeout < 1000) {
+      ctx.addIssue({ code: 'custom', path: ['statementTimeout'], message: 'expected at least PT1S' });
+    }
+  });
+
 const configSchema = z.strictObject({
   webHook: webHook.default(() => webHook.parse({})),
-  database: z
-    .strictObject({
-      url: secret().optional(),
-      schema: identifier.default('order_webhooks'),
-      pollInterval: duration('PT2S'),
-      // How often a running service checks that the capture triggers are still enabled.
-      captureCheckInterval: duration('PT1M'),
-    })
-    .default(() => ({ schema: 'order_webhooks', pollInterval: 2000, captureCheckInterval: 60_000 })),
+  database: database.default(() => database.parse({})),
   orders: z
     .strictObject({
       schema: identifier.default('public'),

@@ -284,6 +284,8 @@ export interface EmbeddedOptions {
    * roles of their own and log in as them).
    */
   auth?: 'password' | 'trust';
+  /** Extra server settings, each passed as `-c name=value` (e.g. `{ max_prepared_transactions: '10' }`). */
+  settings?: Record<string, string>;
 }
 
 /**
@@ -294,6 +296,7 @@ export interface EmbeddedOptions {
 export async function startEmbeddedPostgres({
   label = 'order-webhooks',
   auth = 'password',
+  settings = {},
 }: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const binaries = locateBinaries();
   const bin = join(reachableBinaries(binaries), 'bin');
@@ -373,6 +376,7 @@ export async function startEmbeddedPostgres({
           'synchronous_commit=off',
           '-c',
           'full_page_writes=off',
+          ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
         ],
         run,
         server,

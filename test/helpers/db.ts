@@ -2,9 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-/** The server tests use: TEST_DATABASE_URL, else the local one on 127.0.0.1:5432. */
-export function serverUrl(database = 'postgres'): string {
-  const base = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** The server tests use: TEST_DATABASE_URL, else the local one on 127.0.0.1:5432 (or `base`, another server). */
+export function serverUrl(
+  database = 'postgres',
+  base = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+): string {
   const url = new URL(base);
   url.pathname = `/${database}`;
   return url.toString();
@@ -19,8 +21,10 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(label: string): Promise<TestDatabase> {
+/** `server`: the URL of another server than the run's (one started with other settings). */
+export async function createTestDatabase(label: string, server?: string): Promise<TestDatabase> {
   const name = `ow_test_${label.replace(/\W/g, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const serverUrl = (database?: string) => serverUrlOf(database, server);
   const admin = new pg.Client({ connectionString: serverUrl() });
   await admin.connect();
   try {
@@ -52,6 +56,10 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 }
 
 /** The order app's usual table: uuid ids, a text state, a date due date. */
+function serverUrlOf(database: string | undefined, server: string | undefined): string {
+  return server === undefined ? serverUrl(database) : serverUrl(database, server);
+}
+
 export async function createOrdersTable(db: TestDatabase, table = 'orders'): Promise<void> {
   await db.query(`CREATE TABLE ${pg.escapeIdentifier(table)} (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

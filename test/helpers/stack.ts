@@ -1,8 +1,9 @@
 // A whole set-up for end-to-end tests: a database with an orders table, our schema migrated,
 // a receiver, and optionally the service running.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { after } from 'node:test';
-import { run, type ServiceProcess, startService, writeConfig } from './cli.ts';
+import { type RunResult, run, type ServiceProcess, startService, writeConfig } from './cli.ts';
 import { createOrdersTable, createTestDatabase, type TestDatabase } from './db.ts';
 import { type Receiver, startReceiver } from './receiver.ts';
 
@@ -11,6 +12,8 @@ export interface Stack {
   receiver: Receiver;
   configPath: string;
   config: Record<string, any>;
+  /** What `migrate` printed. */
+  migrated: RunResult;
   service?: ServiceProcess;
   start(): Promise<ServiceProcess>;
   close(): Promise<void>;
@@ -23,9 +26,20 @@ export async function createStack(
     orders = {},
     database = {},
     startNow = true,
-  }: { webHook?: object; orders?: object; database?: object; startNow?: boolean } = {},
+    server,
+    serviceUrl,
+  }: {
+    webHook?: object;
+    orders?: object;
+    database?: object;
+    startNow?: boolean;
+    /** Another server than the run's (its URL). */
+    server?: string;
+    /** The URL the service connects with (through a proxy, say); migrate uses the database's own. */
+    serviceUrl?: (url: string) => string;
+  } = {},
 ): Promise<Stack> {
-  const db = await createTestDatabase(label);
+  const db = await createTestDatabase(label, server);
   await createOrdersTable(db);
   const receiver = await startReceiver();
   const config = {
@@ -37,11 +51,13 @@ export async function createStack(
   const configPath = writeConfig(config);
   const migrated = await run(['migrate', '--config', configPath]);
   assert.equal(migrated.code, 0, migrated.stderr);
+  if (serviceUrl) writeFileSync(configPath, JSON.stringify({ ...config, database: { ...config.database, url: serviceUrl(db.url) } }));
   const stack: Stack = {
     db,
     receiver,
     configPath,
     config,
+    migrated,
     async start() {
       stack.service = await startService(configPath);
       return stack.service;
