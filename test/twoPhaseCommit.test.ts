@@ -162,7 +162,7 @@ describe('two-phase commit (server with max_prepared_transactions = 10)', () => 
     const auto = writeConfig({ ...s.config, database: { ...s.config.database, wakeUp: 'auto' } });
     const refused = await run(['start', '--config', auto]);
     assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /installed for another config: run `order-webhooks migrate`/);
+    assert.match(refused.stderr, /installed for another config or release: run `order-webhooks migrate`/);
     const migrated = await run(['migrate', '--config', auto]);
     assert.equal(migrated.code, 0, migrated.stderr);
     assert.match(migrated.stdout, /capture trigger installed\nmigrate: wake-up poll: /);
