@@ -17,7 +17,7 @@ export function qualifiedOrdersTable(target: CaptureTarget): string {
   return `${ident(target.orders.schema)}.${ident(target.orders.table)}`;
 }
 
-function triggerName(schema: string, kind: 'insert' | 'update'): string {
+export function triggerName(schema: string, kind: 'insert' | 'update'): string {
   return `${schema}_capture_${kind}`.slice(-63);
 }
 

@@ -10,7 +10,14 @@ export const ENV = {
   configPath: 'ORDER_WEBHOOKS_CONFIG',
   databaseUrl: 'DATABASE_URL',
   logLevel: 'LOG_LEVEL',
+  /** https://no-color.org: any non-empty value turns colour off in the command line's output. */
+  noColor: 'NO_COLOR',
 } as const;
+
+/** Whether colour may be used on a terminal (NO_COLOR not set). */
+export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env[ENV.noColor];
+}
 
 const DEFAULT_RETRY_DELAYS = ['PT5S', 'PT30S', 'PT2M', 'PT10M', 'PT30M', 'PT1H', 'PT3H', 'PT6H', 'PT12H'];
 

@@ -26,6 +26,8 @@ export interface Outgoing {
   eventId: string;
   attempt: number;
   body: string;
+  /** Headers beyond the usual ones (`order-webhooks check --send` marks its test request). */
+  extraHeaders?: Record<string, string>;
 }
 
 export interface Outcome {
@@ -90,6 +92,7 @@ export class Sender {
       'user-agent': 'order-webhooks',
       'x-event-id': outgoing.eventId,
       'x-event-attempt': String(outgoing.attempt),
+      ...outgoing.extraHeaders,
     };
     if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body);
     const startedAt = new Date();
@@ -129,6 +132,21 @@ export class Sender {
     const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], Date.now()) : null;
     const { kind, reason } = statusFailure(status, response.statusMessage);
     return { ok: false, startedAt, durationMs, httpStatus: status, error: reason, errorKind: kind, retryAfterMs };
+  }
+
+  /**
+   * A HEAD request to the endpoint through the same agent, TLS set-up and timeouts as every webhook
+   * (`order-webhooks check`): any answer, whatever its status, proves connection, handshake and
+   * client certificate. Nothing is posted, so the receiver records no event.
+   */
+  async probe(): Promise<{ ok: boolean; httpStatus: number | null; error: string | null; errorKind: FailureKind | null }> {
+    try {
+      const response = (await this.client(this.url, { method: 'HEAD', headers: { 'user-agent': 'order-webhooks' } })) as Response;
+      return { ok: true, httpStatus: response.statusCode, error: null, errorKind: null };
+    } catch (e) {
+      const { kind, reason } = classifyRequestError(e, this.hook);
+      return { ok: false, httpStatus: null, error: this.scrub(reason), errorKind: kind };
+    }
   }
 
   close(): void {
