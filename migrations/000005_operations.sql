@@ -70,9 +70,18 @@ COMMENT ON VIEW :SCHEMA.summary IS 'order-webhooks: event counts by status and e
 -- case needs care: a later event of the same order may be in flight right now (claimed from the
 -- outbox or from the journal). Were the replayed event due at once, both would be on the wire
 -- together and could arrive in either order. So it is due when the last such claim's lease ends
--- (at most webHook.leaseTimeout from now), and at once otherwise.
+-- (at most webHook.leaseTimeout from now), and at once otherwise. The order's pending events are
+-- locked first and leases read by the next statement, so a claim that committed meanwhile is seen.
 CREATE FUNCTION :SCHEMA.replay_outbox(ids bigint[]) RETURNS integer
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  replayed integer;
+BEGIN
+  PERFORM 1 FROM :SCHEMA.outbox q
+   WHERE q.status = 'pending'
+     AND q.order_id IN (SELECT o.order_id FROM :SCHEMA.outbox o WHERE o.id = ANY(ids) AND o.status <> 'pending')
+   ORDER BY q.id  -- the order in which the service's writes lock rows too: no deadlock with them
+     FOR UPDATE;
   WITH picked AS (
     SELECT o.id, o.order_id FROM :SCHEMA.outbox o
      WHERE o.id = ANY(ids) AND o.status <> 'pending'
@@ -87,7 +96,7 @@ LANGUAGE sql VOLATILE AS $$
       FROM :SCHEMA.change c
      WHERE c.claimed_until > now() AND c.order_id IN (SELECT order_id FROM picked)
      GROUP BY c.order_id),
-  replayed AS (
+  done AS (
     UPDATE :SCHEMA.outbox o
        SET status = 'pending', delivered_at = NULL, replayed_at = now(),
            next_attempt_at = greatest(now(), ob.until, jb.until)
@@ -96,7 +105,9 @@ LANGUAGE sql VOLATILE AS $$
       LEFT JOIN journal_busy jb ON jb.order_id = p.order_id
      WHERE o.id = p.id
     RETURNING 1)
-  SELECT count(*)::int FROM replayed
+  SELECT count(*)::int INTO replayed FROM done;
+  RETURN replayed;
+END
 $$;
 
 -- The replay functions for operators. `first_id` and `last_id` (optional) limit them to a window of

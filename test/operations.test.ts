@@ -450,6 +450,18 @@ describe('operations', () => {
       assert.equal(file.code, 1);
       assert.match(file.stdout, /^failed\s+tls\s+webHook\.sslTrustFile: .*\/nonexistent\/ca\.pem/m);
 
+      // A database that cannot be reached: one line, and never its password.
+      const password = 'DbPassw0rd-ops-5t';
+      const down2 = writeConfig({ ...s.config, database: { url: `postgres://postgres:${password}@127.0.0.1:1/nowhere` } });
+      const noDb = await run(['check', '--config', down2]);
+      assert.equal(noDb.code, 1);
+      assert.match(noDb.stdout, /^failed\s+database\s+cannot connect to the database: .*ECONNREFUSED/m);
+      const noDbStatus = await run(['status', '--config', down2]);
+      assert.equal(noDbStatus.code, 1);
+      assert.match(noDbStatus.stderr, /^order-webhooks: status: cannot connect to the database: /);
+      assert.equal(noDbStatus.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
+      for (const output of [noDb.stdout, noDb.stderr, noDbStatus.stdout, noDbStatus.stderr]) assert.ok(!output.includes(password));
+
       const badConfig = await run(['check', '--config', writeConfig({ webHook: { enabled: 'yes' }, database: { url: s.db.url } })]);
       assert.equal(badConfig.code, 2);
       assert.match(badConfig.stdout, /^failed\s+config\s+config error: webHook\.enabled: expected boolean/m);

@@ -102,17 +102,18 @@ async function status(options: StatusOptions): Promise<void> {
             : 'none pending',
         ],
         ['delivered, last 5 min', outbox.deliveredRecently],
-        [
-          'last failure',
-          failure
-            ? `${formatTime(failure.at)} ${failure.kind ?? 'failed'}: ${failure.reason ?? ''} (event ${failure.eventId}, order ${failure.orderId}, attempt ${failure.attempt})`
-            : 'none',
-        ],
-        [
-          'instances',
-          `${outbox.instances} running${outbox.connections.length ? ` (${outbox.connections.map((c) => `${c.application} x${c.connections}`).join(', ')})` : ''}`,
-        ],
+        ['last failure', failure ? `${failure.kind ?? 'failed'}: ${failure.reason ?? ''}` : 'none'],
       );
+      if (failure) {
+        pairs.push(
+          ['  at', `${formatTime(failure.at)}, attempt ${failure.attempt}`],
+          ['  event', `${failure.eventId} (order ${failure.orderId})`],
+        );
+      }
+      pairs.push([
+        'instances',
+        `${outbox.instances} running${outbox.connections.length ? ` (${outbox.connections.map((c) => `${c.application} x${c.connections}`).join(', ')})` : ''}`,
+      ]);
     }
     printPairs(pairs);
     if (attention.length === 0) process.stdout.write(`${paint('green', 'ok')}\n`);
