@@ -284,6 +284,21 @@ describe('operations', () => {
     );
     assert.deepEqual(events[0], { in_flight: true, unrecorded_attempts: 0 });
 
+    // The same while a later change of the order is on its first attempt straight from the journal.
+    await s.db.query("UPDATE order_webhooks.outbox SET status = 'delivered', next_attempt_at = NULL WHERE id = $1", [rows[0]!.id]);
+    await s.db.query("UPDATE order_webhooks.outbox SET next_attempt_at = now() - interval '1 second' WHERE id = $1", [rows[3]!.id]);
+    await s.db.query(
+      "INSERT INTO order_webhooks.change (order_id, op, old_state, new_state, attempts, claimed_until) VALUES ($1, 'UPDATE', 'signed', 'canceled', 1, now() + interval '1 minute')",
+      [orderId],
+    );
+    await s.db.query('SELECT order_webhooks.replay_event($1)', [rows[0]!.event_id]);
+    const [behindJournal] = await s.db.query<{ due_later: boolean }>(
+      "SELECT next_attempt_at > now() + interval '50 seconds' AS due_later FROM order_webhooks.outbox WHERE id = $1",
+      [rows[0]!.id],
+    );
+    assert.equal(behindJournal!.due_later, true, 'waits for the lease of the journal claim');
+    await s.db.query('DELETE FROM order_webhooks.change');
+
     // The lease ran out with no result: that attempt's instance died. Replayed now, the first event
     // is due at once and goes out before the later pending one.
     await s.db.query("UPDATE order_webhooks.outbox SET next_attempt_at = now() + interval '2 seconds' WHERE id = $1", [rows[3]!.id]);
@@ -380,6 +395,13 @@ describe('operations', () => {
       assert.deepEqual(JSON.parse(dropped.stdout), { table: '"public"."orders"', droppedTrigger: true, droppedSchema: true });
       assert.equal(dump(), before);
       assert.deepEqual(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'order_webhooks'"), []);
+      const gone = await run(['status', '--config', configPath, '--json']);
+      assert.equal(gone.code, 1);
+      assert.equal(JSON.parse(gone.stdout).schema.version, null);
+      assert.match(JSON.parse(gone.stdout).attention.join('\n'), /schema order_webhooks not installed/);
+      const list = await run(['outbox', 'list', '--config', configPath]);
+      assert.equal(list.code, 2);
+      assert.match(list.stderr, /run `order-webhooks migrate`/);
     } finally {
       await db.drop();
     }
