@@ -1,10 +1,10 @@
 // The operator commands (status, outbox, replay, purge, check, uninstall) and the psql views and
 // functions behind them, against a real database, a real receiver and the real bin.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { run, writeConfig } from './helpers/cli.ts';
+import { BIN, run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase } from './helpers/db.ts';
 import { startHttpsReceiver, type HttpsReceiver } from './helpers/httpsServer.ts';
 import { ORDER_LIFE, playOrder } from './helpers/orders.ts';
@@ -97,6 +97,15 @@ describe('operations', () => {
     assert.equal(table.code, 0);
     assert.match(table.stdout, new RegExp(`${listed.body[3].eventId}.*OrderSigned.*delivered`));
     assert.doesNotMatch(table.stdout, /OrderCreated/);
+    assert.equal((await json(s, 'outbox', 'list', '--since', 'PT1H')).body.length, 4);
+    assert.deepEqual((await json(s, 'outbox', 'list', '--until', 'PT1H')).body, []);
+    const limited = await json(s, 'outbox', 'list', '--limit', '2');
+    assert.deepEqual(
+      limited.body.map((e: { eventType: string }) => e.eventType),
+      ['OrderSigned', 'OrderDueDateUpdated'],
+      'newest first',
+    );
+    assert.match((await cli(s, 'outbox', 'list', '--limit', '2')).stderr, /^2 event\(s\) \(--limit 2; there may be more\)$/m);
     const none = await json(s, 'outbox', 'list', '--status', 'failed');
     assert.deepEqual(none.body, []);
     const shown = await json(s, 'outbox', 'show', listed.body[0].eventId);
@@ -405,6 +414,37 @@ describe('operations', () => {
     } finally {
       await db.drop();
     }
+  });
+
+  it('on a terminal: colour unless NO_COLOR is set, and a progress bar on stderr for a large replay', async () => {
+    const s = await stack('ops_tty', { startNow: false });
+    await s.db.query(
+      `INSERT INTO order_webhooks.outbox (change_id, order_id, event_type, body, status, attempts, next_attempt_at, last_error, last_error_kind)
+       SELECT g, 'o' || (g % 100), 'OrderCreated', '{}', 'failed', 3, NULL, 'http: 500 Internal Server Error', 'http_status'
+         FROM generate_series(1, 2500) g`,
+    );
+    // `script` runs the command on a pseudo-terminal and prints what the terminal showed.
+    const onTerminal = (args: string, env: Record<string, string> = {}) => {
+      const result = spawnSync('script', ['-qec', `${process.execPath} ${BIN} ${args} --config ${s.configPath}`, '/dev/null'], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', ...env },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return { code: result.status, screen: result.stdout };
+    };
+    const colour = onTerminal('status');
+    assert.equal(colour.code, 1, colour.screen);
+    assert.match(colour.screen, /\x1b\[31mneeds attention:/, 'red on a terminal');
+    const plain = onTerminal('status', { NO_COLOR: '1' });
+    assert.equal(plain.code, 1);
+    assert.match(plain.screen, /needs attention: 2500 failed event/);
+    assert.ok(!plain.screen.includes('\x1b['), 'no escape codes with NO_COLOR');
+    const replay = onTerminal('replay --failed');
+    assert.equal(replay.code, 0, replay.screen);
+    assert.match(replay.screen, /replay \[.*\] 100% \| 2500\/2500 outbox ids \| 2500 replayed/);
+    assert.match(replay.screen, /replay: 2500 event\(s\) back to pending \(failed events\)/);
+    const piped = await cli(s, 'replay', '--failed');
+    assert.equal(piped.stderr, '', 'no bar when stderr is not a terminal');
   });
 
   describe('check', () => {
