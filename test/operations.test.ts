@@ -8,7 +8,7 @@ import { BIN, run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase } from './helpers/db.ts';
 import { startHttpsReceiver, type HttpsReceiver } from './helpers/httpsServer.ts';
 import { ORDER_LIFE, playOrder } from './helpers/orders.ts';
-import { makePki, type Pki } from './helpers/pki.ts';
+import { makePki, PASSWORD, type Pki } from './helpers/pki.ts';
 import { waitFor } from './helpers/poll.ts';
 import { startReceiver } from './helpers/receiver.ts';
 import { outbox, type Stack, stacksClosedAfter } from './helpers/stack.ts';
@@ -450,12 +450,15 @@ describe('operations', () => {
   describe('check', () => {
     let pki: Pki;
     let selfSigned: HttpsReceiver;
+    let mutual: HttpsReceiver; // asks for a client certificate from the test CA
     before(async () => {
       pki = makePki();
       selfSigned = await startHttpsReceiver({ key: pki.read('self-signed.key'), cert: pki.read('self-signed.pem') });
+      mutual = await startHttpsReceiver({ key: pki.read('server.key'), cert: pki.read('server.pem'), clientCa: pki.read('ca.pem') });
     });
     after(async () => {
       await selfSigned?.close();
+      await mutual?.close();
       rmSync(pki.dir, { recursive: true, force: true });
     });
 
@@ -511,6 +514,33 @@ describe('operations', () => {
       const file = await run(['check', '--config', missing]);
       assert.equal(file.code, 1);
       assert.match(file.stdout, /^failed\s+tls\s+webHook\.sslTrustFile: .*\/nonexistent\/ca\.pem/m);
+
+      // A receiver that asks for a client certificate: refused without one, accepted with it.
+      const trusted = { endpoint: mutual.url, useSslTrustAll: false, sslKeyPassword: PASSWORD };
+      const noClientCert = writeConfig({ ...s.config, webHook: { ...s.config.webHook, ...trusted, sslKeyFile: pki.path('ca.pem') } });
+      const withoutCert = await run(['check', '--config', noClientCert]);
+      assert.equal(withoutCert.code, 1);
+      assert.match(withoutCert.stdout, /^ok\s+tls\s+files loaded/m);
+      assert.match(
+        withoutCert.stdout,
+        /^failed\s+endpoint\s+https:\/\/127\.0\.0\.1:\d+\/automation\/\?key=REDACTED: (tls|reset|connection closed)/m,
+      );
+      const clientCert = writeConfig({
+        ...s.config,
+        webHook: {
+          ...s.config.webHook,
+          ...trusted,
+          useSslClientCert: true,
+          sslKeyFile: pki.path('client.p12'),
+          sslTrustFile: pki.path('ca.pem'),
+        },
+      });
+      const withCert = await run(['check', '--config', clientCert, '--send']);
+      assert.equal(withCert.code, 0, withCert.stdout);
+      assert.match(withCert.stdout, /^ok\s+send\s+test request answered 200/m);
+      assert.ok(mutual.clients.length >= 2 && mutual.clients.every((cn) => cn !== null), 'the client certificate was presented');
+      assertNoSecret(withoutCert.stdout, withCert.stdout);
+      assert.ok(!withCert.stdout.includes(PASSWORD) && !withoutCert.stdout.includes(PASSWORD));
 
       // A database that cannot be reached: one line, and never its password.
       const password = 'DbPassw0rd-ops-5t';

@@ -92,8 +92,8 @@ export class Sender {
       'user-agent': 'order-webhooks',
       'x-event-id': outgoing.eventId,
       'x-event-attempt': String(outgoing.attempt),
-      ...outgoing.extraHeaders,
     };
+    if (outgoing.extraHeaders) Object.assign(headers, outgoing.extraHeaders);
     if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body);
     const startedAt = new Date();
     const started = performance.now();
