@@ -67,8 +67,14 @@ describe('failure kinds', () => {
 
   it('upgrading from version 3 gives the failures already recorded the kind their reason implies', async () => {
     const s = await stack('kinds_upgrade', { startNow: false });
-    // Back to version 3 with failures recorded by then.
-    await s.db.query(`ALTER TABLE order_webhooks.outbox DROP COLUMN last_error_kind;
+    // Back to version 3 with failures recorded by then (first undoing the operations migration,
+    // whose views read the columns version 4 added).
+    await s.db.query(`DROP VIEW order_webhooks.events, order_webhooks.attempts, order_webhooks.pending,
+        order_webhooks.failures, order_webhooks.summary;
+      DROP FUNCTION order_webhooks.replay_event, order_webhooks.replay_failed, order_webhooks.replay_order,
+        order_webhooks.replay_range, order_webhooks.replay_outbox, order_webhooks.attempt_in_flight;
+      ALTER TABLE order_webhooks.outbox DROP COLUMN replayed_at;
+      ALTER TABLE order_webhooks.outbox DROP COLUMN last_error_kind;
       ALTER TABLE order_webhooks.outbox_attempt DROP COLUMN error_kind;
       DELETE FROM order_webhooks.migration WHERE version >= 4`);
     const reasons: [string | null, string | null][] = [

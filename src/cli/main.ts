@@ -4,7 +4,13 @@ import { Command, CommanderError } from 'commander';
 import { isServiceConfigured } from '../config/config.ts';
 import { demo, demoCommand } from './demo.ts';
 import { CommandFailure, EXIT_FAILURE, EXIT_USAGE } from './exit.ts';
+import { checkCommand } from './check.ts';
 import { migrateCommand } from './migrate.ts';
+import { outboxCommand } from './outbox.ts';
+import { purgeCommand } from './purge.ts';
+import { replayCommand } from './replay.ts';
+import { statusCommand } from './status.ts';
+import { uninstallCommand } from './uninstall.ts';
 import { type ConfigOption, withConfigOption } from './options.ts';
 import { start, startCommand } from './start.ts';
 
@@ -15,6 +21,12 @@ const program = new Command('order-webhooks')
 
 migrateCommand(program);
 startCommand(program);
+statusCommand(program);
+outboxCommand(program);
+replayCommand(program);
+purgeCommand(program);
+checkCommand(program);
+uninstallCommand(program);
 demoCommand(program);
 
 // `npm start`: the real service when there is a config (--config, ORDER_WEBHOOKS_CONFIG or

@@ -10,10 +10,17 @@ export const ENV = {
   configPath: 'ORDER_WEBHOOKS_CONFIG',
   databaseUrl: 'DATABASE_URL',
   logLevel: 'LOG_LEVEL',
+  /** https://no-color.org: any non-empty value turns colour off in the command line's output. */
+  noColor: 'NO_COLOR',
 } as const;
 
 /** `whsec_` then the base64 of the key bytes, as Standard Webhooks writes its secrets. */
 export const WHSEC = /^whsec_(?=.)(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Whether colour may be used on a terminal (NO_COLOR not set). */
+export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env[ENV.noColor];
+}
 
 const DEFAULT_RETRY_DELAYS = ['PT5S', 'PT30S', 'PT2M', 'PT10M', 'PT30M', 'PT1H', 'PT3H', 'PT6H', 'PT12H'];
 

@@ -26,6 +26,8 @@ export interface Outgoing {
   eventId: string;
   attempt: number;
   body: string;
+  /** Headers beyond the usual ones (`order-webhooks check --send` marks its test request). */
+  extraHeaders?: Record<string, string>;
 }
 
 export interface Outcome {
@@ -97,6 +99,7 @@ export class Sender {
       'x-event-id': outgoing.eventId,
       'x-event-attempt': String(outgoing.attempt),
     };
+    if (outgoing.extraHeaders) Object.assign(headers, outgoing.extraHeaders);
     if (this.hook.secret) headers['x-signature'] = signBody(this.hook.secret, outgoing.body, this.hook.signatureEncoding);
     const startedAt = new Date();
     if (this.hook.standardWebhooks) {
@@ -166,6 +169,21 @@ export class Sender {
 
   private retryAfter(status: number, headers: http.IncomingHttpHeaders): number | null {
     return status === 429 || status === 503 ? parseRetryAfter(headers['retry-after'], Date.now()) : null;
+  }
+
+  /**
+   * A HEAD request to the endpoint through the same agent, TLS set-up and timeouts as every webhook
+   * (`order-webhooks check`): any answer, whatever its status, proves connection, handshake and
+   * client certificate. Nothing is posted, so the receiver records no event.
+   */
+  async probe(): Promise<{ ok: boolean; httpStatus: number | null; error: string | null; errorKind: FailureKind | null }> {
+    try {
+      const response = (await this.client(this.url, { method: 'HEAD', headers: { 'user-agent': 'order-webhooks' } })) as Response;
+      return { ok: true, httpStatus: response.statusCode, error: null, errorKind: null };
+    } catch (e) {
+      const { kind, reason } = classifyRequestError(e, this.hook);
+      return { ok: false, httpStatus: null, error: this.scrub(reason), errorKind: kind };
+    }
   }
 
   close(): void {
