@@ -68,6 +68,11 @@ export class Outbox {
       SELECT (SELECT count(*) FROM updated)::int AS applied, set_config('synchronous_commit', 'off', true) AS async_commit`;
   }
 
+  /** The claim statement ($1 limit, $2 lease in ms), for the bench to EXPLAIN. */
+  get claimStatement(): string {
+    return this.claimSql;
+  }
+
   async claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
     const { rows } = await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs]);
     // The earliest first, so that the first slots go to the oldest events.
