@@ -614,7 +614,7 @@ function rows(): Row[] {
   const w5b = results.W5b as BigBacklogResult | undefined;
   if (w5b) {
     out.push([
-      `W5b claim ms at ${f(w5b.small.waiting)} / ${f(w5b.large.waiting)} waiting`,
+      `W5b claim ms at ${f(w5b.small.waiting)} / ${f(w5b.large.waiting)} waiting (${f(w5b.large.inOutbox)} in the outbox)`,
       `${f(w5b.small.claim.ms, 2)} / ${f(w5b.large.claim.ms, 2)} (${f(w5b.ratio, 2)}×)`,
       '≤ 2×',
       w5b.ratio <= 2,
