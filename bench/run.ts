@@ -583,6 +583,19 @@ function rows(): Row[] {
       '≤ 1.25×',
       w5.ratios.pgMsPerRetry <= 1.25,
     ]);
+    // The first 30 s are a ramp: most changes go out straight from the journal, heads not yet on their 5 s delay.
+    out.push([
+      'W5 the same, last 30 s / second 30 s',
+      w[1] ? `${f(w.at(-1)!.pgMsPerRetry / w[1].pgMsPerRetry, 2)}×` : 'n/a',
+      '',
+      undefined,
+    ]);
+    out.push([
+      'W5 failed attempts/s, first / last 30 s',
+      `${f(w[0]!.failedAttempts / 30)} / ${f(w.at(-1)!.failedAttempts / 30)}`,
+      '',
+      undefined,
+    ]);
     out.push([
       'W5 service CPU % of a core, first / last 30 s',
       `${f(w[0]!.serviceCpuPct)} / ${f(w.at(-1)!.serviceCpuPct)} (${f(w5.ratios.serviceCpu, 2)}×)`,
