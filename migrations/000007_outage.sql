@@ -5,8 +5,11 @@
 -- read all of them). When a head leaves `pending`, the trigger below makes the next event of its
 -- order due, in the same statement.
 -- Stop every running instance before applying it: an older release would insert waiting events due.
+-- Each step can be applied again (IF EXISTS, OR REPLACE), so a schema taken back to an earlier
+-- version by deleting rows of :SCHEMA.migration migrates forward again.
 
-ALTER TABLE :SCHEMA.outbox DROP CONSTRAINT outbox_pending_has_next_attempt;
+ALTER TABLE :SCHEMA.outbox DROP CONSTRAINT IF EXISTS outbox_pending_has_next_attempt;
+ALTER TABLE :SCHEMA.outbox DROP CONSTRAINT IF EXISTS outbox_done_has_no_next_attempt;
 -- Delivered and failed events still have none; a pending event may now have none (it waits).
 ALTER TABLE :SCHEMA.outbox ADD CONSTRAINT outbox_done_has_no_next_attempt
   CHECK (status = 'pending' OR next_attempt_at IS NULL);
@@ -21,7 +24,7 @@ UPDATE :SCHEMA.outbox o SET next_attempt_at = NULL
 -- after our row is locked and with a snapshot of its own: it sees an event that a concurrent move
 -- inserted behind ours while we waited for its lock (the move locks the order's earliest pending
 -- event while it decides, see src/outbox/journal.ts), so no event is left waiting behind nothing.
-CREATE FUNCTION :SCHEMA.outbox_due_next() RETURNS trigger
+CREATE OR REPLACE FUNCTION :SCHEMA.outbox_due_next() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
   UPDATE :SCHEMA.outbox n SET next_attempt_at = now()
@@ -33,6 +36,7 @@ BEGIN
 END
 $fn$;
 
+DROP TRIGGER IF EXISTS outbox_due_next ON :SCHEMA.outbox;
 CREATE TRIGGER outbox_due_next AFTER UPDATE OF status ON :SCHEMA.outbox
   FOR EACH ROW WHEN (OLD.status = 'pending' AND NEW.status <> 'pending')
   EXECUTE FUNCTION :SCHEMA.outbox_due_next();
