@@ -34,9 +34,13 @@ export function machineCpuSeconds(): number {
 export interface ReceiverProcess {
   url: string;
   cpuSeconds(): number;
-  /** Starts a new phase: forgets what arrived, answers after `delayMs`. */
-  phase(delayMs?: number): Promise<void>;
+  /** Starts a new phase: forgets what arrived, answers `status` (200) after `delayMs`. */
+  phase(delayMs?: number, status?: number): Promise<void>;
+  /** From now on answers `status`, keeping what arrived. */
+  answer(status: number): Promise<void>;
   count(): Promise<number>;
+  /** Requests answered 200 so far in this phase, and those answered with another status. */
+  counts(): Promise<{ accepted: number; rejected: number }>;
   collect(): Promise<{ arrivals: Arrival[]; badSignatures: number; other: number }>;
   close(): void;
 }
@@ -56,8 +60,13 @@ export async function startReceiver(secret: string): Promise<ReceiverProcess> {
   return {
     url: `http://127.0.0.1:${port}/automation`,
     cpuSeconds: () => cpuSecondsOf(child.pid!),
-    phase: async (delayMs = 0) => void (await ask({ type: 'phase', delayMs }, 'phase')),
+    phase: async (delayMs = 0, status = 200) => void (await ask({ type: 'phase', delayMs, status }, 'phase')),
+    answer: async (status) => void (await ask({ type: 'answer', status }, 'answer')),
     count: async () => (await ask({ type: 'count' }, 'count')).count,
+    counts: async () => {
+      const { count, rejected } = await ask({ type: 'count' }, 'count');
+      return { accepted: count, rejected };
+    },
     collect: () => ask({ type: 'collect' }, 'collect'),
     close: () => child.disconnect(),
   };
@@ -65,6 +74,8 @@ export async function startReceiver(secret: string): Promise<ReceiverProcess> {
 
 export interface ServiceProcess {
   pid: number;
+  /** Resident set size now (VmRSS), in MB. */
+  rssMb(): number;
   /** When it logged "started". */
   startedAt: number;
   /** Peak resident set size so far (VmHWM), in MB. */
@@ -146,6 +157,7 @@ export async function startService(configPath: string, extraNodeArgs: string[] =
   return {
     pid,
     startedAt,
+    rssMb: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024,
     peakRssMb: () => peakRssOf(pid),
     launcherPeakRssMb: () => chain.slice(0, -1).reduce((sum, launcher) => sum + peakRssOf(launcher), 0),
     cpuSeconds: () => cpuSecondsOf(pid),

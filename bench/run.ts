@@ -1,11 +1,12 @@
 // `npm run bench`: the performance suite of issue 6. Creates its own database on the server given by
 // BENCH_DATABASE_URL (default: the local one), runs W1–W4 against the real service process, prints
 // every figure beside its target, writes bench/results/latest.json, and drops the database.
-// BENCH_ONLY=W1,W3 runs a subset; BENCH_W1_SECONDS sets the length of each pgbench run;
+// BENCH_ONLY=W1,W3 runs a subset (W5 brings W3 along: its drain rate is W5's yardstick);
+// BENCH_W1_SECONDS sets the length of each pgbench run, BENCH_W5_SECONDS the outage's;
 // BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -19,11 +20,14 @@ import {
   startReceiver,
   startService,
 } from './processes.ts';
+import { type BigBacklogResult, type OutageResult, runBigBacklog, runOutage, W5_RETRY_DELAYS } from './outage.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5').split(',').map((s) => s.trim().toUpperCase()));
+if (ONLY.has('W5')) ONLY.add('W3');
+const W5_PLOT = process.env.BENCH_W5_PLOT ?? new URL('../docs/w5-outage.svg', import.meta.url).pathname;
 const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const SERVICE_NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -479,6 +483,25 @@ async function w4(configPath: string): Promise<void> {
   log(`W4: ${delivery.perSecond.toFixed(0)} events/s of ${CONCURRENCY / 0.05}`);
 }
 
+async function w5(configPath: string): Promise<void> {
+  if (service) await settle();
+  await service?.stop();
+  // Short retry delays, so that recovery is not the backoff schedule; they outlast the outage.
+  const config = JSON.parse(readFileSync(configPath, 'utf8'));
+  config.webHook.retry = { delays: W5_RETRY_DELAYS };
+  const w5Config = configPath.replace(/\.json$/, '-w5.json');
+  writeFileSync(w5Config, JSON.stringify(config, null, 2));
+  service = await startService(w5Config, SERVICE_NODE_ARGS);
+  await settle();
+  const ctx = { dbUrl, db: db!, receiver: receiver!, service, log, backlog };
+  results.W5 = await runOutage(ctx, W5_PLOT);
+  await settle();
+  results.W5b = await runBigBacklog(ctx);
+  // W5b leaves 200,000 events pending: nothing after it, the database is dropped.
+  await service.stop();
+  service = undefined;
+}
+
 // ---- the report --------------------------------------------------------------------------------
 
 type Row = [string, string, string, boolean | undefined];
@@ -555,6 +578,77 @@ function rows(): Row[] {
       w4.delivery.lost === 0 && w4.delivery.duplicates === 0,
     ]);
   }
+  const w5 = results.W5 as OutageResult | undefined;
+  if (w5) {
+    const w = w5.windows;
+    out.push([
+      'W5 PostgreSQL CPU ms per failed attempt (whole outage; first / last 30 s)',
+      `${f(w5.pgMsPerRetry, 2)} (${f(w[0]!.pgMsPerRetry, 2)} / ${f(w.at(-1)!.pgMsPerRetry, 2)})`,
+      '≤ 1',
+      w5.pgMsPerRetry <= 1,
+    ]);
+    out.push([
+      'W5 PostgreSQL CPU per failed attempt, last 30 s / first',
+      `${f(w5.ratios.pgMsPerRetry, 2)}×`,
+      '≤ 1.25×',
+      w5.ratios.pgMsPerRetry <= 1.25,
+    ]);
+    // The first 30 s are a ramp: most changes go out straight from the journal, heads not yet on their 5 s delay.
+    out.push([
+      'W5 the same, last 30 s / second 30 s',
+      w[1] ? `${f(w.at(-1)!.pgMsPerRetry / w[1].pgMsPerRetry, 2)}×` : 'n/a',
+      '',
+      undefined,
+    ]);
+    out.push([
+      'W5 failed attempts/s, first / last 30 s',
+      `${f(w[0]!.failedAttempts / 30)} / ${f(w.at(-1)!.failedAttempts / 30)}`,
+      '',
+      undefined,
+    ]);
+    out.push([
+      'W5 service CPU % of a core, first / last 30 s',
+      `${f(w[0]!.serviceCpuPct)} / ${f(w.at(-1)!.serviceCpuPct)} (${f(w5.ratios.serviceCpu, 2)}×)`,
+      '≤ 1.25×',
+      w5.ratios.serviceCpu <= 1.25,
+    ]);
+    out.push([
+      'W5 claim statement ms, first / last 30 s',
+      `${f(w[0]!.claim.ms, 2)} / ${f(w.at(-1)!.claim.ms, 2)} (${f(w5.ratios.claim, 2)}×)`,
+      '≤ 1.25×',
+      w5.ratios.claim <= 1.25,
+    ]);
+    out.push(['W5 events waiting at the end of the outage', f(w.at(-1)!.waiting), '', undefined]);
+    out.push(['W5 service peak RSS MB (outage and drain)', f(w5.peakRssMb), '≤ 120', w5.peakRssMb <= 120]);
+    const w3rate = (results.W3 as any)?.drain?.perSecond as number | undefined;
+    out.push([
+      'W5 drain events/s (time to drain s)',
+      `${f(w5.drain.perSecond)} (${f(w5.drain.seconds, 1)} s)`,
+      w3rate ? `≥ ${f(0.8 * w3rate)} (0.8 × W3)` : '≥ 0.8 × W3',
+      w3rate ? w5.drain.perSecond >= 0.8 * w3rate : undefined,
+    ]);
+    out.push([
+      'W5 lost / duplicates / order violations',
+      `${w5.drain.lost} / ${w5.drain.duplicates} / ${w5.drain.orderViolations}`,
+      '0 / 0 / 0',
+      w5.drain.lost === 0 && w5.drain.duplicates === 0 && w5.drain.orderViolations === 0,
+    ]);
+  }
+  const w5b = results.W5b as BigBacklogResult | undefined;
+  if (w5b) {
+    out.push([
+      `W5b claim ms at ${f(w5b.small.waiting)} / ${f(w5b.large.waiting)} waiting (${f(w5b.large.inOutbox)} in the outbox)`,
+      `${f(w5b.small.claim.ms, 2)} / ${f(w5b.large.claim.ms, 2)} (${f(w5b.ratio, 2)}×)`,
+      '≤ 2×',
+      w5b.ratio <= 2,
+    ]);
+    out.push([
+      'W5b PostgreSQL CPU ms per failed attempt, at each',
+      `${f(w5b.small.pgMsPerRetry, 2)} / ${f(w5b.large.pgMsPerRetry, 2)}`,
+      '',
+      undefined,
+    ]);
+  }
   return out;
 }
 
@@ -576,6 +670,7 @@ async function main(): Promise<void> {
   if (ONLY.has('W2')) await w2(configPath);
   if (ONLY.has('W3')) await w3(configPath);
   if (ONLY.has('W4')) await w4(configPath);
+  if (ONLY.has('W5')) await w5(configPath);
   const meta = {
     date: new Date().toISOString(),
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GB`,

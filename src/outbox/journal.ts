@@ -97,7 +97,12 @@ export class Journal {
                   AS alone`;
     // Every statement that ends a claim checks that it is still ours (same attempt number): if our
     // lease ran out and another instance claimed the change, its claim decides.
-    // A move deletes the changes and inserts their events, pending and due now, in journal order.
+    // A move deletes the changes and inserts their events, pending, in journal order. Only an order's
+    // head is due (migration 7): an event is due now only if it is its order's first here and the
+    // order has nothing pending in the outbox; the others wait, with no time, for the trigger that
+    // makes them due when the one ahead leaves `pending`. The order's earliest pending event is locked
+    // while we decide (in id order, the order results lock rows in), so that a result taking it out
+    // of `pending` meanwhile is seen here, and one that comes later sees our events from its trigger.
     this.moveSql = `WITH m AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)),
       done AS (
         DELETE FROM ${schema}.change c USING m
@@ -106,9 +111,20 @@ export class Journal {
       e AS (
         SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
           WITH ORDINALITY AS e(change_id, event_id, order_id, event_type, body, attempts, n)),
+      ahead AS MATERIALIZED (
+        SELECT o.order_id FROM ${schema}.outbox o
+         WHERE o.id = ANY (ARRAY(
+                 SELECT (SELECT p.id FROM ${schema}.outbox p WHERE p.order_id = x.order_id AND p.status = 'pending'
+                          ORDER BY p.id LIMIT 1)
+                   FROM (SELECT DISTINCT order_id FROM unnest($5::text[]) AS u(order_id)) x))
+           AND o.status = 'pending'
+         ORDER BY o.id
+           FOR SHARE),
       moved AS (
         INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, attempts, next_attempt_at)
-        SELECT e.event_id, e.change_id, e.order_id, e.event_type, e.body, e.attempts, now()
+        SELECT e.event_id, e.change_id, e.order_id, e.event_type, e.body, e.attempts,
+               CASE WHEN e.n = min(e.n) OVER (PARTITION BY e.order_id) AND e.order_id NOT IN (SELECT order_id FROM ahead)
+                    THEN now() END
           FROM e WHERE e.change_id IN (SELECT id FROM done) ORDER BY e.n
         RETURNING 1)
       SELECT (SELECT count(*) FROM done)::int AS changes, (SELECT count(*) FROM moved)::int AS events,
@@ -196,7 +212,7 @@ export class Journal {
     return result;
   }
 
-  /** Moves claimed changes' events to the outbox (pending, due now) and deletes the changes. */
+  /** Moves claimed changes' events to the outbox (pending; due now if nothing of their order is ahead) and deletes the changes. */
   async move(changes: readonly MovedChange[]): Promise<{ changes: number; events: number }> {
     if (changes.length === 0) return { changes: 0, events: 0 };
     const events = changes.flatMap((c) => c.events.map((e) => ({ e, attempts: c.attemptsMade })));

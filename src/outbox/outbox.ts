@@ -15,13 +15,16 @@ export class Outbox {
     const schema = ident(schemaName);
     this.schema = schema;
     // Only the earliest pending event of each order is claimable: later ones wait for it
-    // (delivered or failed). Claiming moves next_attempt_at to the end of the lease, so an event
+    // (delivered or failed). They wait with no next_attempt_at (migration 7), outside outbox_due, so
+    // a claim walks only heads that are due however long the queues behind them; the per-order
+    // check stays for the rare second head (a move that raced a result, an operator's redelivery).
+    // Claiming moves next_attempt_at to the end of the lease, so an event
     // whose instance died is claimed again once the lease runs out. Like every commit of ours it does
     // not wait for the WAL flush: a claim a server crash undoes just makes the event due again, and it
     // is sent again under the same event id, as after any lost result.
     // The statements here are written so that the plan cannot depend on statistics, which for a
     // queue are nearly always stale (ANALYZE finds everything delivered; minutes later 50,000 events
-    // are pending): a pending event is found by next_attempt_at (set only while pending) in
+    // are pending): a due event is found by next_attempt_at (set only on a pending head) in
     // outbox_due, the earliest of its order by a sub-select on outbox_order_pending, and a row to
     // record by its primary key. A join there would let the planner scan a whole partial index
     // it believes to hold one row, for every row.
@@ -66,6 +69,11 @@ export class Outbox {
         INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
         SELECT id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind FROM r)
       SELECT (SELECT count(*) FROM updated)::int AS applied, set_config('synchronous_commit', 'off', true) AS async_commit`;
+  }
+
+  /** The claim statement ($1 limit, $2 lease in ms), for the bench to EXPLAIN. */
+  get claimStatement(): string {
+    return this.claimSql;
   }
 
   async claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
