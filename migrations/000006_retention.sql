@@ -4,5 +4,6 @@
 -- rows without reading the rest of the outbox, and let /metrics count failed events cheaply.
 -- Building them holds writes to the outbox (not to the orders table: the trigger writes only to the
 -- journal) for as long as a read of the outbox takes.
-CREATE INDEX outbox_delivered_at ON :SCHEMA.outbox (delivered_at) WHERE status = 'delivered';
-CREATE INDEX outbox_failed ON :SCHEMA.outbox (created_at) WHERE status = 'failed';
+-- IF NOT EXISTS: a DBA may have built them beforehand with CREATE INDEX CONCURRENTLY (same names).
+CREATE INDEX IF NOT EXISTS outbox_delivered_at ON :SCHEMA.outbox (delivered_at) WHERE status = 'delivered';
+CREATE INDEX IF NOT EXISTS outbox_failed ON :SCHEMA.outbox (created_at) WHERE status = 'failed';

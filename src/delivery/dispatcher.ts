@@ -21,7 +21,7 @@ export interface DispatcherOptions {
   retryDelaysMs: readonly number[];
   /** How long a failed database write waits before it is tried again. */
   retryWriteMs?: number;
-  /** Told of every attempt's result as it comes (metrics); must not throw. */
+  /** Told of every attempt's result as it comes (metrics). */
   onResult?: (result: AttemptRecord) => void;
 }
 
@@ -275,8 +275,12 @@ export class Dispatcher {
             this.log.error(fields, 'delivery attempt failed; no retries left: the event is given up (failed)');
           else this.log.warn(fields, 'delivery attempt failed; will retry');
         }
-        this.options.onResult?.(result);
         this.results.push(result);
+        try {
+          this.options.onResult?.(result);
+        } catch (error) {
+          this.log.warn({ error: (error as Error).message }, 'counting an attempt for metrics failed');
+        }
       })
       .finally(() => {
         this.inFlight.delete(event.eventId);
