@@ -142,7 +142,12 @@ describe('monitoring', () => {
         },
         { what: '/readyz 503' },
       );
-      assert.match(down.body, /^not ready: (database unreachable: .*not currently accepting connections|listener not subscribed)/);
+      // Whichever the probe saw first: its query cut (57P01) or refused (55000), or the listener down.
+      assert.match(down.body, /^not ready: (database unreachable: .*\((57P01|55000)\)|listener not subscribed: )/);
+      // While the database stays away, it says so.
+      await waitFor(async () => /^not ready: database unreachable: .*\(55000\)/.test((await get(port, '/readyz')).body), {
+        what: '/readyz: database not accepting connections',
+      });
       assert.equal((await get(port, '/healthz')).status, 200);
       const metrics = await waitFor(async () => {
         const text = (await get(port, '/metrics')).body;
