@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import pg from 'pg';
@@ -18,9 +19,18 @@ async function httpPort(service: ServiceProcess): Promise<number> {
   return Number(/"port":(\d+),"msg":"http listening/.exec(service.output())![1]);
 }
 
-async function get(port: number, path: string): Promise<{ status: number; body: string; type: string | null }> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: response.status, body: await response.text(), type: response.headers.get('content-type') };
+/** A GET on a new connection each time (a kept-alive one may be closed by the server as it is reused). */
+function get(port: number, path: string): Promise<{ status: number; body: string; type: string | null }> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet({ host: '127.0.0.1', port, path, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode!, body, type: response.headers['content-type'] ?? null }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+  });
 }
 
 /** One sample's value from Prometheus text, e.g. sample(text, 'order_webhooks_attempts_total{outcome="2xx"}'). */
@@ -131,9 +141,17 @@ describe('monitoring', () => {
     try {
       // Away: the service's connections cut, and no new connection let in.
       await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(s.db.name)} ALLOW_CONNECTIONS false`);
-      await admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'order-webhooks%'",
-        [s.db.name],
+      // Again until none is left: one that was being opened as connections were shut off may have
+      // got in unnamed, and be named only once it is in.
+      await waitFor(
+        async () => {
+          const killed = await admin.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'order-webhooks%'",
+            [s.db.name],
+          );
+          return killed.rowCount === 0;
+        },
+        { what: 'no service connection left' },
       );
       const down = await waitFor(
         async () => {
@@ -141,12 +159,16 @@ describe('monitoring', () => {
           return r.status === 503 && r;
         },
         { what: '/readyz 503' },
-      );
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\nservice output:\n${s.service!.output().slice(-3000)}`);
+      });
       // Whichever the probe saw first: its query cut (57P01) or refused (55000), or the listener down.
       assert.match(down.body, /^not ready: (database unreachable: .*\((57P01|55000)\)|listener not subscribed: )/);
       // While the database stays away, it says so.
       await waitFor(async () => /^not ready: database unreachable: .*\(55000\)/.test((await get(port, '/readyz')).body), {
         what: '/readyz: database not accepting connections',
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}\nservice output:\n${s.service!.output().slice(-3000)}`);
       });
       assert.equal((await get(port, '/healthz')).status, 200);
       const metrics = await waitFor(async () => {
