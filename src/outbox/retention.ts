@@ -92,6 +92,12 @@ export class Retention {
   async runOnce(): Promise<Record<RetainedStatus, number> | null> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no error listener of the pool's: its connection dying between two
+    // statements (during a pause) must not be an unhandled 'error' event, which ends the process.
+    const onError = (error: Error) => {
+      broken = error;
+    };
+    client.on('error', onError);
     try {
       const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [this.lock]);
       if (!rows[0]!.ok) return null;
@@ -113,6 +119,7 @@ export class Retention {
       throw error;
     } finally {
       // A connection that failed may be in any state: the pool closes it (and the lock goes with it).
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
@@ -120,12 +127,15 @@ export class Retention {
   /** The plan of one batch's DELETE, as the service runs it (for tests and DBAs). */
   async explain(status: RetainedStatus): Promise<string> {
     const client = await this.pool.connect();
+    const onError = () => undefined; // the query in progress reports it
+    client.on('error', onError);
     try {
       await client.query(WALK_THE_INDEX);
       const { rows } = await client.query(`EXPLAIN ${this.sql[status]}`, [DAY_MS, this.options.batchSize ?? 1000]);
       return rows.map((r) => r['QUERY PLAN']).join('\n');
     } finally {
       await client.query('RESET enable_bitmapscan').catch(() => undefined);
+      client.removeListener('error', onError);
       client.release();
     }
   }
