@@ -3,7 +3,8 @@
 // every figure beside its target, writes bench/results/latest.json, and drops the database.
 // BENCH_ONLY=W1,W3 runs a subset (W5 brings W3 along: its drain rate is W5's yardstick);
 // BENCH_W1_SECONDS sets the length of each pgbench run, BENCH_W5_SECONDS the outage's;
-// BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts).
+// BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts);
+// W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,10 +26,12 @@ import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5,W6').split(',').map((s) => s.trim().toUpperCase()));
 if (ONLY.has('W5')) ONLY.add('W3');
 const W5_PLOT = process.env.BENCH_W5_PLOT ?? new URL('../docs/w5-outage.svg', import.meta.url).pathname;
 const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
+const W6_ROUNDS = Number(process.env.BENCH_W6_ROUNDS ?? 1);
+const W6_EXPIRED = 500_000;
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const SERVICE_NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const ORDERS = 100_000;
@@ -502,6 +505,88 @@ async function w5(configPath: string): Promise<void> {
   service = undefined;
 }
 
+/**
+ * W6: the cost of retention. The same saturated load as W2 (8 connections committing single-row
+ * changes as fast as they can) twice, each right after a service start: once with nothing to delete,
+ * once with 500,000 delivered events (and their attempts) expired by 40 days, which the service's
+ * retention starts deleting at start. Delivery's rate with retention must stay within 10% of without.
+ */
+async function w6(configPath: string): Promise<void> {
+  const ids = range(85_001, 15_000);
+  const states: [string, string][] = [
+    ['rejected', 'OrderRejected'],
+    ['cancelled', 'OrderCanceled'],
+    ['expired', 'OrderExpired'],
+    ['signed', 'OrderSigned'],
+  ];
+  const runs: { retention: boolean; perSecond: number; lost: number; duplicates: number; deletedDuringLoad: number }[] = [];
+  const expiredLeft = async () =>
+    Number((await db!.query<{ n: string }>("SELECT count(*) AS n FROM order_webhooks.outbox WHERE order_id LIKE 'old-%'")).rows[0]!.n);
+  let deletionSeconds: number | undefined;
+  for (let run = 0; run < 2 * W6_ROUNDS; run++) {
+    const withRetention = run % 2 === 1;
+    service ??= await startService(configPath, SERVICE_NODE_ARGS);
+    await settle();
+    await service.stop();
+    service = undefined;
+    if (withRetention) {
+      log(`W6: adding ${W6_EXPIRED.toLocaleString('en-US')} delivered events expired by 40 days, with their attempts`);
+      await db!.query(
+        `INSERT INTO order_webhooks.outbox (change_id, order_id, event_type, body, status, attempts, next_attempt_at, created_at, delivered_at)
+         SELECT i, 'old-' || i, 'OrderCreated', '{"orderId":"' || i || '","eventType":"OrderCreated"}', 'delivered', 1,
+                NULL, now() - interval '40 days', now() - interval '40 days'
+           FROM generate_series(1, $1::int) i`,
+        [W6_EXPIRED],
+      );
+      await db!.query(
+        `INSERT INTO order_webhooks.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status)
+         SELECT id, event_id, 1, created_at, 3, 200 FROM order_webhooks.outbox WHERE order_id LIKE 'old-%'`,
+      );
+      await db!.query('VACUUM (ANALYZE) order_webhooks.outbox, order_webhooks.outbox_attempt');
+    }
+    const [state, eventType] = states[run % states.length]!;
+    await receiver!.phase();
+    // Retention's first round runs at start: the load begins as it does.
+    service = await startService(configPath, SERVICE_NODE_ARGS);
+    const startedAt = Date.now();
+    log(
+      `W6 ${withRetention ? 'while retention deletes' : 'without retention work'}: ${ids.length.toLocaleString('en-US')} changes from 8 connections`,
+    );
+    const commits = await commitChanges(ids, state, 8);
+    await awaitArrivals(receiver!, ids.length);
+    const got = await receiver!.collect();
+    const delivery = analyse(keyed(commits, eventType), got.arrivals, got.badSignatures);
+    const left = withRetention ? await expiredLeft() : 0;
+    runs.push({
+      retention: withRetention,
+      perSecond: delivery.perSecond,
+      lost: delivery.lost,
+      duplicates: delivery.duplicates,
+      deletedDuringLoad: withRetention ? W6_EXPIRED - left : 0,
+    });
+    log(
+      `W6 ${withRetention ? 'with' : 'without'} retention: ${delivery.perSecond.toFixed(0)} events/s, lost ${delivery.lost}, dup ${delivery.duplicates}${withRetention ? `; ${(W6_EXPIRED - left).toLocaleString('en-US')} expired rows deleted by the end of the load` : ''}`,
+    );
+    if (withRetention) {
+      await waitUntil('retention to delete every expired row', async () => (await expiredLeft()) === 0, 600_000);
+      deletionSeconds = (Date.now() - startedAt) / 1000;
+      log(`W6: all ${W6_EXPIRED.toLocaleString('en-US')} expired rows deleted ${deletionSeconds.toFixed(1)} s after the start`);
+    }
+  }
+  const rate = (retention: boolean) => mean(runs.filter((r) => r.retention === retention).map((r) => r.perSecond));
+  results.W6 = {
+    runs,
+    expired: W6_EXPIRED,
+    without: rate(false),
+    with: rate(true),
+    ratio: rate(true) / rate(false),
+    deletedDuringLoad: mean(runs.filter((r) => r.retention).map((r) => r.deletedDuringLoad)),
+    deletionSeconds,
+    lost: runs.reduce((n, r) => n + r.lost, 0),
+    duplicates: runs.reduce((n, r) => n + r.duplicates, 0),
+  };
+}
+
 // ---- the report --------------------------------------------------------------------------------
 
 type Row = [string, string, string, boolean | undefined];
@@ -649,6 +734,18 @@ function rows(): Row[] {
       undefined,
     ]);
   }
+  const w6 = results.W6 as any;
+  if (w6) {
+    out.push(['W6 delivered events/s without / while retention deletes', `${f(w6.without)} / ${f(w6.with)}`, '', undefined]);
+    out.push([`W6 ratio while deleting ${f(w6.expired)} expired rows`, f(w6.ratio, 2), '≥ 0.90', w6.ratio >= 0.9]);
+    out.push([
+      'W6 expired rows deleted during the load / all deleted after s',
+      `${f(w6.deletedDuringLoad)} / ${w6.deletionSeconds === undefined ? 'n/a' : f(w6.deletionSeconds, 1)}`,
+      '',
+      undefined,
+    ]);
+    out.push(['W6 lost / duplicates', `${w6.lost} / ${w6.duplicates}`, '0 / 0', w6.lost === 0 && w6.duplicates === 0]);
+  }
   return out;
 }
 
@@ -670,6 +767,8 @@ async function main(): Promise<void> {
   if (ONLY.has('W2')) await w2(configPath);
   if (ONLY.has('W3')) await w3(configPath);
   if (ONLY.has('W4')) await w4(configPath);
+  // Before W5, which leaves 200,000 events pending.
+  if (ONLY.has('W6')) await w6(configPath);
   if (ONLY.has('W5')) await w5(configPath);
   const meta = {
     date: new Date().toISOString(),

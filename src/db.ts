@@ -84,7 +84,7 @@ export function createPool(url: string, log: Logger, max: number, statementTimeo
 }
 
 /** A stable advisory-lock key (signed 64-bit, as text) for one purpose within our schema. */
-export function lockKey(schema: string, purpose: 'migrate' | 'wake'): string {
+export function lockKey(schema: string, purpose: 'migrate' | 'wake' | 'retention'): string {
   const digest = createHash('sha256').update(`order-webhooks:${schema}:${purpose}`).digest();
   return digest.readBigInt64BE(0).toString();
 }

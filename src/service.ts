@@ -17,6 +17,11 @@ import { checkSchemaVersion } from './capture/migrate.ts';
 import { checkSchemaIntact, checkServicePrivileges } from './capture/inspect.ts';
 import { checkSessionConnections } from './capture/pooler.ts';
 import { loadTls } from './delivery/tls.ts';
+import { readiness } from './http/health.ts';
+import { Metrics } from './http/metrics.ts';
+import { type HttpServer, startHttpServer } from './http/server.ts';
+import { readBacklog } from './outbox/backlog.ts';
+import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
 export const SHUTDOWN_GRACE_MS = 10_000;
@@ -73,6 +78,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     throw error;
   }
 
+  const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
   const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
   const store = new PostgresEventStore(pool, database.schema, installation, {
@@ -83,6 +89,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     concurrency: webHook.concurrency,
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
+    onResult: metrics?.onResult,
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
@@ -110,6 +117,30 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     return stopping;
   };
 
+  // The HTTP port opens before the listener subscribes: /healthz answers at once, /readyz says when subscribed.
+  if (config.http && metrics) {
+    let http: HttpServer;
+    try {
+      http = await startHttpServer(
+        config.http,
+        {
+          ready: readiness({
+            enabled: true,
+            stopping: () => stopping !== undefined,
+            ping: () => pool.query('SELECT 1'),
+            listening: () => listener?.connected ?? false,
+          }),
+          metrics: () => metrics.render(),
+        },
+        log,
+      );
+    } catch (error) {
+      await releaseAll();
+      throw error;
+    }
+    release.push(() => http.close());
+  }
+
   listener = new WakeListener(database.url, wakeChannel(database.schema), log, {
     onWake: () => drainer.wake(),
     // The wake-lock connection likely went the same way: replace it now rather than find out by
@@ -130,8 +161,15 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   release.push(() => drainer.stop());
   release.push(() => listener.close());
 
+  const retention = new Retention(pool, database.schema, log, {
+    deliveredMs: config.retention.delivered,
+    failedMs: config.retention.failed,
+  });
+  metrics?.watch({ dispatcher, listener, retention });
   drainer.start();
   dispatcher.lookAgain();
+  retention.start();
+  release.push(() => retention.stop());
   // The fallback poll: covers a lost NOTIFY, retries coming due, and leases of dead instances.
   const poll = setInterval(() => {
     drainer.wake();
@@ -158,4 +196,59 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     'started',
   );
   return { stopped, stop: () => stop(0) };
+}
+
+/**
+ * `start` with webHook.enabled false: runs idle until stopped, so that a supervisor does not restart
+ * it in a loop. Nothing is claimed or sent; the journal keeps every change. With `http` configured,
+ * /healthz and /readyz answer (ready, saying webhooks are disabled) and /metrics shows the backlog.
+ */
+export async function startIdleService(config: Config, log: Logger): Promise<Service> {
+  let resolveStopped!: (code: number) => void;
+  const stopped = new Promise<number>((resolve) => {
+    resolveStopped = resolve;
+  });
+  // Nothing else may hold the event loop open while idle.
+  const keepAlive = setInterval(() => undefined, 2 ** 30);
+  const release: (() => Promise<void> | void)[] = [() => clearInterval(keepAlive)];
+  let stopping: Promise<number> | undefined;
+  if (config.http) {
+    const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
+    release.push(() => pool.end());
+    const metrics = new Metrics(() => readBacklog(pool, config.database.schema), log, false);
+    try {
+      const http = await startHttpServer(
+        config.http,
+        {
+          ready: readiness({
+            enabled: false,
+            stopping: () => stopping !== undefined,
+            ping: () => pool.query('SELECT 1'),
+            listening: () => false,
+          }),
+          metrics: () => metrics.render(),
+        },
+        log,
+      );
+      release.push(() => http.close());
+    } catch (error) {
+      for (const step of release.reverse()) await step();
+      throw error;
+    }
+  }
+  log.info({ webhooks: 'disabled' }, 'started');
+  const stop = (): Promise<number> => {
+    stopping ??= (async () => {
+      for (const step of release.reverse().splice(0)) {
+        await Promise.resolve()
+          .then(step)
+          .catch((error) => log.warn({ error: describeDbError(error) }, 'error while shutting down'));
+      }
+      log.info('stopped');
+      resolveStopped(0);
+      return 0;
+    })();
+    return stopping;
+  };
+  return { stopped, stop };
 }

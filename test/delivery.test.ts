@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { verifySignature } from '../src/delivery/sign.ts';
-import { run } from './helpers/cli.ts';
+import { runUntil } from './helpers/cli.ts';
 import { insertOrder, serviceConnections } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
 import { outbox, stacksClosedAfter } from './helpers/stack.ts';
@@ -200,11 +200,12 @@ describe('delivery', () => {
     assert.equal(new Set(first.map((r) => r.headers['x-event-id'])).size, 3, 'each event its own id');
   });
 
-  it('says plainly that webhooks are disabled and sends nothing; the journal keeps the changes', async () => {
+  it('says plainly that webhooks are disabled, runs idle until SIGTERM and sends nothing; the journal keeps the changes', async () => {
     const s = await stack('disabled', { webHook: { enabled: false }, startNow: false });
     await s.db.query("INSERT INTO orders (state) VALUES ('created')");
-    const result = await run(['start', '--config', s.configPath]);
-    assert.equal(result.code, 0);
+    const result = await runUntil(['start', '--config', s.configPath], '"msg":"started"');
+    assert.deepEqual([result.code, result.signal], [0, null]);
+    assert.match(result.stdout, /"msg":"stopped"/);
     assert.match(result.stdout, /webhooks are disabled \(webHook\.enabled is false\)/);
     assert.equal(s.receiver.requests.length, 0);
     assert.deepEqual(await s.db.query('SELECT op FROM order_webhooks.change'), [{ op: 'INSERT' }]);

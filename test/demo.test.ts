@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { BIN, run, writeConfig } from './helpers/cli.ts';
+import { BIN, run, runUntil, writeConfig } from './helpers/cli.ts';
 import { waitFor } from './helpers/poll.ts';
 
 // What the demo prints about its server: its pid and temp folder, to check both are gone after.
@@ -83,7 +83,8 @@ describe('demo', () => {
       [[], { ORDER_WEBHOOKS_CONFIG: disabled }],
       [[], { DATABASE_URL: 'postgres://x@127.0.0.1:1/none' }],
     ] as const) {
-      const result = await run([...args], env);
+      // Disabled, the service runs idle until stopped.
+      const result = await runUntil([...args], '"msg":"started"', env);
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /webhooks are disabled/, 'the service, not the demo');
       assert.doesNotMatch(result.stdout, /demo/);

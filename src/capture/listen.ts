@@ -26,6 +26,8 @@ export class WakeListener {
   private closing = false;
   /** Whether LISTEN is in place now: NOTIFYs reach us only then. */
   connected = false;
+  /** How many times the connection was lost and reconnecting began (for metrics). */
+  reconnects = 0;
 
   constructor(
     url: string,
@@ -50,6 +52,7 @@ export class WakeListener {
     this.subscriber.events.on('reconnect', (attempt) => {
       this.connected = false;
       if (attempt === 1) {
+        this.reconnects++;
         log.warn('listen connection lost; reconnecting');
         events.onLost();
       }

@@ -1,7 +1,7 @@
 // `order-webhooks start`: runs the service until SIGTERM or SIGINT.
 import type { Command } from 'commander';
 import { createLogger } from '../log.ts';
-import { startService } from '../service.ts';
+import { startIdleService, startService } from '../service.ts';
 import { EXIT_FAILURE, reporting } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 
@@ -15,12 +15,12 @@ export async function start(options: ConfigOption): Promise<void> {
   for (const warning of config.warnings) log.warn(warning);
   if (!config.webHook.enabled) {
     log.warn(
-      'webhooks are disabled (webHook.enabled is false): nothing is sent; order changes stay in the journal and are delivered once enabled',
+      'webhooks are disabled (webHook.enabled is false): running idle until stopped; nothing is sent; order changes stay in the journal and are delivered once enabled',
     );
-    log.flush();
-    return;
   }
-  const service = await reporting('start', () => startService(config, log)).finally(() => log.flush());
+  const service = await reporting('start', () =>
+    config.webHook.enabled ? startService(config, log) : startIdleService(config, log),
+  ).finally(() => log.flush());
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

@@ -184,6 +184,35 @@ const database = z
     }
   });
 
+// A duration or null (null: keep for ever).
+const keepFor = (fallback: string | null) =>
+  z
+    .string()
+    .nullable()
+    .default(fallback)
+    .transform((text, ctx) => {
+      if (text === null) return null;
+      try {
+        return parseDuration(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+
+// The optional HTTP port for health checks and metrics: off unless configured.
+const http = z.strictObject({
+  port: z.number().int().min(0).max(65535),
+  host: z.string().min(1).default('127.0.0.1'),
+});
+
+const retention = z.strictObject({
+  /** Delivered events (and their attempts) older than this, by delivered_at, are deleted. */
+  delivered: keepFor('P30D'),
+  /** Failed events whose last attempt is older than this are deleted; null keeps them until replayed or purged. */
+  failed: keepFor(null),
+});
+
 const configSchema = z.strictObject({
   webHook: webHook.default(() => webHook.parse({})),
   database: database.default(() => database.parse({})),
@@ -208,6 +237,8 @@ const configSchema = z.strictObject({
       replicaSessions: z.enum(['skip', 'capture']).default('skip'),
     })
     .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
+  http: http.optional(),
+  retention: retention.default(() => ({ delivered: parseDuration('P30D'), failed: null })),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -218,6 +249,8 @@ export type Config = z.output<typeof configSchema> & {
 };
 export type WebHookConfig = Config['webHook'];
 export type OrdersConfig = Config['orders'];
+export type HttpConfig = NonNullable<Config['http']>;
+export type RetentionConfig = Config['retention'];
 export type Transition = z.output<typeof transition>;
 
 /** Where the config comes from: `--config`, else the path in ORDER_WEBHOOKS_CONFIG. */

@@ -21,6 +21,8 @@ export interface DispatcherOptions {
   retryDelaysMs: readonly number[];
   /** How long a failed database write waits before it is tried again. */
   retryWriteMs?: number;
+  /** Told of every attempt's result as it comes (metrics). */
+  onResult?: (result: AttemptRecord) => void;
 }
 
 export interface DispatchStats {
@@ -260,20 +262,25 @@ export class Dispatcher {
         else {
           this.stats.failedAttempts++;
           if (result.status === 'failed') this.stats.failedEvents++;
-          this.log.info(
-            {
-              eventId: event.eventId,
-              orderId: event.orderId,
-              eventType: event.eventType,
-              attempt: event.attempt,
-              kind: result.errorKind,
-              error: result.error,
-              next: result.status === 'pending' ? result.nextAttemptAt : 'failed',
-            },
-            'delivery attempt failed',
-          );
+          const fields = {
+            eventId: event.eventId,
+            orderId: event.orderId,
+            eventType: event.eventType,
+            attempt: event.attempt,
+            kind: result.errorKind,
+            reason: result.error,
+            next: result.status === 'pending' ? result.nextAttemptAt : 'failed',
+          };
+          if (result.status === 'failed')
+            this.log.error(fields, 'delivery attempt failed; no retries left: the event is given up (failed)');
+          else this.log.warn(fields, 'delivery attempt failed; will retry');
         }
         this.results.push(result);
+        try {
+          this.options.onResult?.(result);
+        } catch (error) {
+          this.log.warn({ error: (error as Error).message }, 'counting an attempt for metrics failed');
+        }
       })
       .finally(() => {
         this.inFlight.delete(event.eventId);

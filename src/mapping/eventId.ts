@@ -26,3 +26,8 @@ export function eventId(installation: string, source: EventSource, n: number): s
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/** When the change behind an event id was recorded (its first 48 bits), in milliseconds since the epoch. */
+export function eventTimeMs(id: string): number {
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}

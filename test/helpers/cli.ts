@@ -43,6 +43,35 @@ export function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_
   });
 }
 
+/** Runs a command that keeps running (`start`), waits until its output shows `text`, then stops it with SIGTERM. */
+export function runUntil(args: string[], text: string | RegExp, env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const seen = () => (typeof text === 'string' ? (stdout + stderr).includes(text) : text.test(stdout + stderr));
+    const onData = () => {
+      if (child.exitCode === null && child.signalCode === null && seen()) child.kill('SIGTERM');
+    };
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      onData();
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      onData();
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`order-webhooks ${args.join(' ')} did not show ${String(text)} and exit in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      child.on('close', () => resolve({ code, signal, stdout, stderr }));
+    });
+  });
+}
+
 function cleanEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...extra };
   return env;

@@ -1,0 +1,168 @@
+// The Prometheus metrics of /metrics. Counters are fed by the parts that count (the dispatcher's
+// stats and its result callback, the listener, retention), which know nothing of prom-client; the
+// gauges that read the database are computed when scraped, with one cached query.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { describeDbError } from '../db.ts';
+import type { AttemptRecord } from '../delivery/eventStore.ts';
+import { FAILURE_KINDS } from '../delivery/failure.ts';
+import { EVENT_TYPES } from '../events.ts';
+import type { Logger } from '../log.ts';
+import { eventTimeMs } from '../mapping/eventId.ts';
+import type { Backlog } from '../outbox/backlog.ts';
+
+/** How long one reading of the database gauges serves scrapes. */
+export const BACKLOG_CACHE_MS = 5000;
+
+/** The running parts whose numbers /metrics shows (each absent while webhooks are disabled). */
+export interface MetricSources {
+  dispatcher?: { readonly stats: { changes: number; events: number }; readonly inFlightCount: number };
+  listener?: { readonly connected: boolean; readonly reconnects: number };
+  retention?: { readonly deleted: { delivered: number; failed: number } };
+}
+
+const PREFIX = 'order_webhooks_';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private sources: MetricSources = {};
+  private readonly attempts: Counter<'outcome'>;
+  private readonly events: Counter<'event_type' | 'outcome'>;
+  private readonly duration: Histogram;
+  private readonly lag: Histogram;
+  private backlog: { at: number; reading: Promise<Backlog | undefined> } | undefined;
+
+  constructor(
+    private readonly readBacklog: () => Promise<Backlog>,
+    private readonly log: Logger,
+    enabled: boolean,
+  ) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const self = this;
+    /** A counter whose total another part keeps: each scrape adds what it grew by. */
+    const mirrored = (name: string, help: string, read: (s: MetricSources) => number | undefined) => {
+      let seen = 0;
+      new Counter({
+        name: PREFIX + name,
+        help,
+        registers,
+        collect() {
+          const now = read(self.sources);
+          if (now !== undefined && now > seen) this.inc(now - seen);
+          if (now !== undefined) seen = now;
+        },
+      });
+    };
+    mirrored('changes_total', 'Order changes claimed from the journal by this instance.', (s) => s.dispatcher?.stats.changes);
+    mirrored('events_created_total', 'Webhook events made from those changes.', (s) => s.dispatcher?.stats.events);
+    mirrored('listener_reconnects_total', 'Times the LISTEN connection was lost and reconnecting began.', (s) => s.listener?.reconnects);
+    const deletedSeen = { delivered: 0, failed: 0 };
+    const deleted = new Counter({
+      name: `${PREFIX}retention_deleted_total`,
+      help: 'Events deleted by retention (with their attempts), by status.',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        for (const status of ['delivered', 'failed'] as const) {
+          const now = self.sources.retention?.deleted[status];
+          if (now !== undefined && now > deletedSeen[status]) this.inc({ status }, now - deletedSeen[status]);
+          if (now !== undefined) deletedSeen[status] = now;
+        }
+      },
+    });
+    for (const status of ['delivered', 'failed']) deleted.inc({ status }, 0);
+
+    this.events = new Counter({
+      name: `${PREFIX}events_total`,
+      help: 'Events that reached a final status: delivered, or failed (given up), by event type.',
+      labelNames: ['event_type', 'outcome'],
+      registers,
+    });
+    for (const type of EVENT_TYPES) for (const outcome of ['delivered', 'failed']) this.events.inc({ event_type: type, outcome }, 0);
+    this.attempts = new Counter({
+      name: `${PREFIX}attempts_total`,
+      help: 'Delivery attempts by outcome: 2xx, or the failure kind (http_status, timeout, connect, tls, ...).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['2xx', ...FAILURE_KINDS]) this.attempts.inc({ outcome }, 0);
+    this.duration = new Histogram({
+      name: `${PREFIX}request_duration_seconds`,
+      help: 'Duration of delivery requests, from start to the complete answer or the failure.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.lag = new Histogram({
+      name: `${PREFIX}delivery_lag_seconds`,
+      help: "From the order change (its transaction's start, the event id's time) to its event's 2xx answer.",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600],
+      registers,
+    });
+    new Gauge({
+      name: `${PREFIX}enabled`,
+      help: 'Whether webhooks are enabled (webHook.enabled): 0 means the service runs idle and sends nothing.',
+      registers,
+    }).set(enabled ? 1 : 0);
+    const sourced = (name: string, help: string, read: (s: MetricSources) => number | undefined) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        registers,
+        collect() {
+          this.set(read(self.sources) ?? 0);
+        },
+      });
+    sourced('listener_connected', 'Whether the LISTEN connection is up (1) or not (0).', (s) =>
+      s.listener ? Number(s.listener.connected) : undefined,
+    );
+    sourced('requests_in_flight', 'Delivery requests under way now.', (s) => s.dispatcher?.inFlightCount);
+    const fromDatabase = (name: string, help: string, read: (b: Backlog) => number) =>
+      new Gauge({
+        name: PREFIX + name,
+        help: `${help} NaN when the database could not be read.`,
+        registers,
+        async collect() {
+          const backlog = await self.cachedBacklog();
+          this.set(backlog ? read(backlog) : Number.NaN);
+        },
+      });
+    fromDatabase('journal_backlog', 'Changes in the journal not yet turned into events.', (b) => b.journal);
+    fromDatabase('events_pending', 'Outbox events waiting for their first or next attempt.', (b) => b.pending);
+    fromDatabase('events_failed', 'Outbox events given up on (status failed), until replayed or purged.', (b) => b.failed);
+    fromDatabase(
+      'oldest_pending_age_seconds',
+      'Age of the oldest change or event not yet delivered (0 when none): the delivery lag now.',
+      (b) => b.oldestPendingSeconds,
+    );
+  }
+
+  /** The running parts to read (set once they exist). */
+  watch(sources: MetricSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  /** The dispatcher's result callback. */
+  readonly onResult = (result: AttemptRecord): void => {
+    this.attempts.inc({ outcome: result.status === 'delivered' ? '2xx' : (result.errorKind ?? 'internal') });
+    this.duration.observe(result.durationMs / 1000);
+    if (result.status !== 'pending') this.events.inc({ event_type: result.event.eventType, outcome: result.status });
+    if (result.status === 'delivered') {
+      const changedAt = eventTimeMs(result.event.eventId);
+      if (Number.isFinite(changedAt)) this.lag.observe(Math.max(0, Date.now() - changedAt) / 1000);
+    }
+  };
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private cachedBacklog(): Promise<Backlog | undefined> {
+    if (this.backlog && Date.now() - this.backlog.at < BACKLOG_CACHE_MS) return this.backlog.reading;
+    const reading = this.readBacklog().catch((error: unknown) => {
+      this.log.warn({ error: describeDbError(error) }, 'metrics: reading the backlog from the database failed');
+      return undefined;
+    });
+    this.backlog = { at: Date.now(), reading };
+    return reading;
+  }
+}
