@@ -63,7 +63,7 @@ export function createPool(url: string, log: Logger, max: number, statementTimeo
   // autovacuum late or off, ANALYZE saw an empty outbox when it holds 100,000 rows. A plan built on
   // them read the whole outbox once per claimed change (a sequential scan in a sub-select), seconds
   // per batch. So on our own connections a sequential scan is priced out wherever an index serves,
-  // and there is no JIT, which an inflated cost estimate would otherwise buy (30+ ms a statement).
+  // and there is no JIT, which an inflated cost estimate would otherwise buy (tens of ms a statement).
   const pool = new pg.Pool({
     ...connectionConfig(url, 'order-webhooks', { statementTimeoutMs, options: SESSION_OPTIONS }),
     max,

@@ -47,7 +47,7 @@ export class Outbox {
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
     // The rows are found by `id = ANY(…)`, an index condition on the primary key, and only then
     // joined to the results: joined directly, a batch of a few hundred results was planned as a hash
-    // join over a sequential scan of the whole outbox (seconds per batch once it holds 100,000 rows).
+    // join over a sequential scan of the whole outbox (seconds per batch on a large outbox).
     // "Not delivered or failed" rather than "pending": no partial index's predicate matches it.
     // Its commit does not wait for the WAL flush (set_config(…, true) is SET LOCAL for this implicit
     // transaction): a result lost in a server crash means the event is sent again with the same
