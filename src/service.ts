@@ -20,6 +20,7 @@ import { loadTls } from './delivery/tls.ts';
 import { readiness } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
+import { createUi } from './http/ui.ts';
 import { readBacklog } from './outbox/backlog.ts';
 import { Retention } from './outbox/retention.ts';
 
@@ -133,6 +134,18 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
           metrics: () => metrics.render(),
         },
         log,
+        config.http.ui
+          ? createUi({
+              db: pool,
+              schema: database.schema,
+              target,
+              enabled: true,
+              endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+              token: config.http.token,
+              listening: () => listener?.connected ?? false,
+              log,
+            })
+          : undefined,
       );
     } catch (error) {
       await releaseAll();
