@@ -242,6 +242,19 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
           metrics: () => metrics.render(),
         },
         log,
+        config.http.ui
+          ? createUi({
+              db: pool,
+              schema: config.database.schema,
+              target: { schema: config.database.schema, orders: config.orders, wakeUp: config.database.wakeUp },
+              enabled: false,
+              endpoint: config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null,
+              token: config.http.token,
+              // Idle: nothing listens, so the page shows capture as not healthy, with the reason.
+              listening: () => false,
+              log,
+            })
+          : undefined,
       );
       release.push(() => http.close());
     } catch (error) {

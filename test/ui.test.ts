@@ -142,6 +142,27 @@ describe('web page', () => {
     assert.ok(!open.stderr.includes('    at '), 'one line, no stack trace');
   });
 
+  it('idle (webhooks disabled): the page says so and replay still works', async () => {
+    const s = await stack('ui-idle', { startNow: false, webHook: { enabled: false } });
+    const port = await startWithUi(s, {});
+    const eventId = await insertHostileEvent(s);
+    const summary = JSON.parse((await call(port, 'GET', '/api/summary')).body);
+    assert.equal(summary.summary.enabled, false);
+    assert.equal(summary.summary.failed, 1);
+    assert.match(summary.html, /Webhooks<\/dt><dd>disabled/);
+    const page = await call(port, 'GET', `/events/${eventId}`);
+    assert.equal(page.status, 200);
+    const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(page.body)![1]!;
+    const replayed = await call(
+      port,
+      'POST',
+      '/replay',
+      { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookieOf(page) },
+      `csrf=${csrf}&kind=failed`,
+    );
+    assert.equal(replayed.headers.location, '/?replayed=1');
+  });
+
   it('in a real browser: filter to failed events, replay them with confirmation, see them delivered', async () => {
     const s = await stack('ui-browser', { startNow: false, webHook: { retry: { delays: ['PT0.2S'] } } });
     let failing = true;
