@@ -458,7 +458,7 @@ input,select,button{font:inherit;padding:6px 8px;border:1px solid #767676;border
 button{background:#0b57d0;color:#fff;border-color:#0b57d0;cursor:pointer}button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid #f5a623;outline-offset:2px}
 fieldset{border:1px solid var(--line);border-radius:4px;display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end}.replays form{flex:1 1 280px}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9rem}caption{text-align:left;color:var(--muted);padding:4px 0}
-th,td{border-bottom:1px solid var(--line);padding:5px 6px;text-align:left;vertical-align:top}td.empty{color:var(--muted)}
+th,td{border-bottom:1px solid var(--line);padding:5px 6px;text-align:left;vertical-align:top}td.empty{color:var(--muted)}td:first-child{white-space:nowrap}
 .status{font-weight:600}.status.delivered{color:var(--ok)}.status.failed{color:var(--bad)}.status.pending{color:var(--warn)}
 .pager{margin:8px 0;display:flex;gap:16px}.notice{background:#e6f4ea;border:1px solid var(--ok);padding:6px 10px;border-radius:4px}
 .pairs{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px}.pairs dt{color:var(--muted)}.pairs dd{margin:0}
