@@ -20,6 +20,7 @@ import { loadTls } from './delivery/tls.ts';
 import { readiness } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
+import { createUi } from './http/ui.ts';
 import { readBacklog } from './outbox/backlog.ts';
 import { Retention } from './outbox/retention.ts';
 
@@ -133,6 +134,18 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
           metrics: () => metrics.render(),
         },
         log,
+        config.http.ui
+          ? createUi({
+              db: pool,
+              schema: database.schema,
+              target,
+              enabled: true,
+              endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+              token: config.http.token,
+              listening: () => listener?.connected ?? false,
+              log,
+            })
+          : undefined,
       );
     } catch (error) {
       await releaseAll();
@@ -229,6 +242,19 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
           metrics: () => metrics.render(),
         },
         log,
+        config.http.ui
+          ? createUi({
+              db: pool,
+              schema: config.database.schema,
+              target: { schema: config.database.schema, orders: config.orders, wakeUp: config.database.wakeUp },
+              enabled: false,
+              endpoint: config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null,
+              token: config.http.token,
+              // Idle: nothing listens, so the page shows capture as not healthy, with the reason.
+              listening: () => false,
+              log,
+            })
+          : undefined,
       );
       release.push(() => http.close());
     } catch (error) {

@@ -247,7 +247,7 @@ describe('monitoring', () => {
     const defaults = parseConfig({}, env);
     assert.equal(defaults.http, undefined, 'off unless configured');
     assert.deepEqual(defaults.retention, { delivered: 30 * 24 * 3600 * 1000, failed: null });
-    assert.deepEqual(parseConfig({ http: { port: 9187 } }, env).http, { port: 9187, host: '127.0.0.1' });
+    assert.deepEqual(parseConfig({ http: { port: 9187 } }, env).http, { port: 9187, host: '127.0.0.1', ui: false });
     assert.deepEqual(parseConfig({ retention: { delivered: null, failed: 'P7D' } }, env).retention, {
       delivered: null,
       failed: 7 * 24 * 3600 * 1000,

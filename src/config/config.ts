@@ -201,10 +201,26 @@ const keepFor = (fallback: string | null) =>
     });
 
 // The optional HTTP port for health checks and metrics: off unless configured.
-const http = z.strictObject({
-  port: z.number().int().min(0).max(65535),
-  host: z.string().min(1).default('127.0.0.1'),
-});
+const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'];
+const http = z
+  .strictObject({
+    port: z.number().int().min(0).max(65535),
+    host: z.string().min(1).default('127.0.0.1'),
+    /** The operator's web page at `/` (src/http/ui.ts). */
+    ui: z.boolean().default(false),
+    /** Required by every page request when set; required when the page listens beyond loopback. */
+    token: secret().optional(),
+  })
+  .superRefine((value, ctx) => {
+    // The page can replay events: reachable from other hosts, it must not be open to anyone.
+    if (value.ui && value.token === undefined && !LOOPBACK_HOSTS.includes(value.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token'],
+        message: `required when http.ui is true and http.host (${value.host}) is not 127.0.0.1, ::1 or localhost`,
+      });
+    }
+  });
 
 const retention = z.strictObject({
   /** Delivered events (and their attempts) older than this, by delivered_at, are deleted. */
@@ -313,6 +329,7 @@ export function literalSecrets(raw: unknown): string[] {
   if (Array.isArray(secrets) && secrets.some((s) => typeof s === 'string')) found.push('webHook.standardWebhooks.secrets');
   const url = object(object(raw).database).url;
   if (typeof url === 'string' && hasPassword(url)) found.push('database.url');
+  if (typeof object(object(raw).http).token === 'string') found.push('http.token');
   return found;
 }
 

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { HttpConfig } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { UiHandler } from './ui.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -25,9 +26,9 @@ export interface HttpServer {
 
 const TEXT = 'text/plain; charset=utf-8';
 
-export async function startHttpServer(config: HttpConfig, probes: Probes, log: Logger): Promise<HttpServer> {
+export async function startHttpServer(config: HttpConfig, probes: Probes, log: Logger, ui?: UiHandler): Promise<HttpServer> {
   const server = createServer((request, response) => {
-    void answer(request, response, probes).catch((error: unknown) => {
+    void answer(request, response, probes, ui).catch((error: unknown) => {
       log.warn({ path: request.url, error: (error as Error).message }, 'http: answering failed');
       if (!response.headersSent) reply(response, 500, TEXT, 'internal error\n');
       else response.destroy();
@@ -49,7 +50,7 @@ export async function startHttpServer(config: HttpConfig, probes: Probes, log: L
   });
   server.on('error', (error) => log.warn({ error: error.message }, 'http server error'));
   const port = (server.address() as AddressInfo).port;
-  log.info({ host: config.host, port }, 'http listening: /healthz /readyz /metrics');
+  log.info({ host: config.host, port }, `http listening: /healthz /readyz /metrics${ui ? ' and the web page at /' : ''}`);
   return {
     port,
     close: () =>
@@ -60,8 +61,11 @@ export async function startHttpServer(config: HttpConfig, probes: Probes, log: L
   };
 }
 
-async function answer(request: IncomingMessage, response: ServerResponse, probes: Probes): Promise<void> {
-  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+async function answer(request: IncomingMessage, response: ServerResponse, probes: Probes, ui: UiHandler | undefined): Promise<void> {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  // The probes stay open without the page's token: orchestrators and Prometheus call them.
+  if (ui && !['/healthz', '/readyz', '/metrics'].includes(path)) return ui(request, response, url);
   if (!['/healthz', '/readyz', '/metrics'].includes(path))
     return reply(response, 404, TEXT, 'not found: try /healthz, /readyz or /metrics\n');
   if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -200,6 +200,8 @@ export interface ListFilter {
   since?: Date;
   until?: Date;
   limit: number;
+  /** Rows to skip (paging). */
+  offset?: number;
 }
 
 /** Events matching the filter: one order's in their original order, otherwise the newest first. */
@@ -219,7 +221,7 @@ export async function listEvents(db: Db, schema: string, filter: ListFilter): Pr
   const { rows } = await db.query<EventRow>(
     `SELECT ${EVENT_COLUMNS} FROM ${ident(schema)}.events
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY outbox_id ${filter.orderId ? 'ASC' : 'DESC'} LIMIT $${values.length}`,
+      ORDER BY outbox_id ${filter.orderId ? 'ASC' : 'DESC'} LIMIT $${values.length} OFFSET ${Math.max(0, Math.trunc(filter.offset ?? 0))}`,
     values,
   );
   return rows;
@@ -285,6 +287,54 @@ export async function replayEvent(db: Db, schema: string, eventId: string): Prom
 export async function replayOrder(db: Db, schema: string, orderId: string): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`SELECT ${ident(schema)}.replay_order($1) AS n`, [orderId]);
   return rows[0]!.n;
+}
+
+export type ReplayScope =
+  | { kind: 'event'; eventId: string }
+  | { kind: 'order'; orderId: string }
+  | { kind: 'failed'; since?: Date }
+  | { kind: 'range'; from: Date; to: Date };
+
+/** How many events a replay would send back to pending now (the replay functions skip pending ones). */
+export async function countReplayable(db: Db, schema: string, scope: ReplayScope): Promise<number> {
+  const [condition, values]: [string, unknown[]] =
+    scope.kind === 'event'
+      ? ["event_id = $1::uuid AND status <> 'pending'", [scope.eventId]]
+      : scope.kind === 'order'
+        ? ["order_id = $1 AND status <> 'pending'", [scope.orderId]]
+        : scope.kind === 'failed'
+          ? ["status = 'failed' AND created_at >= $1", [scope.since ?? '-infinity']]
+          : ["created_at >= $1 AND created_at < $2 AND status <> 'pending'", [scope.from, scope.to]];
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${ident(schema)}.outbox WHERE ${condition}`, values);
+  return Number(rows[0]!.n);
+}
+
+/** Runs one replay of any scope (the same functions as `order-webhooks replay`). */
+export function replay(db: Db, schema: string, scope: ReplayScope): Promise<number> {
+  if (scope.kind === 'event') return replayEvent(db, schema, scope.eventId);
+  if (scope.kind === 'order') return replayOrder(db, schema, scope.orderId);
+  if (scope.kind === 'failed') return replayFailed(db, schema, scope.since);
+  return replayRange(db, schema, scope.from, scope.to);
+}
+
+export interface MinuteCounts {
+  minute: Date;
+  delivered: number;
+  failed: number;
+}
+
+/** Delivered and failed attempts per minute over the last `minutes` minutes (minutes without any are left out). */
+export async function attemptsPerMinute(db: Db, schema: string, minutes = 60): Promise<MinuteCounts[]> {
+  const { rows } = await db.query<{ minute: Date; delivered: number; failed: number }>(
+    `SELECT date_trunc('minute', started_at) AS minute,
+            count(*) FILTER (WHERE outcome = 'delivered')::int AS delivered,
+            count(*) FILTER (WHERE outcome <> 'delivered')::int AS failed
+       FROM ${ident(schema)}.attempts
+      WHERE started_at > date_trunc('minute', now()) - make_interval(mins => $1)
+      GROUP BY 1 ORDER BY 1`,
+    [minutes - 1],
+  );
+  return rows;
 }
 
 export interface Progress {
