@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { parseConfig } from '../src/config/config.ts';
@@ -8,6 +11,9 @@ import { run, type ServiceProcess, startService, writeConfig } from './helpers/c
 import { playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
 import { type Stack, stacksClosedAfter } from './helpers/stack.ts';
+
+// Screenshots go to docs/ only when asked (UI_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.
+const SHOTS = process.env.UI_SCREENSHOTS === '1' ? 'docs' : mkdtempSync(join(tmpdir(), 'order-webhooks-ui-'));
 
 const TOKEN = 'ui-test-token-5b21e';
 const EVIL = '<script>alert("x")</script>';
@@ -208,7 +214,7 @@ describe('web page', () => {
       assert.equal(await page.locator('tr[data-status="failed"]').count(), total);
       assert.equal(await page.locator('tr[data-status="delivered"]').count(), 0);
       assert.match((await page.locator('tr[data-status="failed"]').first().textContent()) ?? '', /http_status: .*503/);
-      await page.screenshot({ path: 'docs/ui-desktop.png' });
+      await page.screenshot({ path: join(SHOTS, 'ui-desktop.png') });
 
       // An event opens to its attempts.
       await page.locator('tr[data-status="failed"] a').first().click();
@@ -241,7 +247,7 @@ describe('web page', () => {
       await phone.goto(`http://127.0.0.1:${port}/`);
       const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `no sideways scrolling of the page at 390 px (overflow ${overflow} px)`);
-      await phone.screenshot({ path: 'docs/ui-phone.png' });
+      await phone.screenshot({ path: join(SHOTS, 'ui-phone.png') });
     } finally {
       await browser.close();
     }
