@@ -45,10 +45,15 @@ class MemoryStore implements EventStore {
   failRecords = 0;
   freeNew = false;
 
+  /** Makes the next claimNew() report that moving its waiting changes failed. */
+  queueError: unknown;
+
   async claimNew(limit: number): Promise<NewChanges> {
     this.claimNewCalls++;
     const send = this.newEvents.splice(0, limit);
-    return { changes: send.length, send, queued: 0, unmatched: 0, filtered: 0 };
+    const queueError = this.queueError;
+    this.queueError = undefined;
+    return { changes: send.length, send, queued: 0, queueError, unmatched: 0, filtered: 0 };
   }
 
   async claimDue(): Promise<ClaimedEvent[]> {
@@ -142,6 +147,17 @@ describe('dispatcher', () => {
       failedEvents: 0,
     });
     assert.equal(await dispatcher.stop(1000), true);
+  });
+
+  it('first attempts still go out when moving the changes that must wait fails', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [event(1)];
+    store.queueError = new Error('outbox unavailable');
+    const dispatcher = new Dispatcher(store, new ScriptedSender(ok), log, options);
+    await dispatcher.drainNew();
+    await waitFor(() => store.recorded.length === 1, { what: 'the first attempt recorded' });
+    assert.equal(store.recorded[0]!.status, 'delivered');
+    await dispatcher.stop(1000);
   });
 
   it('a sender that throws becomes a failed attempt of kind internal, not a crash', async () => {

@@ -153,6 +153,12 @@ export class Dispatcher {
       }
       this.take(claimed.send);
       if (claimed.queued > 0) this.lookAgain();
+      if (claimed.queueError !== undefined) {
+        this.log.warn(
+          { error: describeDbError(claimed.queueError) },
+          'moving changes to the outbox failed; they are claimed again when their lease ends',
+        );
+      }
       // A short batch means the journal's front is claimed; the next wake-up picks up what arrives meanwhile.
       if (claimed.changes < limit) return worked;
     }

@@ -39,6 +39,8 @@ export interface NewChanges {
   send: ClaimedEvent[];
   /** Events put in the outbox unsent (they wait behind their order's earlier events): look for due events. */
   queued: number;
+  /** Why moving the changes that must wait failed (they are claimed again when their lease ends); the first attempts are good. */
+  queueError?: unknown;
   /** Changes whose state change matched no transition rule. */
   unmatched: number;
   /** Events left out by webHook.events. */

@@ -22,14 +22,18 @@ export class PostgresEventStore implements EventStore {
 
   async claimNew(limit: number, leaseMs: number): Promise<NewChanges> {
     const claimed = await this.journal.claim(limit, leaseMs);
-    const moved = claimed.move.length > 0 ? await this.journal.move(claimed.move) : { events: 0 };
-    return {
-      changes: claimed.changes,
-      send: claimed.send,
-      queued: moved.events,
-      unmatched: claimed.unmatched,
-      filtered: claimed.filtered,
-    };
+    // A move that fails must not hold back the first attempts claimed with it: they are sent, and the
+    // changes to move stay claimed until their lease ends, then are claimed again.
+    let queued = 0;
+    let queueError: unknown;
+    if (claimed.move.length > 0) {
+      try {
+        queued = (await this.journal.move(claimed.move)).events;
+      } catch (error) {
+        queueError = error;
+      }
+    }
+    return { changes: claimed.changes, send: claimed.send, queued, queueError, unmatched: claimed.unmatched, filtered: claimed.filtered };
   }
 
   claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
