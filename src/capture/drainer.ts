@@ -26,6 +26,9 @@ export interface DrainerOptions {
   listening: () => boolean;
 }
 
+/** How soon an instance that found the wake lock held elsewhere looks again. */
+const ELSEWHERE_RECHECK_MS = 1000;
+
 export class Drainer {
   private woken = false;
   private stopped = false;
@@ -110,7 +113,10 @@ export class Drainer {
           lastWork = Date.now();
           continue;
         }
-        await this.sleep(this.options.pollIntervalMs);
+        // Another holder's NOTIFYs reach us too, but the holder may be a session that is ending (a
+        // terminated connection of ours, or a stopped instance): look again soon rather than trust
+        // it for a whole poll interval, during which no NOTIFY would come once it is gone.
+        await this.sleep(state === 'elsewhere' ? Math.min(this.options.pollIntervalMs, ELSEWHERE_RECHECK_MS) : this.options.pollIntervalMs);
       } catch (error) {
         failures++;
         const pause = Math.min(100 * 2 ** failures, 5000);
