@@ -7,7 +7,7 @@ import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
 import { type PgBouncer, startPgBouncer } from './helpers/pgbouncer.ts';
 import { waitFor } from './helpers/poll.ts';
 import { stacksClosedAfter } from './helpers/stack.ts';
-import { checkSessionConnections } from '../src/capture/pooler.ts';
+import { checkSessionConnections } from '../src/schema/pooler.ts';
 import { PoolerError } from '../src/errors.ts';
 
 describe('connection poolers', () => {

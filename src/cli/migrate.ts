@@ -1,7 +1,7 @@
 // `order-webhooks migrate`: installs or updates our schema and the capture trigger.
 import type { Command } from 'commander';
-import { serviceGrantScript } from '../capture/inspect.ts';
-import { migrate, migrationScript } from '../capture/migrate.ts';
+import { serviceGrantScript } from '../schema/inspect.ts';
+import { migrate, migrationScript } from '../schema/migrate.ts';
 import { createLogger } from '../log.ts';
 import { EXIT_USAGE, fail, reporting } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
