@@ -1,10 +1,11 @@
 // Composes the parts into the running service and its one shutdown path.
-import type { Config } from './config/config.ts';
+import { type Config, endpointsOf } from './config/config.ts';
 import { checkCaptureInstalled } from './capture/install.ts';
 import { checkOrdersTable } from './capture/ordersTable.ts';
 import { createPool, describeDbError, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
+import { Fanout } from './delivery/fanout.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
@@ -36,10 +37,17 @@ export interface Service {
 }
 
 export async function startService(config: Config, log: Logger, tls?: TlsAgentOptions): Promise<Service> {
-  const { webHook, database } = config;
+  const { database } = config;
+  const endpoints = endpointsOf(config);
+  const enabled = endpoints.filter((e) => e.hook.enabled);
   // TLS files are checked first: a wrong file or password stops the start before any connection.
-  const loaded = tls ? { options: tls, warnings: [] } : loadTls(webHook);
-  for (const warning of loaded.warnings) log.warn(warning);
+  const loaded = new Map(
+    enabled.map((e) => {
+      const files = tls ? { options: tls, warnings: [] } : loadTls(e.hook);
+      for (const warning of files.warnings) log.warn({ endpoint: e.name }, warning);
+      return [e.name, files.options] as const;
+    }),
+  );
   const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
   const pool = createPool(database.url, log, 6, database.statementTimeout);
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
@@ -81,23 +89,51 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   }
 
   const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
-  const sender = new Sender(webHook, loaded.options);
-  release.push(() => sender.close());
-  const store = new PostgresEventStore(pool, database.schema, installation, {
-    transitions: config.orders.transitions,
-    events: webHook.events,
-  });
-  const dispatcher = new Dispatcher(store, sender, log, {
-    concurrency: webHook.concurrency,
-    leaseMs: webHook.leaseTimeout,
-    retryDelaysMs: webHook.retry.delays,
-    onResult: metrics?.onResult,
-  });
+  const store = new PostgresEventStore(
+    pool,
+    database.schema,
+    installation,
+    config.orders.transitions,
+    endpoints.map((e) => ({ name: e.name, events: e.hook.events })),
+  );
+  // One sender and one dispatcher per enabled endpoint: its own sockets, slots, claims and retries,
+  // so that one receiver's trouble never takes another's. A disabled endpoint's events wait, pending.
+  const dispatchers = new Map<string, Dispatcher>();
+  let fanout!: Fanout;
+  for (const e of enabled) {
+    const sender = new Sender(e.hook, loaded.get(e.name));
+    release.push(() => sender.close());
+    const dispatcher = new Dispatcher(store, sender, log.child({ endpoint: e.name }), {
+      endpoint: e.name,
+      concurrency: e.hook.concurrency,
+      leaseMs: e.hook.leaseTimeout,
+      retryDelaysMs: e.hook.retry.delays,
+      onResult: metrics?.onResult,
+      onNewChangesFreed: () => fanout.changesFreed(),
+    });
+    dispatchers.set(e.name, dispatcher);
+  }
+  // The journal's claims are leased for the longest lease of any endpoint: its first attempts run under it.
+  const leaseMs = Math.max(...enabled.map((e) => e.hook.leaseTimeout));
+  fanout = new Fanout(store, dispatchers, log, { leaseMs, single: endpoints.length === 1 });
+  const lookAgain = () => {
+    for (const d of dispatchers.values()) d.lookAgain();
+  };
+  const stats = () => {
+    const sum = { ...fanout.stats, delivered: 0, failedAttempts: 0, failedEvents: 0, inFlight: 0 };
+    for (const d of dispatchers.values()) {
+      sum.delivered += d.stats.delivered;
+      sum.failedAttempts += d.stats.failedAttempts;
+      sum.failedEvents += d.stats.failedEvents;
+      sum.inFlight += d.inFlightCount;
+    }
+    return sum;
+  };
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
     wakeUp: database.wakeUp,
   });
-  const drainer: Drainer = new Drainer(dispatcher, wakeLock, log, {
+  const drainer: Drainer = new Drainer(fanout, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
     idlePollMs: database.idlePollInterval,
     listening: () => listener?.connected ?? false,
@@ -112,7 +148,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     stopping ??= (async () => {
       log.info('stopping: no new claims; finishing requests in flight');
       await releaseAll();
-      log.info({ ...dispatcher.stats }, 'stopped');
+      log.info(stats(), 'stopped');
       resolveStopped(code);
       return code;
     })();
@@ -141,7 +177,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
               schema: database.schema,
               target,
               enabled: true,
-              endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+              endpoint: redactUrl(endpointUrl(enabled[0]!.hook.endpoint!, enabled[0]!.hook.key)),
               token: config.http.token,
               listening: () => listener?.connected ?? false,
               log,
@@ -171,7 +207,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await releaseAll();
     throw error;
   }
-  release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
+  // Stopped in reverse: the drainer, then the fan-out's claims, then every dispatcher at once.
+  release.push(() => Promise.all([...dispatchers.values()].map((d) => d.stop(SHUTDOWN_GRACE_MS))).then(() => undefined));
+  release.push(() => fanout.stop(SHUTDOWN_GRACE_MS));
   release.push(() => drainer.stop());
   release.push(() => listener.close());
 
@@ -179,33 +217,48 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     deliveredMs: config.retention.delivered,
     failedMs: config.retention.failed,
   });
-  metrics?.watch({ dispatcher, listener, retention });
+  metrics?.watch({
+    dispatcher: {
+      get stats() {
+        return fanout.stats;
+      },
+      get inFlightCount() {
+        return stats().inFlight;
+      },
+    },
+    listener,
+    retention,
+  });
   drainer.start();
-  dispatcher.lookAgain();
+  lookAgain();
   retention.start();
   release.push(() => retention.stop());
   // The fallback poll: covers a lost NOTIFY, retries coming due, and leases of dead instances.
   const poll = setInterval(() => {
     drainer.wake();
-    dispatcher.lookAgain();
+    lookAgain();
   }, database.pollInterval);
-  const stats = setInterval(() => log.info({ ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
-  stats.unref();
+  const statsTimer = setInterval(() => log.info(stats(), 'stats'), STATS_INTERVAL_MS);
+  statsTimer.unref();
   const triggers = watchCaptureTriggers(pool, target, log, database.captureCheckInterval);
   release.push(() => {
     clearInterval(poll);
-    clearInterval(stats);
+    clearInterval(statsTimer);
     triggers.stop();
   });
 
   log.info(
     {
-      endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+      endpoints: endpoints.map((e) => ({
+        name: e.name,
+        enabled: e.hook.enabled,
+        url: redactUrl(endpointUrl(e.hook.endpoint!, e.hook.key)),
+        concurrency: e.hook.concurrency,
+        signed: e.hook.secret !== undefined,
+        standardWebhookSecrets: e.hook.standardWebhooks?.secrets.length ?? 0,
+      })),
       orders: `${config.orders.schema}.${config.orders.table}`,
       schema: database.schema,
-      concurrency: webHook.concurrency,
-      signed: webHook.secret !== undefined,
-      standardWebhookSecrets: webHook.standardWebhooks?.secrets.length ?? 0,
     },
     'started',
   );

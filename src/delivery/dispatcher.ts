@@ -1,10 +1,9 @@
-// The loop that delivers events: keeps up to `concurrency` requests in flight, claims new changes
-// (when the drainer says the journal may hold some) and due events (when the outbox may hold some)
-// from the event store, and writes results back in batches. Nothing is dropped: a result that cannot
-// be written is kept and written later; an event whose result never gets written is claimed again
-// once its lease runs out.
-// One cohesive thing (over 350 lines): the delivery loop's state (room, claims, results, give-back) is
-// shared by every step, so splitting it would spread one invariant over several files.
+// The loop that delivers to one endpoint: keeps up to its `concurrency` requests in flight, takes the
+// first attempts the fan-out (src/delivery/fanout.ts) claimed for it, claims its due events (when the
+// outbox may hold some) from the event store, and writes results back in batches. Each endpoint has
+// its own, so one endpoint's slow or failing receiver never holds another's slots or claims. Nothing
+// is dropped: a result that cannot be written is kept and written later; an event whose result
+// never gets written is claimed again once its lease runs out.
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
@@ -18,6 +17,8 @@ export interface Send {
 }
 
 export interface DispatcherOptions {
+  /** The endpoint this dispatcher delivers to: it claims only that endpoint's events. */
+  endpoint: string;
   concurrency: number;
   leaseMs: number;
   retryDelaysMs: readonly number[];
@@ -25,13 +26,11 @@ export interface DispatcherOptions {
   retryWriteMs?: number;
   /** Told of every attempt's result as it comes (metrics). */
   onResult?: (result: AttemptRecord) => void;
+  /** First attempts left the journal: later changes of their orders may be claimable now. */
+  onNewChangesFreed?: () => void;
 }
 
 export interface DispatchStats {
-  changes: number;
-  events: number;
-  unmatched: number;
-  filtered: number;
   delivered: number;
   failedAttempts: number;
   failedEvents: number;
@@ -69,7 +68,7 @@ export function resultOf(
 }
 
 export class Dispatcher {
-  readonly stats: DispatchStats = { changes: 0, events: 0, unmatched: 0, filtered: 0, delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
   /** By event id. */
   private readonly inFlight = new Map<string, ClaimedEvent>();
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
@@ -77,8 +76,6 @@ export class Dispatcher {
   private results: AttemptRecord[] = [];
   private filling: Promise<void> | undefined;
   private fillAgain = false;
-  private draining: Promise<boolean> | undefined;
-  private drainAgain = false;
   /**
    * Bumped whenever the outbox may hold due events we have not looked for (a poll, events queued
    * there, a retry coming due, an event that left `pending` with later ones of its order waiting).
@@ -109,66 +106,14 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
-  /**
-   * Claims new changes until the journal has nothing more for us now (or we have no room: then the
-   * changes wait where they are). Resolves with whether any were claimed; a call while a drain runs
-   * makes that drain go round once more and shares its result.
-   */
-  drainNew(): Promise<boolean> {
-    if (this.draining) {
-      this.drainAgain = true;
-      return this.draining;
-    }
-    this.draining = (async () => {
-      let worked = false;
-      do {
-        this.drainAgain = false;
-        if (await this.claimNewBatches()) worked = true;
-      } while (this.drainAgain && !this.stopping);
-      return worked;
-    })().finally(() => {
-      this.draining = undefined;
-    });
-    return this.draining;
-  }
-
   /** The outbox may have due events now (a poll, or a retry coming due): look. */
   lookAgain(): void {
     this.outboxHint++;
     this.wake();
   }
 
-  private async claimNewBatches(): Promise<boolean> {
-    let worked = false;
-    while (!this.stopping) {
-      const limit = Math.min(this.room(), this.store.batchSize);
-      if (limit === 0) return true;
-      const claimed = await this.store.claimNew(limit, this.options.leaseMs);
-      if (claimed.changes === 0) return worked;
-      worked = true;
-      this.stats.changes += claimed.changes;
-      this.stats.unmatched += claimed.unmatched;
-      this.stats.filtered += claimed.filtered;
-      this.stats.events += claimed.send.length + claimed.queued;
-      if (claimed.unmatched > 0) {
-        this.log.debug({ changes: claimed.unmatched }, 'state changes with no matching transition rule: no event sent');
-      }
-      this.take(claimed.send);
-      if (claimed.queued > 0) this.lookAgain();
-      if (claimed.queueError !== undefined) {
-        this.log.warn(
-          { error: describeDbError(claimed.queueError) },
-          'moving changes to the outbox failed; they are claimed again when their lease ends',
-        );
-      }
-      // A short batch means the journal's front is claimed; the next wake-up picks up what arrives meanwhile.
-      if (claimed.changes < limit) return worked;
-    }
-    return worked;
-  }
-
-  /** Queues claimed events for a slot and starts them. */
-  private take(events: readonly ClaimedEvent[]): void {
+  /** Queues claimed events for a slot and starts them (first attempts the fan-out claimed for us, or due events). */
+  accept(events: readonly ClaimedEvent[]): void {
     if (events.length === 0) return;
     if (this.stopping) {
       // Claimed while we were stopping: give them back at once, their attempt not counted.
@@ -200,10 +145,10 @@ export class Dispatcher {
         const room = this.room();
         if (room === 0) break;
         const hint = this.outboxHint;
-        const events = await this.store.claimDue(room, this.options.leaseMs);
+        const events = await this.store.claimDue(this.options.endpoint, room, this.options.leaseMs);
         if (events.length < room) this.outboxSeen = hint;
         else this.fillAgain = true;
-        this.take(events);
+        this.accept(events);
       } while (this.fillAgain && !this.stopping && this.outboxSeen !== this.outboxHint);
     } catch (error) {
       this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
@@ -271,6 +216,7 @@ export class Dispatcher {
           this.stats.failedAttempts++;
           if (result.status === 'failed') this.stats.failedEvents++;
           const fields = {
+            endpoint: event.endpoint,
             eventId: event.eventId,
             orderId: event.orderId,
             eventType: event.eventType,
@@ -316,7 +262,7 @@ export class Dispatcher {
           }
           for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
           if (outcome.dueEventsFreed) this.outboxHint++;
-          if (outcome.newChangesFreed) void this.drainNew().catch((error) => this.claimFailed(error));
+          if (outcome.newChangesFreed) this.options.onNewChangesFreed?.();
           return outcome.unwritten;
         },
         (error: unknown) => ({ records: batch, error }),
@@ -337,10 +283,6 @@ export class Dispatcher {
         this.wake();
         this.resolveIfSettled();
       });
-  }
-
-  private claimFailed(error: unknown): void {
-    this.log.warn({ error: describeDbError(error) }, 'claiming changes from the journal failed; will retry');
   }
 
   /** Wakes a waiting stop() once nothing is in flight and every result is written. */
@@ -368,7 +310,7 @@ export class Dispatcher {
       ]);
       clearTimeout(timer);
     };
-    await withinGrace(Promise.all([this.filling, this.draining]));
+    await withinGrace(this.filling);
     const unsent = this.ready.map((r) => r.event);
     this.ready = [];
     if (unsent.length > 0) await withinGrace(this.unclaim(unsent));

@@ -14,7 +14,8 @@ export class Outbox {
   ) {
     const schema = ident(schemaName);
     this.schema = schema;
-    // Only the earliest pending event of each order is claimable: later ones wait for it
+    // Each endpoint claims its own events (an endpoint's backlog never sits in front of another's in
+    // outbox_due). Only the earliest pending event of each order for the endpoint is claimable: later ones wait for it
     // (delivered or failed). They wait with no next_attempt_at (migration 7), outside outbox_due, so
     // a claim walks only heads that are due however long the queues behind them; the per-order
     // check stays for the rare second head (a move that raced a result, an operator's redelivery).
@@ -30,18 +31,19 @@ export class Outbox {
     // it believes to hold one row, for every row.
     this.claimSql = `WITH due AS (
         SELECT o.id FROM ${schema}.outbox o
-         WHERE o.next_attempt_at <= now()
+         WHERE o.endpoint = $3 AND o.next_attempt_at <= now()
            -- "<=" means "=" here (o is pending, so the minimum is at most o.id), but its default
            -- selectivity lets the planner walk outbox_due in order and stop at the limit; with "="
            -- (one row in a million) it reads every due row and sorts them: O(backlog) per claim.
-           AND o.id <= (SELECT min(p.id) FROM ${schema}.outbox p WHERE p.status = 'pending' AND p.order_id = o.order_id)
+           AND o.id <= (SELECT min(p.id) FROM ${schema}.outbox p
+                         WHERE p.status = 'pending' AND p.order_id = o.order_id AND p.endpoint = o.endpoint)
          ORDER BY o.next_attempt_at, o.id
          LIMIT $1
            FOR UPDATE SKIP LOCKED)
       UPDATE ${schema}.outbox o
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
         FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
-      RETURNING 'outbox' AS source, o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
+      RETURNING 'outbox' AS source, o.id::text AS id, o.endpoint, o.event_id::text AS "eventId", o.order_id AS "orderId",
                 o.event_type AS "eventType", o.body, o.attempts AS attempt`;
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
@@ -71,13 +73,14 @@ export class Outbox {
       SELECT (SELECT count(*) FROM updated)::int AS applied, set_config('synchronous_commit', 'off', true) AS async_commit`;
   }
 
-  /** The claim statement ($1 limit, $2 lease in ms), for the bench to EXPLAIN. */
+  /** The claim statement ($1 limit, $2 lease in ms, $3 endpoint), for the bench to EXPLAIN. */
   get claimStatement(): string {
     return this.claimSql;
   }
 
-  async claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
-    const { rows } = await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs]);
+  /** Claims due heads of one endpoint's (order) queues. */
+  async claimDue(endpoint: string, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
+    const { rows } = await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs, endpoint]);
     // The earliest first, so that the first slots go to the oldest events.
     return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
   }
