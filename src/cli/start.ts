@@ -17,7 +17,7 @@ export async function start(options: ConfigOption): Promise<void> {
   const enabled = anyEndpointEnabled(config);
   if (!enabled) {
     log.warn(
-      'webhooks are disabled (webHook.enabled is false, and no webHooks entry is enabled): running idle until stopped; nothing is sent; order changes stay in the journal and are delivered once enabled',
+      `webhooks are disabled (webHook.enabled is false)${config.webHooks.length ? ' and so is every webHooks entry' : ''}: running idle until stopped; nothing is sent; order changes stay in the journal and are delivered once enabled`,
     );
   }
   const service = await reporting('start', () => (enabled ? startService(config, log) : startIdleService(config, log))).finally(() =>
