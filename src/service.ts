@@ -24,6 +24,7 @@ import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
 import { readBacklog } from './outbox/backlog.ts';
+import { configuredEndpoints } from './outbox/status.ts';
 import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -88,7 +89,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     throw error;
   }
 
-  const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
+  const metrics = config.http
+    ? new Metrics(
+        () => readBacklog(pool, database.schema),
+        log,
+        true,
+        endpoints.map((e) => e.name),
+      )
+    : undefined;
   const store = new PostgresEventStore(
     pool,
     database.schema,
@@ -177,7 +185,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
               schema: database.schema,
               target,
               enabled: true,
-              endpoint: redactUrl(endpointUrl(enabled[0]!.hook.endpoint!, enabled[0]!.hook.key)),
+              endpoints: configuredEndpoints(config),
               token: config.http.token,
               listening: () => listener?.connected ?? false,
               log,
@@ -282,7 +290,12 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
   if (config.http) {
     const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
     release.push(() => pool.end());
-    const metrics = new Metrics(() => readBacklog(pool, config.database.schema), log, false);
+    const metrics = new Metrics(
+      () => readBacklog(pool, config.database.schema),
+      log,
+      false,
+      endpointsOf(config).map((e) => e.name),
+    );
     try {
       const http = await startHttpServer(
         config.http,
@@ -302,7 +315,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
               schema: config.database.schema,
               target: { schema: config.database.schema, orders: config.orders, wakeUp: config.database.wakeUp },
               enabled: false,
-              endpoint: config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null,
+              endpoints: configuredEndpoints(config),
               token: config.http.token,
               // Idle: nothing listens, so the page shows capture as not healthy, with the reason.
               listening: () => false,

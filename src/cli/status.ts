@@ -5,18 +5,18 @@ import type { Command } from 'commander';
 import { reportWakeUp } from '../capture/wakeUp.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
-import { outboxStatus } from '../outbox/status.ts';
+import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus, removedEndpointNote } from '../outbox/status.ts';
 import { schemaState, triggerState } from '../outbox/installState.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
-import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
 import { connect, formatAge, formatTime, type JsonOption, paint, printJson, printPairs } from './output.ts';
 
-interface StatusOptions extends ConfigOption, JsonOption {
+interface StatusOptions extends ConfigOption, JsonOption, EndpointOption {
   maxLag?: string;
 }
 
 export function statusCommand(program: Command): void {
-  withConfigOption(program.command('status'))
+  withEndpointOption(withConfigOption(program.command('status')), 'only this endpoint: its line, counts, lag and failures')
     .description('show whether webhooks flow: trigger, schema, backlog, lag, failures, instances (exit 1 when something needs attention)')
     .option('--max-lag <duration>', 'ISO-8601 duration: exit 1 when the oldest pending event is older (e.g. PT5M)')
     .option('--json', 'print JSON')
@@ -25,6 +25,7 @@ export function statusCommand(program: Command): void {
 
 async function status(options: StatusOptions): Promise<void> {
   const config = readConfig(options.config);
+  const only = endpointOption(options);
   let maxLagMs: number | undefined;
   if (options.maxLag !== undefined) {
     try {
@@ -41,13 +42,15 @@ async function status(options: StatusOptions): Promise<void> {
       const schemaInfo = await schemaState(db, schema);
       const trigger = await triggerState(db, target);
       const wakeUp = await reportWakeUp(db, config.database.wakeUp, config.database.idlePollInterval);
-      const outbox = schemaInfo.current ? await outboxStatus(db, schema) : null;
-      return { schemaInfo, trigger, outbox, wakeUp };
+      const outbox = schemaInfo.current ? await outboxStatus(db, schema, only) : null;
+      const counts = schemaInfo.current ? await endpointCounts(db, schema) : [];
+      return { schemaInfo, trigger, outbox, wakeUp, counts };
     } finally {
       await db.end().catch(() => undefined);
     }
   });
   const { schemaInfo, trigger, outbox, wakeUp } = report;
+  const endpoints = endpointStates(configuredEndpoints(config), report.counts).filter((e) => only === undefined || e.endpoint === only);
 
   const attention: string[] = [];
   if (wakeUp.warning) attention.push(wakeUp.warning);
@@ -64,7 +67,13 @@ async function status(options: StatusOptions): Promise<void> {
     );
   }
   if (outbox && outbox.counts.failed > 0)
-    attention.push(`${outbox.counts.failed} failed event(s): see \`order-webhooks outbox list --status failed\``);
+    attention.push(
+      `${outbox.counts.failed} failed event(s): see \`order-webhooks outbox list --status failed${only ? ` --endpoint ${only}` : ''}\``,
+    );
+  for (const e of endpoints) {
+    const note = removedEndpointNote(e);
+    if (note) attention.push(note);
+  }
   if (outbox && maxLagMs !== undefined && outbox.lagSeconds * 1000 > maxLagMs) {
     attention.push(`lag ${formatAge(outbox.lagSeconds)} is over --max-lag ${options.maxLag}`);
   }
@@ -75,6 +84,7 @@ async function status(options: StatusOptions): Promise<void> {
       ok: attention.length === 0,
       attention,
       webhooks: { enabled: config.webHook.enabled, endpoint },
+      endpoints,
       schema: schemaInfo,
       trigger,
       wakeUp,
@@ -122,6 +132,15 @@ async function status(options: StatusOptions): Promise<void> {
       pairs.push([
         'instances',
         `${outbox.instances} running${outbox.connections.length ? ` (${outbox.connections.map((c) => `${c.application} x${c.connections}`).join(', ')})` : ''}`,
+      ]);
+    }
+    for (const e of endpoints) {
+      const lag = e.pending > 0 ? `lag ${formatAge(e.lagSeconds)}` : 'none pending';
+      const success = e.lastSuccessAt ? `last success ${formatTime(e.lastSuccessAt)}` : 'no success yet';
+      const state = e.state === 'removed' ? 'removed from the config' : e.state;
+      pairs.push([
+        `endpoint ${e.endpoint}`,
+        `${state}, ${e.pending} pending, ${e.failed} failed, ${lag}, ${success}${e.url ? ` (${e.url})` : ''}`,
       ]);
     }
     printPairs(pairs);

@@ -6,7 +6,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type pg from 'pg';
 import type { CaptureTarget } from '../capture/render.ts';
 import type { Logger } from '../log.ts';
-import { attemptsPerMinute, DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EventStatus, outboxStatus } from '../outbox/status.ts';
+import {
+  attemptsPerMinute,
+  DELIVERED_WINDOW_MINUTES,
+  EVENT_STATUSES,
+  type EventStatus,
+  endpointCounts,
+  endpointStates,
+  outboxStatus,
+} from '../outbox/status.ts';
 import { countReplayable, type ReplayScope, replay } from '../outbox/replay.ts';
 import { type ListFilter, listEvents, showEvent } from '../outbox/reads.ts';
 import { triggerState } from '../outbox/installState.ts';
@@ -19,8 +27,8 @@ export interface UiOptions {
   schema: string;
   target: CaptureTarget;
   enabled: boolean;
-  /** The endpoint with its key redacted, or null. */
-  endpoint: string | null;
+  /** The configured endpoints, their URLs redacted (`configuredEndpoints` of src/outbox/status.ts). */
+  endpoints: readonly { name: string; enabled: boolean; url: string }[];
   /** When set, every request to the page needs it (cookie after `/?token=…`, or `Authorization: Bearer`). */
   token?: string;
   listening(): boolean;
@@ -31,6 +39,14 @@ export interface UiOptions {
 export type UiHandler = (request: IncomingMessage, response: ServerResponse, url: URL) => Promise<void>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ENDPOINT = /^[a-z0-9-]{1,40}$/;
+
+/** The `endpoint` parameter: one endpoint's name, or none (all). */
+function endpointParam(params: URLSearchParams): string | undefined {
+  const endpoint = params.get('endpoint')?.trim() || undefined;
+  if (endpoint !== undefined && !ENDPOINT.test(endpoint)) throw new BadRequest('endpoint: expected an endpoint name');
+  return endpoint;
+}
 const MAX_FORM_BYTES = 16 * 1024;
 
 class BadRequest extends Error {}
@@ -61,7 +77,7 @@ export function createUi(options: UiOptions): UiHandler {
         throw error;
       }
       const replayed = await replay(options.db, options.schema, scope);
-      options.log.info({ scope: scope.kind, replayed }, 'replay from the web page');
+      options.log.info({ scope: scope.kind, endpoint: scope.endpoint, replayed }, 'replay from the web page');
       response.writeHead(303, { Location: `/?replayed=${replayed}`, 'Cache-Control': 'no-store' });
       response.end();
       return;
@@ -128,6 +144,7 @@ function eventFilter(params: URLSearchParams): ListFilter & { page: number } {
     throw new BadRequest(`status: "${status}" is unknown`);
   const page = Math.max(1, Math.trunc(Number(params.get('page') ?? '1')) || 1);
   return {
+    endpoint: endpointParam(params),
     status: status as EventStatus | undefined,
     orderId: params.get('order')?.trim() || undefined,
     eventType: params.get('type') || undefined,
@@ -140,6 +157,11 @@ function eventFilter(params: URLSearchParams): ListFilter & { page: number } {
 }
 
 function replayScope(params: URLSearchParams): ReplayScope {
+  const endpoint = endpointParam(params);
+  return endpoint === undefined ? scopeOf(params) : { ...scopeOf(params), endpoint };
+}
+
+function scopeOf(params: URLSearchParams): ReplayScope {
   const kind = params.get('kind');
   if (kind === 'event') {
     const eventId = params.get('event')?.trim() ?? '';
@@ -163,10 +185,11 @@ function replayScope(params: URLSearchParams): ReplayScope {
 }
 
 async function readSummary(options: UiOptions): Promise<Summary> {
-  const [status, trigger, minutes] = await Promise.all([
+  const [status, trigger, minutes, counts] = await Promise.all([
     outboxStatus(options.db, options.schema),
     triggerState(options.db, options.target),
     attemptsPerMinute(options.db, options.schema, 60),
+    endpointCounts(options.db, options.schema),
   ]);
   const listening = options.listening();
   const problems = [
@@ -175,7 +198,7 @@ async function readSummary(options: UiOptions): Promise<Summary> {
   ];
   return {
     enabled: options.enabled,
-    endpoint: options.endpoint,
+    endpoints: endpointStates(options.endpoints, counts),
     captureHealthy: problems.length === 0,
     capture: problems.length === 0 ? 'trigger enabled, listener connected' : problems.join(', '),
     pending: status.counts.pending,

@@ -12,6 +12,8 @@ export interface Backlog {
   failed: number;
   /** Age of the oldest change or event still to deliver, in seconds (0 when none). */
   oldestPendingSeconds: number;
+  /** Pending and failed events per endpoint (those with none are left out). */
+  endpoints: { endpoint: string; pending: number; failed: number }[];
 }
 
 export async function readBacklog(db: pg.Pool, schemaName: string): Promise<Backlog> {
@@ -25,5 +27,19 @@ export async function readBacklog(db: pg.Pool, schemaName: string): Promise<Back
        FROM (SELECT count(*) AS pending, min(created_at) AS oldest FROM ${schema}.outbox WHERE next_attempt_at IS NOT NULL) p`,
   );
   const row = rows[0]!;
-  return { journal: row.journal, pending: row.pending, failed: row.failed, oldestPendingSeconds: Math.max(0, row.oldest ?? 0) };
+  // Per endpoint: the due index leads with the endpoint; failed events by their partial index.
+  const { rows: per } = await db.query<{ endpoint: string; pending: number; failed: number }>(
+    `SELECT endpoint, sum(pending)::float8 AS pending, sum(failed)::float8 AS failed FROM (
+        SELECT endpoint, count(*) AS pending, 0 AS failed FROM ${schema}.outbox WHERE next_attempt_at IS NOT NULL GROUP BY endpoint
+        UNION ALL
+        SELECT endpoint, 0, count(*) FROM ${schema}.outbox WHERE status = 'failed' GROUP BY endpoint) x
+      GROUP BY endpoint ORDER BY endpoint`,
+  );
+  return {
+    journal: row.journal,
+    pending: row.pending,
+    failed: row.failed,
+    oldestPendingSeconds: Math.max(0, row.oldest ?? 0),
+    endpoints: per,
+  };
 }
