@@ -118,7 +118,7 @@ describe('endpoint operations', () => {
       status.stdout,
     );
     assert.ok(
-      lines.some((l) => /^endpoint billing\s+removed from the config, 4 pending, 0 failed/.test(l)),
+      lines.some((l) => /endpoint billing\s+│ removed from the config, 4 pending, 0 failed/.test(l)),
       status.stdout,
     );
     const refused = await cli(s, 'purge', '--endpoint', 'default', '--yes');
@@ -169,7 +169,7 @@ describe('endpoint operations', () => {
     assert.equal(statusJson.body.endpoints[1].lastSuccessAt, null);
     const onlyDefault = await cli(s, 'status', '--endpoint', 'default');
     assert.equal(onlyDefault.code, 0, onlyDefault.stdout);
-    assert.match(onlyDefault.stdout, /^endpoint default\s+enabled, 0 pending, 0 failed, none pending, last success /m);
+    assert.match(onlyDefault.stdout, /endpoint default\s+│ enabled, 0 pending, 0 failed, none pending, last success /);
     assert.doesNotMatch(onlyDefault.stdout, /endpoint audit/);
     assert.equal((await cli(s, 'status', '--endpoint', 'Not A Name')).code, 2);
 
@@ -179,7 +179,7 @@ describe('endpoint operations', () => {
       ORDER_LIFE.map((t) => ['audit', t]),
     );
     const table = await cli(s, 'outbox', 'list', '--order', order);
-    assert.match(table.stdout, /^event id\s+endpoint\s+order/m);
+    assert.match(table.stdout, /event id\s+│ endpoint\s+│ order/);
 
     audit.respond = (_req, res) => res.end('ok');
     const replayed = await json(s, 'replay', '--failed', '--endpoint', 'default');
