@@ -2,20 +2,24 @@
 // make the same schema, trigger and rows as `migrate` does.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { itNeeding, toolPath } from './helpers/tools.ts';
 import { listMigrations, migrate, planScript } from '../src/capture/migrate.ts';
 import { parseConfig } from '../src/config/config.ts';
 import { createLogger } from '../src/log.ts';
 
 const SCHEMA = 'order_webhooks';
+const it = itNeeding('psql');
 
 /** Applies a script as a DBA would: psql, stopping at the first error. */
 function psql(url: string, script: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = execFile('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', '-'], (error, _stdout, stderr) =>
-      error ? reject(new Error(`psql failed: ${error.message}\n${stderr}`)) : resolve(),
+    const child = execFile(
+      toolPath('psql') ?? 'psql',
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', '-'],
+      (error, _stdout, stderr) => (error ? reject(new Error(`psql failed: ${error.message}\n${stderr}`)) : resolve()),
     );
     child.stdin!.end(script);
   });

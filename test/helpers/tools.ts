@@ -1,4 +1,5 @@
-// The programs some tests drive besides node and PostgreSQL: Debian's PgBouncer and Chromium.
+// The programs some tests drive besides node and PostgreSQL's server: Debian's PgBouncer, Chromium
+// and psql (on a machine with only an embedded or a remote server).
 // test/run.ts installs the missing ones that the test files it runs need, with apt-get, before the
 // tests start, when it can (root, apt-get, a network). A test whose tool is still missing is
 // skipped with the reason in its name, never passed or failed. ORDER_WEBHOOKS_TEST_NO_INSTALL=1
@@ -12,6 +13,7 @@ const TOOLS = {
   // Debian installs PgBouncer in /usr/sbin, which is not on every user's PATH.
   pgbouncer: { title: 'PgBouncer', deb: 'pgbouncer', at: '/usr/sbin/pgbouncer' },
   chromium: { title: 'Chromium', deb: 'chromium', at: '/usr/bin/chromium' },
+  psql: { title: 'psql', deb: 'postgresql-client', at: '/usr/bin/psql' },
 } as const;
 export type Tool = keyof typeof TOOLS;
 
@@ -19,10 +21,9 @@ export type Tool = keyof typeof TOOLS;
 const NOT_INSTALLED = 'ORDER_WEBHOOKS_TEST_NOT_INSTALLED';
 const NO_INSTALL = 'ORDER_WEBHOOKS_TEST_NO_INSTALL';
 
-/** Where the tool is: Debian's path, else the first on PATH; undefined when it is not installed. */
+/** Where the tool is: Debian's path, else the first on PATH (by its key's name); undefined when it is not installed. */
 export function toolPath(tool: Tool): string | undefined {
-  const { at, deb } = TOOLS[tool];
-  return existsSync(at) ? at : onPath(deb);
+  return existsSync(TOOLS[tool].at) ? TOOLS[tool].at : onPath(tool);
 }
 
 function onPath(command: string): string | undefined {
@@ -34,7 +35,7 @@ function onPath(command: string): string | undefined {
 }
 
 /** Why a test that needs `tool` cannot run here, or undefined when it can. */
-export function missing(tool: Tool): string | undefined {
+function missing(tool: Tool): string | undefined {
   if (toolPath(tool)) return undefined;
   const why = process.env[NOT_INSTALLED] ?? 'the test runner (test/run.ts) installs it only as root, with apt-get';
   return `${TOOLS[tool].title} is not installed (Debian package ${TOOLS[tool].deb}): ${why}`;
