@@ -5,6 +5,9 @@ import type { Logger } from './log.ts';
 
 export const { escapeIdentifier: ident, escapeLiteral: literal } = pg;
 
+/** Anything that runs a query: a pool, a pooled or a single client. */
+export type Db = pg.ClientBase | pg.Pool;
+
 /** Settings every connection of the service's pool sets in its startup packet (see createPool). */
 export const SESSION_OPTIONS = '-c enable_seqscan=off -c jit=off';
 

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
-import { listMigrations } from '../src/capture/migrate.ts';
+import { listMigrations } from '../src/schema/migrate.ts';
 import { lockKey } from '../src/db.ts';
 
 interface JournalRow {

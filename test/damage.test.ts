@@ -4,7 +4,7 @@ import { run } from './helpers/cli.ts';
 import { insertOrder } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
 import { outbox, type Stack, stacksClosedAfter } from './helpers/stack.ts';
-import { inspectSchema } from '../src/capture/inspect.ts';
+import { inspectSchema } from '../src/schema/inspect.ts';
 
 // The documented choice (docs/security.md, "If our schema is damaged"): when the journal cannot be
 // written, the order app's write fails with our error and nothing of it is kept, so no change is

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { Journal } from '../src/outbox/journal.ts';
+import { planClaim } from '../src/outbox/store.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, insertOrder, type TestDatabase } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
@@ -11,6 +12,12 @@ import { waitFor } from './helpers/poll.ts';
 describe('journal claims', () => {
   let db: TestDatabase;
   let journal: Journal;
+  let installation: string;
+  /** The journal's claim, mapped as the event store maps it. */
+  const claim = async (limit: number, leaseMs: number) => {
+    const changes = await journal.claim(limit, leaseMs);
+    return { changes: changes.length, ...planClaim(changes, installation, {}) };
+  };
   let claimPool: pg.Pool;
   const changes = () =>
     db.query<{ id: string; order_id: string; attempts: number; claimed: boolean }>(
@@ -24,7 +31,8 @@ describe('journal claims', () => {
     const migrated = await run(['migrate', '--config', config]);
     assert.equal(migrated.code, 0, migrated.stderr);
     claimPool = new pg.Pool({ connectionString: db.url, max: 2 });
-    journal = new Journal(claimPool, 'order_webhooks', await Journal.installationId(claimPool, 'order_webhooks'), {});
+    journal = new Journal(claimPool, 'order_webhooks');
+    installation = await Journal.installationId(claimPool, 'order_webhooks');
   });
   after(async () => {
     await claimPool.end();
@@ -41,7 +49,7 @@ describe('journal claims', () => {
       "INSERT INTO order_webhooks.outbox (event_id, change_id, order_id, event_type, body) VALUES (gen_random_uuid(), 0, $1, 'OrderCreated', '{}')",
       [waiting],
     );
-    const claimed = await journal.claim(10, 60_000);
+    const claimed = await claim(10, 60_000);
     assert.equal(claimed.changes, 4);
     assert.deepEqual(
       claimed.send.map((e) => [e.orderId, e.eventType, e.attempt]),
@@ -56,7 +64,7 @@ describe('journal claims', () => {
       ],
     );
     // Claimed: nothing more to claim until the leases end.
-    assert.equal((await journal.claim(10, 60_000)).changes, 0);
+    assert.equal((await claim(10, 60_000)).changes, 0);
     assert.deepEqual(
       (await changes()).map((c) => [c.attempts, c.claimed]),
       [
@@ -99,7 +107,7 @@ describe('journal claims', () => {
         "UPDATE order_webhooks.change SET attempts = attempts + 1, claimed_until = now() + interval '1 min' WHERE id = $1",
         [first!.id],
       );
-      const ours = journal.claim(10, 60_000);
+      const ours = claim(10, 60_000);
       await waitFor(
         async () =>
           (await db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).length > 0,
@@ -122,15 +130,15 @@ describe('journal claims', () => {
       ],
     );
     // And while that claim runs, a new claim leaves the order alone too.
-    assert.equal((await journal.claim(10, 60_000)).changes, 0);
+    assert.equal((await claim(10, 60_000)).changes, 0);
   });
 
   it('a claim whose lease ran out is claimed again, with the next attempt number', async () => {
     await insertOrder(db);
-    const first = await journal.claim(10, 1);
+    const first = await claim(10, 1);
     assert.equal(first.send[0]!.attempt, 1);
     await db.query("UPDATE order_webhooks.change SET claimed_until = now() - interval '1 s'");
-    const again = await journal.claim(10, 60_000);
+    const again = await claim(10, 60_000);
     assert.equal(again.send[0]!.attempt, 2);
     assert.equal(again.send[0]!.eventId, first.send[0]!.eventId, 'the same event id');
     // The first claim's result no longer counts; the second's does.

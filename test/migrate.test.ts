@@ -6,7 +6,7 @@ import { after, before, describe } from 'node:test';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { itNeeding, toolPath } from './helpers/tools.ts';
-import { listMigrations, migrate, planScript } from '../src/capture/migrate.ts';
+import { listMigrations, migrate, planScript } from '../src/schema/migrate.ts';
 import { parseConfig } from '../src/config/config.ts';
 import { createLogger } from '../src/log.ts';
 

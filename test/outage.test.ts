@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
-import { listMigrations } from '../src/capture/migrate.ts';
+import { listMigrations } from '../src/schema/migrate.ts';
 import { Journal } from '../src/outbox/journal.ts';
+import { planClaim } from '../src/outbox/store.ts';
 import { Outbox } from '../src/outbox/outbox.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, insertOrder, type TestDatabase } from './helpers/db.ts';
@@ -61,6 +62,12 @@ describe('outage: a move and a result for the same order at once', () => {
   let db: TestDatabase;
   let pool: pg.Pool;
   let journal: Journal;
+  let installation: string;
+  /** The journal's claim, mapped as the event store maps it. */
+  const claim = async (limit: number, leaseMs: number) => {
+    const changes = await journal.claim(limit, leaseMs);
+    return { changes: changes.length, ...planClaim(changes, installation, {}) };
+  };
   let store: Outbox;
   let other: pg.Client;
 
@@ -71,7 +78,8 @@ describe('outage: a move and a result for the same order at once', () => {
     const migrated = await run(['migrate', '--config', config]);
     assert.equal(migrated.code, 0, migrated.stderr);
     pool = new pg.Pool({ connectionString: db.url, max: 3, application_name: 'outage test service' });
-    journal = new Journal(pool, 'order_webhooks', await Journal.installationId(pool, 'order_webhooks'), {});
+    journal = new Journal(pool, 'order_webhooks');
+    installation = await Journal.installationId(pool, 'order_webhooks');
     store = new Outbox(pool, 'order_webhooks');
     other = new pg.Client({ connectionString: db.url });
     await other.connect();
@@ -94,7 +102,7 @@ describe('outage: a move and a result for the same order at once', () => {
     );
     const [head] = await db.query<{ id: string; event_id: string }>('SELECT id::text, event_id::text FROM order_webhooks.outbox');
     await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [order]);
-    const claimed = await journal.claim(10, 60_000);
+    const claimed = await claim(10, 60_000);
     assert.equal(claimed.move.length, 1, 'its order has an event pending: the change is moved');
     return { order, head: head!, move: claimed.move };
   }

@@ -8,7 +8,7 @@ import { type PgBouncer, startPgBouncer } from './helpers/pgbouncer.ts';
 import { waitFor } from './helpers/poll.ts';
 import { stacksClosedAfter } from './helpers/stack.ts';
 import { itNeeding } from './helpers/tools.ts';
-import { checkSessionConnections } from '../src/capture/pooler.ts';
+import { checkSessionConnections } from '../src/schema/pooler.ts';
 import { PoolerError } from '../src/errors.ts';
 
 const it = itNeeding('pgbouncer');

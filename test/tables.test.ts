@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { captureTriggerStatus } from '../src/capture/trigger.ts';
+import { captureTriggerStatus } from '../src/capture/state.ts';
 import { run, startService, writeConfig } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { checkDeliveries, playOrders } from './helpers/orders.ts';

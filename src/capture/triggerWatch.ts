@@ -4,7 +4,8 @@
 import type pg from 'pg';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
-import { type CaptureStatus, type CaptureTarget, captureTriggerStatus } from './trigger.ts';
+import { type CaptureStatus, captureTriggerStatus } from './state.ts';
+import type { CaptureTarget } from './render.ts';
 
 export interface TriggerWatch {
   /** One check now; resolves with what it found (undefined when the catalog could not be read). */

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { Sender } from '../delivery/sender.ts';
 import { loadTls } from '../delivery/tls.ts';
-import { schemaState, triggerState } from '../outbox/queries.ts';
+import { schemaState, triggerState } from '../outbox/installState.ts';
 import { reportWakeUp } from '../capture/wakeUp.ts';
 import { CommandFailure, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';

@@ -1,7 +1,7 @@
 // `order-webhooks migrate`: installs or updates our schema and the capture trigger.
 import type { Command } from 'commander';
-import { serviceGrantScript } from '../capture/inspect.ts';
-import { migrate, NOTHING_INSTALLED, planFor, planMigration, planScript } from '../capture/migrate.ts';
+import { serviceGrantScript } from '../schema/inspect.ts';
+import { migrate, NOTHING_INSTALLED, planFor, planMigration, planScript } from '../schema/migrate.ts';
 import { ident } from '../db.ts';
 import { DatabaseUnreachableError } from '../errors.ts';
 import { createLogger } from '../log.ts';

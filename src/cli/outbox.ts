@@ -1,7 +1,8 @@
 // `order-webhooks outbox list|show`: which events there are, and what happened to one of them.
 import type { Command } from 'commander';
 import { EVENT_TYPES } from '../events.ts';
-import { EVENT_STATUSES, type EventStatus, listEvents, showEvent } from '../outbox/queries.ts';
+import { EVENT_STATUSES, type EventStatus } from '../outbox/status.ts';
+import { listEvents, showEvent } from '../outbox/reads.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 import { withCurrentSchema } from './output.ts';

@@ -10,7 +10,7 @@ import { colorAllowed } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
 import { describeDbError } from '../db.ts';
 import { DatabaseUnreachableError } from '../errors.ts';
-import { schemaState } from '../outbox/queries.ts';
+import { schemaState } from '../outbox/installState.ts';
 import { EXIT_USAGE, fail, reporting } from './exit.ts';
 import type { Config } from '../config/config.ts';
 

@@ -1,7 +1,8 @@
 // `order-webhooks purge`: deletes old delivered or failed events and their attempts, explicitly.
 // It says how many first and asks; `--yes` answers for scripts.
 import type { Command } from 'commander';
-import { countPurgeable, purge, REPLAY_BATCH } from '../outbox/queries.ts';
+import { countPurgeable, purge } from '../outbox/purge.ts';
+import { REPLAY_BATCH } from '../outbox/replay.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 import { confirm, type JsonOption, parseTime, printJson, progressBar, withCurrentSchema } from './output.ts';

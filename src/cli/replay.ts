@@ -1,7 +1,7 @@
 // `order-webhooks replay`: sends events again, through the schema's replay functions (the same ones
 // a DBA calls from psql). Events go back to pending under their own ids; attempt numbers go on.
 import type { Command } from 'commander';
-import { REPLAY_BATCH, replayEvent, replayFailed, replayOrder, replayRange } from '../outbox/queries.ts';
+import { REPLAY_BATCH, replayEvent, replayFailed, replayOrder, replayRange } from '../outbox/replay.ts';
 import { EXIT_USAGE, fail } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 import { type JsonOption, parseTime, printJson, progressBar, withCurrentSchema } from './output.ts';

@@ -2,9 +2,10 @@
 // as it was before `migrate`); with --drop-schema also drops our schema and everything in it.
 import type { Command } from 'commander';
 import type pg from 'pg';
-import { ALL_TRIGGERS, qualifiedOrdersTable, triggerName } from '../capture/trigger.ts';
+import { ALL_TRIGGERS, qualifiedOrdersTable, triggerName } from '../capture/render.ts';
 import { describeDbError, ident } from '../db.ts';
-import { outboxStatus, schemaState } from '../outbox/queries.ts';
+import { outboxStatus } from '../outbox/status.ts';
+import { schemaState } from '../outbox/installState.ts';
 import { EXIT_FAILURE, fail, reporting } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 import { confirm, connect, type JsonOption, printJson } from './output.ts';

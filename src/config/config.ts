@@ -1,7 +1,8 @@
-// Loads and validates the one JSON config file. The only module that reads process.env.
+// Loads and validates the one JSON config file. The config folder is the only one that reads process.env.
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { literalSecrets, secret, withSecretsFrom } from './secrets.ts';
 import { ConfigError } from '../errors.ts';
 import { EVENT_TYPES } from '../events.ts';
 
@@ -60,35 +61,6 @@ const endpoint = z.string().refine((text) => {
     return false;
   }
 }, 'expected an absolute http:// or https:// URL');
-
-/** A secret written in the config file, or where to read it: `{"env": NAME}` or `{"file": PATH}`. */
-export type SecretSource = string | { env: string } | { file: string };
-
-/** Turns a secret's source into its value, or says why it cannot (never showing the value). */
-type ResolveSecret = (source: SecretSource) => { value: string } | { problem: string };
-
-// zod has no parse context: parseConfig sets the resolver for the length of one (synchronous)
-// parse, so that each secret's problem is reported at its key's path like any other.
-let resolveSecretNow: ResolveSecret = (source) => resolveSecret(source, process.env);
-
-const SECRET_FORMS = 'expected a string, {"env": "VARIABLE"} or {"file": "/path"}';
-const secretSource = z.union([z.string(), z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })], {
-  error: SECRET_FORMS,
-});
-
-const secret = (allowEmpty = false) =>
-  secretSource.transform((source, ctx) => {
-    const resolved = resolveSecretNow(source);
-    if ('problem' in resolved) {
-      ctx.addIssue({ code: 'custom', message: resolved.problem });
-      return z.NEVER;
-    }
-    if (!allowEmpty && resolved.value === '') {
-      ctx.addIssue({ code: 'custom', message: 'expected a non-empty value' });
-      return z.NEVER;
-    }
-    return resolved.value;
-  });
 
 const webHook = z
   .strictObject({
@@ -281,14 +253,7 @@ export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.Pro
 
 /** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
-  const resolveBefore = resolveSecretNow;
-  resolveSecretNow = (source) => resolveSecret(source, env);
-  let result: ReturnType<typeof configSchema.safeParse>;
-  try {
-    result = configSchema.safeParse(raw ?? {});
-  } finally {
-    resolveSecretNow = resolveBefore;
-  }
+  const result = withSecretsFrom(env, () => configSchema.safeParse(raw ?? {}));
   if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!));
   const config = result.data;
   const url = env[ENV.databaseUrl] || config.database.url;
@@ -302,43 +267,6 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     config.logLevel = parsed.data;
   }
   return { ...config, database: { ...config.database, url }, warnings: [] };
-}
-
-/** A secret's value: as written, from an environment variable, or from a file (one trailing newline dropped). */
-function resolveSecret(source: SecretSource, env: NodeJS.ProcessEnv): { value: string } | { problem: string } {
-  if (typeof source === 'string') return { value: source };
-  if ('env' in source) {
-    const value = env[source.env];
-    return value === undefined ? { problem: `environment variable ${source.env} is not set` } : { value };
-  }
-  try {
-    return { value: readFileSync(source.file, 'utf8').replace(/\r?\n$/, '') };
-  } catch (error) {
-    return { problem: `cannot read ${source.file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})` };
-  }
-}
-
-/** The keys whose secret is written in the file itself (not taken from the environment or a file). */
-export function literalSecrets(raw: unknown): string[] {
-  const object = (value: unknown) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {});
-  const webHook = object(object(raw).webHook);
-  const found = ['secret', 'key', 'sslKeyPassword']
-    .filter((name) => typeof webHook[name] === 'string' && webHook[name] !== '')
-    .map((name) => `webHook.${name}`);
-  const secrets = object(webHook.standardWebhooks).secrets;
-  if (Array.isArray(secrets) && secrets.some((s) => typeof s === 'string')) found.push('webHook.standardWebhooks.secrets');
-  const url = object(object(raw).database).url;
-  if (typeof url === 'string' && hasPassword(url)) found.push('database.url');
-  if (typeof object(object(raw).http).token === 'string') found.push('http.token');
-  return found;
-}
-
-function hasPassword(url: string): boolean {
-  try {
-    return new URL(url).password !== '';
-  } catch {
-    return /:[^@/]*@/.test(url);
-  }
 }
 
 /** Reads and validates the config file at `path` (or an empty config when there is none). */

@@ -11,7 +11,7 @@ import { OrderApp, ORDERS_CONFIG } from './orders.ts';
 import { locateBinaries, startEmbeddedPostgres } from './embeddedPostgres.ts';
 import { DemoInterrupted } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { migrate } from '../capture/migrate.ts';
+import { migrate } from '../schema/migrate.ts';
 import { startService } from '../service.ts';
 
 const SECRET = 'demo-secret';

@@ -4,6 +4,8 @@
 // node_modules, where the `postgres` system user (the server's user when we are root) cannot reach
 // them inside a private folder, and it registers process-wide exit hooks on import.
 // Each server's data lives in one temp folder, removed on stop.
+// One cohesive thing (over 350 lines): one server's life (copy, initdb, start, stop, clean up) and
+// the faults each step can meet.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {

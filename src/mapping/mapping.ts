@@ -1,5 +1,6 @@
 // Maps one recorded change (old → new row state) onto the webhook events it causes. Pure.
 import type { EventType } from '../events.ts';
+import { eventId } from './eventId.ts';
 
 /** One row of the change journal, as the trigger recorded it. */
 export interface Change {
@@ -79,4 +80,34 @@ export function mapChange(change: Change, options: MappingOptions = {}): MappedC
 /** The exact JSON body of the spec, for one event. */
 export function eventBody(orderId: string, eventType: EventType): string {
   return JSON.stringify({ orderId, eventType });
+}
+
+/** One event of a change, ready to send: its id, order, type and the exact body. */
+export interface MappedEvent {
+  eventId: string;
+  orderId: string;
+  eventType: EventType;
+  body: string;
+}
+
+/**
+ * A recorded change's events with their ids and bodies. `installation` is this installation's
+ * random id (the key of every event id); `changedAtUs` the change's time in microseconds, as text.
+ */
+export function eventsOfChange(
+  change: Change & { changedAtUs: string },
+  installation: string,
+  options: MappingOptions = {},
+): Omit<MappedChange, 'events'> & { events: MappedEvent[] } {
+  const mapped = mapChange(change, options);
+  const source = { changeId: change.id, changedAtUs: change.changedAtUs, orderId: change.orderId };
+  return {
+    ...mapped,
+    events: mapped.events.map((type, n) => ({
+      eventId: eventId(installation, source, n),
+      orderId: change.orderId,
+      eventType: type,
+      body: eventBody(change.orderId, type),
+    })),
+  };
 }

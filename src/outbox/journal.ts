@@ -5,8 +5,7 @@
 // than one event, is moved to the outbox unsent and goes out from there.
 import type pg from 'pg';
 import { ident, statementName } from '../db.ts';
-import { eventId } from '../mapping/eventId.ts';
-import { type Change, eventBody, type MappingOptions, mapChange } from '../mapping/mapping.ts';
+import type { Change } from '../mapping/mapping.ts';
 import type { AttemptRecord, ClaimedEvent } from '../delivery/eventStore.ts';
 
 interface ClaimedRow {
@@ -35,14 +34,14 @@ export interface MovedChange {
   attemptsMade: number;
 }
 
-export interface ClaimResult {
-  changes: number;
-  /** Claimed events to send now, each the only event of its change (`source: 'journal'`). */
-  send: ClaimedEvent[];
-  /** Claimed changes to move to the outbox as they are. */
-  move: MovedChange[];
-  unmatched: number;
-  filtered: number;
+/** A claimed change, as the trigger recorded it, with what the claim knows of it. */
+export interface ClaimedChange extends Change {
+  /** When it was recorded, in microseconds since the epoch (exact, as text): part of its events' ids. */
+  changedAtUs: string;
+  /** The claim's attempt number. */
+  attempt: number;
+  /** Nothing else of its order is in the journal's front or pending in the outbox: it may be sent at once. */
+  alone: boolean;
 }
 
 export class Journal {
@@ -55,9 +54,6 @@ export class Journal {
   constructor(
     private readonly pool: pg.Pool,
     schemaName: string,
-    /** This installation's random id (`installation.id`), the key of every event id. */
-    private readonly installation: string,
-    private readonly mapping: MappingOptions,
     private readonly batchSize = 500,
   ) {
     const schema = ident(schemaName);
@@ -160,10 +156,9 @@ export class Journal {
        WHERE c.id = ANY($1::bigint[]) AND c.id = r.id AND c.attempts = r.attempt`;
   }
 
-  /** Claims up to `limit` changes and maps them: what to send now, and what to move to the outbox. */
-  async claim(limit: number, leaseMs: number): Promise<ClaimResult> {
-    const result: ClaimResult = { changes: 0, send: [], move: [], unmatched: 0, filtered: 0 };
-    if (limit <= 0) return result;
+  /** Claims up to `limit` changes, in journal order, each order's from its first. */
+  async claim(limit: number, leaseMs: number): Promise<ClaimedChange[]> {
+    if (limit <= 0) return [];
     // The front (the oldest `batchSize` rows) includes the rows claimed and in flight, at its start.
     const { rows: claimed } = await this.pool.query<ClaimedRow>({
       name: this.names.claim,
@@ -189,27 +184,7 @@ export class Journal {
       }
     }
     if (giveBack.length > 0) await this.pool.query(this.unclaimSql, [giveBack.map((r) => r.id), giveBack.map((r) => r.attempt)]);
-    result.changes = rows.length;
-    for (const row of rows) {
-      const mapped = mapChange(toChange(row), this.mapping);
-      if (mapped.unmatchedState) result.unmatched++;
-      result.filtered += mapped.filtered;
-      const source = { changeId: row.id, changedAtUs: row.changed_us, orderId: row.order_id };
-      const events = mapped.events.map(
-        (type, n): ClaimedEvent => ({
-          source: 'journal',
-          id: row.id,
-          eventId: eventId(this.installation, source, n),
-          orderId: row.order_id,
-          eventType: type,
-          body: eventBody(row.order_id, type),
-          attempt: row.attempt,
-        }),
-      );
-      if (row.alone && events.length === 1) result.send.push(events[0]!);
-      else result.move.push({ changeId: row.id, claimAttempt: row.attempt, events, attemptsMade: row.attempt - 1 });
-    }
-    return result;
+    return rows.map(toChange);
   }
 
   /** Moves claimed changes' events to the outbox (pending; due now if nothing of their order is ahead) and deletes the changes. */
@@ -282,8 +257,11 @@ export class Journal {
   }
 }
 
-function toChange(row: ClaimedRow): Change {
+function toChange(row: ClaimedRow): ClaimedChange {
   return {
+    changedAtUs: row.changed_us,
+    attempt: row.attempt,
+    alone: row.alone,
     id: row.id,
     orderId: row.order_id,
     op: row.op,

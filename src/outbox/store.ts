@@ -2,17 +2,23 @@
 // there and recorded with the statement that deletes its change), everything else from the outbox.
 // Each operation splits its events by where they are held; callers never need to know.
 import type pg from 'pg';
-import type { MappingOptions } from '../mapping/mapping.ts';
+import { eventsOfChange, type MappingOptions } from '../mapping/mapping.ts';
 import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../delivery/eventStore.ts';
-import { Journal } from './journal.ts';
+import { type ClaimedChange, Journal, type MovedChange } from './journal.ts';
 import { Outbox } from './outbox.ts';
 
 export class PostgresEventStore implements EventStore {
   private readonly journal: Journal;
   private readonly outbox: Outbox;
 
-  constructor(pool: pg.Pool, schema: string, installation: string, mapping: MappingOptions) {
-    this.journal = new Journal(pool, schema, installation, mapping);
+  constructor(
+    pool: pg.Pool,
+    schema: string,
+    /** This installation's random id (`installation.id`), the key of every event id. */
+    private readonly installation: string,
+    private readonly mapping: MappingOptions,
+  ) {
+    this.journal = new Journal(pool, schema);
     this.outbox = new Outbox(pool, schema);
   }
 
@@ -21,7 +27,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   async claimNew(limit: number, leaseMs: number): Promise<NewChanges> {
-    const claimed = await this.journal.claim(limit, leaseMs);
+    const changes = await this.journal.claim(limit, leaseMs);
+    const claimed = planClaim(changes, this.installation, this.mapping);
     // A move that fails must not hold back the first attempts claimed with it: they are sent, and the
     // changes to move stay claimed until their lease ends, then are claimed again.
     let queued = 0;
@@ -33,7 +40,7 @@ export class PostgresEventStore implements EventStore {
         queueError = error;
       }
     }
-    return { changes: claimed.changes, send: claimed.send, queued, queueError, unmatched: claimed.unmatched, filtered: claimed.filtered };
+    return { changes: changes.length, send: claimed.send, queued, queueError, unmatched: claimed.unmatched, filtered: claimed.filtered };
   }
 
   claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
@@ -90,4 +97,28 @@ function split<T>(items: readonly T[], eventOf: (item: T) => ClaimedEvent): [T[]
   const outbox: T[] = [];
   for (const item of items) (eventOf(item).source === 'journal' ? journal : outbox).push(item);
   return [journal, outbox];
+}
+
+export interface ClaimPlan {
+  /** Events to send now, each the only event of its change (`source: 'journal'`). */
+  send: ClaimedEvent[];
+  /** Changes whose events go to the outbox unsent (or, with none, that are just deleted). */
+  move: MovedChange[];
+  unmatched: number;
+  filtered: number;
+}
+
+/** Maps claimed changes to events and decides which go out at once and which to the outbox. Pure. */
+export function planClaim(changes: readonly ClaimedChange[], installation: string, mapping: MappingOptions): ClaimPlan {
+  const plan: ClaimPlan = { send: [], move: [], unmatched: 0, filtered: 0 };
+  for (const change of changes) {
+    const mapped = eventsOfChange(change, installation, mapping);
+    if (mapped.unmatchedState) plan.unmatched++;
+    plan.filtered += mapped.filtered;
+    const events = mapped.events.map((e): ClaimedEvent => ({ source: 'journal', id: change.id, attempt: change.attempt, ...e }));
+    // Sent straight from the journal only when nothing of its order is ahead and it is one event.
+    if (change.alone && events.length === 1) plan.send.push(events[0]!);
+    else plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
+  }
+  return plan;
 }

@@ -1,7 +1,7 @@
 // Decides when to look for new changes in the journal, and has the dispatcher claim them. It runs
 // when woken (NOTIFY, reconnect, poll) and, while changes keep coming, polls on its own so that busy
 // order transactions need not NOTIFY at all; only after a quiet spell does it go idle and let the
-// trigger wake it again (the protocol is in src/capture/wakeLock.ts). It calls the dispatcher; the
+// trigger wake it again (the protocol is in src/wake/wakeLock.ts). It calls the dispatcher; the
 // dispatcher never calls it.
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';

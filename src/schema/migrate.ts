@@ -2,21 +2,15 @@
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import {
-  type CaptureTarget,
-  captureStatements,
-  checkOrdersTable,
-  type InstalledCapture,
-  installedCapture,
-  qualifiedOrdersTable,
-  renderSql,
-} from './trigger.ts';
+import { type CaptureTarget, qualifiedOrdersTable, renderSql } from '../capture/render.ts';
+import { checkOrdersTable } from '../capture/ordersTable.ts';
+import { captureStatements, type InstalledCapture, installedCapture } from '../capture/install.ts';
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
 import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, literal, lockKey } from '../db.ts';
 import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { reportWakeUp, type WakeUpReport } from './wakeUp.ts';
+import { reportWakeUp, type WakeUpReport } from '../capture/wakeUp.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 /** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */

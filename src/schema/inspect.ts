@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { ident } from '../db.ts';
 import { CaptureError } from '../errors.ts';
-import { triggerName } from './trigger.ts';
+import { triggerName } from '../capture/render.ts';
 
 /**
  * What the role that runs `start` needs on each of our tables; nothing on the order app's. A table

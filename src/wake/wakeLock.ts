@@ -11,7 +11,7 @@
 import pg from 'pg';
 import { connectionConfig, describeDbError, isAnswerTimeout, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
-import { effectiveWakeUp, maxPreparedTransactions, type WakeUpMode } from './wakeUp.ts';
+import { effectiveWakeUp, maxPreparedTransactions, type WakeUpMode } from '../capture/wakeUp.ts';
 
 /**
  * `idle`: the lock is ours, the trigger now notifies. `elsewhere`: another instance is idle and holds

@@ -1,0 +1,189 @@
+// The operator's page as HTML: the summary cards and chart, the outbox table, the replay forms and
+// one event with its attempts. Every value goes through `html`, which escapes it.
+import { EVENT_TYPES } from '../events.ts';
+import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type MinuteCounts } from '../outbox/status.ts';
+import type { EventDetail, EventRow, ListFilter } from '../outbox/reads.ts';
+import { type Html, html } from './html.ts';
+
+/** Events per page of the outbox table. */
+export const PAGE_SIZE = 50;
+
+export interface Summary {
+  enabled: boolean;
+  endpoint: string | null;
+  captureHealthy: boolean;
+  capture: string;
+  pending: number;
+  failed: number;
+  delivered: number;
+  lagSeconds: number;
+  deliveredPerMinute: number;
+  minutes: MinuteCounts[];
+  at: Date;
+}
+
+function formatLag(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+}
+
+export function summaryHtml(s: Summary): Html {
+  const item = (label: string, value: Html | string | number, tone = '') =>
+    html`<div class="card ${tone}"><dt>${label}</dt><dd>${value}</dd></div>`;
+  return html`<dl class="cards">
+    ${item('Webhooks', s.enabled ? 'enabled' : 'disabled', s.enabled ? 'ok' : 'warn')}
+    ${item('Endpoint', html`<span class="wrap">${s.endpoint ?? '(none)'}</span>`)}
+    ${item('Capture', html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`, s.captureHealthy ? 'ok' : 'bad')}
+    ${item('Pending', html`<span id="count-pending">${s.pending}</span>`)}
+    ${item('Failed', html`<span id="count-failed">${s.failed}</span>`, s.failed > 0 ? 'bad' : '')}
+    ${item('Delivered', html`<span id="count-delivered">${s.delivered}</span>`)}
+    ${item('Lag', s.pending === 0 ? 'none pending' : formatLag(s.lagSeconds))}
+    ${item('Delivered / min', html`${s.deliveredPerMinute}<small>last ${DELIVERED_WINDOW_MINUTES} minutes</small>`)}
+  </dl>
+  ${chart(s.minutes, s.at)}`;
+}
+
+/** Delivered and failed attempts per minute of the last hour, as bars (inline SVG, no library). */
+function chart(minutes: MinuteCounts[], now: Date): Html {
+  const slots = Array.from({ length: 60 }, () => ({ delivered: 0, failed: 0 }));
+  const current = Math.floor(now.getTime() / 60_000);
+  for (const m of minutes) {
+    const index = 59 - (current - Math.floor(new Date(m.minute).getTime() / 60_000));
+    if (index >= 0 && index < 60) slots[index] = { delivered: m.delivered, failed: m.failed };
+  }
+  const max = Math.max(1, ...slots.map((s) => s.delivered + s.failed));
+  const height = 100;
+  const bars = slots.map((s, i) => {
+    const d = (s.delivered / max) * height;
+    const f = (s.failed / max) * height;
+    return html`<rect class="delivered" x="${i * 10 + 1}" y="${height - d}" width="8" height="${d}"></rect><rect class="failed" x="${i * 10 + 1}" y="${height - d - f}" width="8" height="${f}"></rect>`;
+  });
+  const delivered = slots.reduce((n, s) => n + s.delivered, 0);
+  const failed = slots.reduce((n, s) => n + s.failed, 0);
+  return html`<figure class="chart">
+    <svg viewBox="0 -4 600 122" role="img" aria-labelledby="chart-title" preserveAspectRatio="none">
+      <title id="chart-title">Attempts per minute, last hour: ${delivered} delivered, ${failed} failed (busiest minute: ${max})</title>
+      <line class="axis" x1="0" y1="${height}" x2="600" y2="${height}"></line>
+      ${bars}
+      <text x="0" y="116">−60 min</text><text x="600" y="116" text-anchor="end">now</text>
+    </svg>
+    <figcaption><span class="key delivered-key"></span> delivered <span class="key failed-key"></span> failed attempts per minute, last hour (most in a minute: ${max})</figcaption>
+  </figure>`;
+}
+
+export function formatTime(time: Date | null): string {
+  return time
+    ? new Date(time)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z')
+    : '';
+}
+
+export function eventsHtml(rows: EventRow[], filter: ListFilter & { page: number }, params: URLSearchParams): Html {
+  const more = rows.length > PAGE_SIZE;
+  const shown = rows.slice(0, PAGE_SIZE);
+  const pageLink = (page: number, label: string) => {
+    const next = new URLSearchParams(params);
+    next.set('page', String(page));
+    next.delete('replayed');
+    return html`<a href="/?${next.toString()}">${label}</a>`;
+  };
+  return html`<div class="scroll"><table>
+    <caption>Events${filter.status ? `: ${filter.status}` : ''}, page ${filter.page} (newest first${filter.orderId ? '; one order: oldest first' : ''})</caption>
+    <thead><tr><th scope="col">Event</th><th scope="col">Order</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th><th scope="col">Last failure</th></tr></thead>
+    <tbody>${
+      shown.length === 0
+        ? html`<tr><td colspan="7" class="empty">No events match.</td></tr>`
+        : shown.map(
+            (e) => html`<tr data-event="${e.eventId}" data-status="${e.status}">
+      <td><a href="/events/${e.eventId}" aria-label="event ${e.eventId}">…${e.eventId.slice(-12)}</a></td>
+      <td class="wrap">${e.orderId}</td><td>${e.eventType}</td>
+      <td><span class="status ${e.status}">${e.status}${e.inFlight ? ' (sending)' : ''}</span></td>
+      <td>${e.attempts}</td><td>${formatTime(e.createdAt)}</td>
+      <td class="wrap">${e.lastError ? `${e.lastErrorKind ?? 'failed'}: ${e.lastError}` : ''}</td></tr>`,
+          )
+    }</tbody></table></div>
+    <nav class="pager" aria-label="pages">${filter.page > 1 ? pageLink(filter.page - 1, '← newer') : ''} ${more ? pageLink(filter.page + 1, 'older →') : ''}</nav>`;
+}
+
+function field(label: string, name: string, value: string | null, placeholder = ''): Html {
+  return html`<label>${label}<input name="${name}" value="${value ?? ''}" placeholder="${placeholder}" autocomplete="off"></label>`;
+}
+
+function replayForm(kind: string, title: string, csrf: string, fields: Html[], button: string): Html {
+  return html`<form method="post" action="/replay" class="replay" data-kind="${kind}">
+    <fieldset><legend>${title}</legend>
+    <input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="kind" value="${kind}">
+    ${fields}<button type="submit">${button}</button></fieldset></form>`;
+}
+
+export function mainPage(
+  summary: Summary,
+  events: EventRow[],
+  filter: ListFilter & { page: number },
+  params: URLSearchParams,
+  csrf: string,
+  replayed: string | null,
+): Html {
+  const get = (name: string) => params.get(name);
+  return html`<header><h1>order-webhooks</h1><p class="muted">Updates every 5 seconds · <span id="updated">${formatTime(summary.at)}</span></p></header>
+  ${replayed !== null ? html`<p class="notice" role="status">${replayed} event(s) sent back to pending.</p>` : ''}
+  <section aria-labelledby="summary-title"><h2 id="summary-title">At a glance</h2><div id="summary">${summaryHtml(summary)}</div></section>
+  <section aria-labelledby="outbox-title"><h2 id="outbox-title">Outbox</h2>
+    <form method="get" action="/" class="filters" id="filters">
+      <label>Status<select name="status"><option value="">any</option>${EVENT_STATUSES.map(
+        (s) => html`<option value="${s}"${filter.status === s ? html` selected` : ''}>${s}</option>`,
+      )}</select></label>
+      <label>Event type<select name="type"><option value="">any</option>${EVENT_TYPES.map(
+        (t) => html`<option value="${t}"${filter.eventType === t ? html` selected` : ''}>${t}</option>`,
+      )}</select></label>
+      ${field('Order id', 'order', get('order'))}
+      ${field('Created since', 'since', get('since'), '2026-12-02T14:00Z')}
+      ${field('Created before', 'until', get('until'), '2026-12-02T15:00Z')}
+      <button type="submit">Filter</button> <a href="/">Clear</a>
+    </form>
+    <div id="events">${eventsHtml(events, filter, params)}</div>
+  </section>
+  <section aria-labelledby="replay-title"><h2 id="replay-title">Replay</h2>
+    <p class="muted">Sends events again under their own ids (pending events are left as they are). You are asked to confirm, with how many.</p>
+    <div class="replays">
+    ${replayForm('failed', 'Every failed event', csrf, [field('Created since (optional)', 'since', null, '2026-12-02T14:00Z')], 'Replay failed events')}
+    ${replayForm('order', "An order's events", csrf, [field('Order id', 'order', null)], 'Replay order')}
+    ${replayForm('range', 'A time range (any status)', csrf, [field('From', 'from', null, '2026-12-02T14:00Z'), field('To', 'to', null, '2026-12-02T15:00Z')], 'Replay range')}
+    ${replayForm('event', 'One event', csrf, [field('Event id', 'event', null)], 'Replay event')}
+    </div>
+  </section>`;
+}
+
+export function eventPage(e: EventDetail, csrf: string): Html {
+  let body = e.body;
+  try {
+    body = JSON.stringify(JSON.parse(e.body), null, 2);
+  } catch {
+    // Shown as stored.
+  }
+  const pair = (label: string, value: string | number | null) => html`<dt>${label}</dt><dd class="wrap">${value ?? ''}</dd>`;
+  return html`<header><p><a href="/">← Outbox</a></p><h1>Event <span class="wrap">${e.eventId}</span></h1></header>
+  <section aria-labelledby="event-title"><h2 id="event-title">${e.eventType} · <span class="status ${e.status}">${e.status}</span></h2>
+    <dl class="pairs">
+      ${pair('Order', e.orderId)}${pair('Attempts', e.attempts)}${pair('Created', formatTime(e.createdAt))}
+      ${pair('Delivered', formatTime(e.deliveredAt))}${pair('Next attempt', e.status === 'pending' ? formatTime(e.nextAttemptAt) : '')}
+      ${pair('Replayed', formatTime(e.replayedAt))}${pair('Last failure', e.lastError ? `${e.lastErrorKind ?? 'failed'}: ${e.lastError}` : '')}
+    </dl>
+    ${replayForm('event', 'Replay', csrf, [html`<input type="hidden" name="event" value="${e.eventId}">`], 'Replay this event')}
+  </section>
+  <section aria-labelledby="attempts-title"><h2 id="attempts-title">Attempts</h2>
+    <div class="scroll"><table><thead><tr><th scope="col">#</th><th scope="col">Outcome</th><th scope="col">HTTP status</th><th scope="col">Started</th><th scope="col">Duration</th><th scope="col">Reason</th></tr></thead>
+    <tbody>${
+      e.attemptRows.length === 0
+        ? html`<tr><td colspan="6" class="empty">No attempt yet.</td></tr>`
+        : e.attemptRows.map(
+            (a) =>
+              html`<tr><td>${a.attempt}</td><td><span class="status ${a.outcome === 'delivered' ? 'delivered' : 'failed'}">${a.outcome}</span></td><td>${a.httpStatus ?? ''}</td><td>${formatTime(a.startedAt)}</td><td>${a.durationMs === null ? '' : `${a.durationMs} ms`}</td><td class="wrap">${a.reason ?? ''}</td></tr>`,
+          )
+    }</tbody></table></div>
+  </section>
+  <section aria-labelledby="body-title"><h2 id="body-title">Body</h2><pre class="body">${body}</pre></section>`;
+}

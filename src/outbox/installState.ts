@@ -1,0 +1,80 @@
+// Whether our schema and the capture trigger are installed and current, as the operator surfaces ask.
+import { LATEST_VERSION } from '../schema/migrate.ts';
+import { inspectSchema } from '../schema/inspect.ts';
+import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture } from '../capture/render.ts';
+import { type CaptureStatus, captureTriggerStatus } from '../capture/state.ts';
+import { type Db, ident } from '../db.ts';
+
+export interface SchemaState {
+  name: string;
+  /** null: our schema is not installed. */
+  version: number | null;
+  latest: number;
+  current: boolean;
+}
+
+export async function schemaState(db: Db, schema: string): Promise<SchemaState> {
+  const latest = LATEST_VERSION();
+  let version: number | null = null;
+  const exists = await db.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${ident(schema)}.migration`]);
+  if (exists.rows[0]?.present) {
+    const found = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
+    version = found.rows[0]?.version ?? null;
+  }
+  return { name: schema, version, latest, current: version === latest };
+}
+
+export type TriggerCondition = 'enabled' | 'disabled' | 'missing' | 'partly installed';
+
+export interface TriggerState {
+  table: string;
+  /** Every trigger this release installs is on the orders table. */
+  installed: boolean;
+  /** They fire for the order app's sessions (`ALTER TABLE … DISABLE TRIGGER` turns this off). */
+  enabled: boolean;
+  /** Installed as this config renders it (`migrate` updates it otherwise). */
+  matchesConfig: boolean;
+  condition: TriggerCondition;
+  /** How the triggers fire: `origin` (not in replica sessions), `always`, or `mixed`, `disabled`, `missing`. */
+  mode: CaptureStatus['mode'];
+  /** What orders.replicaSessions asks for. */
+  expectedMode: CaptureStatus['expected'];
+  /** One line each, from the table and every partition (src/capture/state.ts captureTriggerStatus). */
+  problems: string[];
+  /** Damage to our own schema done by hand (src/schema/inspect.ts). */
+  damage: string[];
+}
+
+/** Whether the capture trigger is in place on the orders table and its partitions, firing, and as this config wants it. */
+export async function triggerState(db: Db, target: CaptureTarget): Promise<TriggerState> {
+  const table = qualifiedOrdersTable(target);
+  const capture = await captureTriggerStatus(db, target);
+  // The named table's own triggers (partitions are in capture.problems).
+  const own = capture.triggers.filter((t) => t.table === table);
+  let definition: string | undefined;
+  const present = await db.query<{ present: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2) AS present',
+    [target.schema, 'capture'],
+  );
+  if (present.rows[0]?.present) {
+    const installed = await db.query<{ definition: string; orders_table: string }>(
+      `SELECT definition, orders_table FROM ${ident(target.schema)}.capture`,
+    );
+    if (installed.rows[0]?.orders_table === table) definition = installed.rows[0].definition;
+  }
+  const installed = own.length === ALL_TRIGGERS.length;
+  const enabled = installed && !capture.problems.some((p) => p.level === 'error');
+  const condition: TriggerCondition = own.length === 0 ? 'missing' : !installed ? 'partly installed' : enabled ? 'enabled' : 'disabled';
+  const damage = present.rows[0]?.present ? await inspectSchema(db, target.schema) : [];
+  return {
+    table,
+    installed,
+    enabled,
+    matchesConfig: installed && definition === renderCapture(target),
+    condition,
+    mode: capture.mode,
+    expectedMode: capture.expected,
+    problems: capture.problems.map((p) => p.message),
+    damage,
+  };
+}

@@ -1,0 +1,86 @@
+// Replays: events sent back to pending, through the SQL functions of migrations/000005_operations.sql
+// that a DBA calls from psql too.
+import { type Db, ident } from '../db.ts';
+
+/** Replays one event by its id; 0 when it is pending already or unknown. */
+export async function replayEvent(db: Db, schema: string, eventId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT ${ident(schema)}.replay_event($1) AS n`, [eventId]);
+  return rows[0]!.n;
+}
+
+/** Replays the events of one order that are not pending. */
+export async function replayOrder(db: Db, schema: string, orderId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT ${ident(schema)}.replay_order($1) AS n`, [orderId]);
+  return rows[0]!.n;
+}
+
+export type ReplayScope =
+  | { kind: 'event'; eventId: string }
+  | { kind: 'order'; orderId: string }
+  | { kind: 'failed'; since?: Date }
+  | { kind: 'range'; from: Date; to: Date };
+
+/** How many events a replay would send back to pending now (the replay functions skip pending ones). */
+export async function countReplayable(db: Db, schema: string, scope: ReplayScope): Promise<number> {
+  const [condition, values]: [string, unknown[]] =
+    scope.kind === 'event'
+      ? ["event_id = $1::uuid AND status <> 'pending'", [scope.eventId]]
+      : scope.kind === 'order'
+        ? ["order_id = $1 AND status <> 'pending'", [scope.orderId]]
+        : scope.kind === 'failed'
+          ? ["status = 'failed' AND created_at >= $1", [scope.since ?? '-infinity']]
+          : ["created_at >= $1 AND created_at < $2 AND status <> 'pending'", [scope.from, scope.to]];
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${ident(schema)}.outbox WHERE ${condition}`, values);
+  return Number(rows[0]!.n);
+}
+
+/** Runs one replay of any scope (the same functions as `order-webhooks replay`). */
+export function replay(db: Db, schema: string, scope: ReplayScope): Promise<number> {
+  if (scope.kind === 'event') return replayEvent(db, schema, scope.eventId);
+  if (scope.kind === 'order') return replayOrder(db, schema, scope.orderId);
+  if (scope.kind === 'failed') return replayFailed(db, schema, scope.since);
+  return replayRange(db, schema, scope.from, scope.to);
+}
+
+export interface Progress {
+  /** Called once with the size of the work (outbox ids to go through), then after each batch. */
+  start?(total: number): void;
+  step?(done: number, replayed: number): void;
+}
+
+/** Outbox ids per batch: each batch is one short transaction. */
+export const REPLAY_BATCH = 1000;
+
+/** Runs a windowed replay function over the outbox, REPLAY_BATCH ids at a time (events added meanwhile are not replayed). */
+async function replayInBatches(db: Db, schema: string, call: string, args: unknown[], progress: Progress): Promise<number> {
+  const { rows } = await db.query<{ first: string | null; last: string | null }>(
+    `SELECT min(id)::text AS first, max(id)::text AS last FROM ${ident(schema)}.outbox`,
+  );
+  if (rows[0]?.first == null || rows[0].last == null) return 0;
+  const first = BigInt(rows[0].first);
+  const last = BigInt(rows[0].last);
+  const total = Number(last - first + 1n);
+  progress.start?.(total);
+  let replayed = 0;
+  for (let from = first; from <= last; from += BigInt(REPLAY_BATCH)) {
+    const to = from + BigInt(REPLAY_BATCH) - 1n < last ? from + BigInt(REPLAY_BATCH) - 1n : last;
+    const placeholders = args.map((_, i) => `$${i + 1}`).join(', ');
+    const result = await db.query<{ n: number }>(
+      `SELECT ${ident(schema)}.${call}(${placeholders}, $${args.length + 1}::bigint, $${args.length + 2}::bigint) AS n`,
+      [...args, from.toString(), to.toString()],
+    );
+    replayed += result.rows[0]!.n;
+    progress.step?.(Number(to - first + 1n), replayed);
+  }
+  return replayed;
+}
+
+/** Replays every failed event created since `since` (all of them without). */
+export function replayFailed(db: Db, schema: string, since: Date | undefined, progress: Progress = {}): Promise<number> {
+  return replayInBatches(db, schema, 'replay_failed', [since ?? '-infinity'], progress);
+}
+
+/** Replays every event created in [from, to), whatever its status. */
+export function replayRange(db: Db, schema: string, from: Date, to: Date, progress: Progress = {}): Promise<number> {
+  return replayInBatches(db, schema, 'replay_range', [from, to], progress);
+}
