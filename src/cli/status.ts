@@ -3,6 +3,7 @@
 // lag over --max-lag), 2 when the config is bad.
 import type { Command } from 'commander';
 import { reportWakeUp } from '../capture/wakeUp.ts';
+import { anyEndpointEnabled } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus, removedEndpointNote } from '../outbox/status.ts';
@@ -83,7 +84,7 @@ async function status(options: StatusOptions): Promise<void> {
     printJson({
       ok: attention.length === 0,
       attention,
-      webhooks: { enabled: config.webHook.enabled, endpoint },
+      webhooks: { enabled: anyEndpointEnabled(config), endpoint },
       endpoints,
       schema: schemaInfo,
       trigger,
@@ -99,7 +100,7 @@ async function status(options: StatusOptions): Promise<void> {
     });
   } else {
     const pairs: [string, string | number][] = [
-      ['webhooks', config.webHook.enabled ? 'enabled' : 'disabled (webHook.enabled is false)'],
+      ['webhooks', anyEndpointEnabled(config) ? 'enabled' : 'disabled (webHook.enabled is false)'],
       ['endpoint', endpoint ?? '(none)'],
       ['schema', `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})`],
       [
