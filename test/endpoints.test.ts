@@ -166,7 +166,14 @@ describe('endpoints', () => {
     const slowest = Math.max(...healthy.requests.map((r) => r.at - eventTimeMs(r.headers['x-event-id'] as string)));
     assert.ok(slowest < 3000, `slowest healthy delivery ${slowest} ms after its change`);
     assert.ok(hanging.requests.length <= 4, 'the hanging endpoint has its own two slots, still held');
-    const rows = await rowsOf(s);
+    // Results are written in batches, just after the answers: wait for the last ones.
+    const rows = await waitFor(
+      async () => {
+        const r = await rowsOf(s);
+        return r.filter((row) => row.endpoint === 'healthy' && row.status === 'delivered').length === orders * ORDER_LIFE.length && r;
+      },
+      { what: "the healthy endpoint's results recorded" },
+    );
     assertOrderPerOrder(rows, 'healthy', healthy.requests);
     const counts = Object.fromEntries(
       ['default', 'hanging', 'healthy'].map((e) => [e, rows.filter((r) => r.endpoint === e && r.status === 'delivered').length]),
