@@ -32,7 +32,7 @@ function importsOf(file: string): string[] {
 }
 
 describe('code layout', () => {
-  it('imports point one way: config → db → capture → mapping → delivery → outbox → http → service → demo → cli', () => {
+  it('imports point one way: config → db → capture → mapping → delivery → verify → outbox → http → service → demo → cli → index', () => {
     const wrong: string[] = [];
     for (const file of sources(SRC)) {
       const from = partOf(file);
