@@ -85,6 +85,9 @@ describe('the packed package, installed alone', () => {
       'dist/verify/index.js',
       'dist/verify/index.d.ts',
       'dist/index.d.ts',
+      'dist/http/page/page.css',
+      'dist/http/page/page.js',
+      'LICENSE',
     ]) {
       assert.ok(entries.includes(needed), `${needed} is packed`);
     }
@@ -93,7 +96,7 @@ describe('the packed package, installed alone', () => {
       'the migrations are packed',
     );
     const allowed =
-      /^(package\.json|README\.md|CHANGELOG\.md|bin\/order-webhooks\.js|migrations\/[\w.]+\.sql|dist\/[\w/]+\.js|dist\/(index|events|verify\/\w+|delivery\/sign)\.d\.ts)$/;
+      /^(package\.json|README\.md|CHANGELOG\.md|LICENSE|dist\/http\/page\/page\.css|bin\/order-webhooks\.js|migrations\/[\w.]+\.sql|dist\/[\w/]+\.js|dist\/(index|events|verify\/\w+|delivery\/sign)\.d\.ts)$/;
     assert.deepEqual(
       entries.filter((path) => !allowed.test(path)),
       [],
