@@ -1,23 +1,37 @@
-// Installs the capture trigger (in the caller's transaction), takes it off a table, and tells
-// `start` whether the installed one is the one this config wants. The one owner of DDL on the
-// order app's table.
+// Installs the capture trigger (in the caller's transaction), takes it off a table, reads what is
+// installed, and tells `start` whether that is the one this config wants. The one owner of DDL on
+// the order app's table, and of the lock waits that DDL brings.
 import type pg from 'pg';
-import { ident, literal } from '../db.ts';
-import { CaptureError } from '../errors.ts';
+import { type Db, ident } from '../db.ts';
+import { CaptureError, OrdersTableBusyError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 import { checkOrdersTable } from './ordersTable.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture, triggerName } from './render.ts';
 
-interface InstalledCapture {
-  orders_table: string;
+/** How long one statement on the order app's table may wait for its lock before the try is given up. */
+export const LOCK_TIMEOUT = '2s';
+export const LOCK_TRIES = 5;
+
+/** The `capture` row `migrate` wrote, and how many of our triggers that table has now. */
+export interface InstalledCapture {
+  /** Quoted and qualified, as `migrate` installed it (the config may name another table since). */
+  ordersTable: string;
   definition: string;
   triggers: number;
 }
 
-async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
-  // The table is found through the catalogs, not to_regclass: that needs USAGE on the order app's
-  // schema, which the service role does not have.
+/** What is installed, or undefined: no `capture` table (before `migrate`), or no row (after `uninstall`). */
+export async function readInstalledCapture(db: Db, schema: string): Promise<InstalledCapture | undefined> {
+  // Through the catalogs, not to_regclass: that needs USAGE on the order app's schema, which the
+  // service role does not have.
+  const { rows: tables } = await db.query<{ present: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = 'capture') AS present`,
+    [schema],
+  );
+  if (!tables[0]?.present) return undefined;
   const { rows } = await db.query<InstalledCapture>(
-    `SELECT orders_table, definition,
+    `SELECT orders_table AS "ordersTable", definition,
             (SELECT count(*)::int FROM pg_trigger t
                JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE t.tgname = ANY($1)
@@ -29,6 +43,49 @@ async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Pr
 }
 
 /**
+ * Runs `work` in a transaction whose statements wait at most LOCK_TIMEOUT for a lock, and tries
+ * again when one was not granted: DDL on the order app's table waits behind its transactions, and
+ * every order statement would queue behind our waiting lock request. After LOCK_TRIES refusals it
+ * gives up with an OrdersTableBusyError naming `table`.
+ */
+export async function withOrdersTableLock<T>(
+  client: pg.ClientBase,
+  table: string,
+  what: string,
+  work: () => Promise<T>,
+  log?: Logger,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    await client.query(`BEGIN; SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+    try {
+      const result = await work();
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined); // the original error is the one to report
+      if ((error as pg.DatabaseError).code !== '55P03') throw error;
+      if (attempt >= LOCK_TRIES) {
+        throw new OrdersTableBusyError(
+          `${what}: gave up after ${LOCK_TRIES} tries: ${table} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run it again when the order app is quieter`,
+        );
+      }
+      log?.warn({ attempt }, `${what}: a lock was not granted within ${LOCK_TIMEOUT}; trying again`);
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}
+
+/**
+ * Takes our triggers off `table` (quoted and qualified), in the caller's transaction. Only when the
+ * table is still there: a table dropped since took its triggers with it.
+ */
+export async function dropCaptureTriggers(client: pg.ClientBase, schema: string, table: string): Promise<void> {
+  const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
+  if (!rows[0]?.present) return;
+  await client.query(ALL_TRIGGERS.map((kind) => `DROP TRIGGER IF EXISTS ${ident(triggerName(schema, kind))} ON ${table}`).join(';\n'));
+}
+
+/**
  * Installs (or re-installs, when the config changed) the trigger, in the caller's transaction.
  * Returns false when the installed trigger is already the one this config wants.
  */
@@ -36,20 +93,10 @@ export async function installCapture(client: pg.ClientBase, target: CaptureTarge
   await checkOrdersTable(client, target);
   const definition = renderCapture(target);
   const table = qualifiedOrdersTable(target);
-  const installed = await installedCapture(client, target.schema);
+  const installed = await readInstalledCapture(client, target.schema);
   if (installed && installed.definition === definition && installed.triggers === ALL_TRIGGERS.length) return false;
-  if (installed && installed.orders_table !== table) {
-    // The config now names another table: take the trigger off the old one.
-    for (const kind of ALL_TRIGGERS) {
-      await client.query(
-        `DO $$ BEGIN
-           IF to_regclass(${literal(installed.orders_table)}) IS NOT NULL THEN
-             EXECUTE ${literal(`DROP TRIGGER IF EXISTS ${ident(triggerName(target.schema, kind))} ON ${installed.orders_table}`)};
-           END IF;
-         END $$`,
-      );
-    }
-  }
+  // The config now names another table: take the trigger off the old one.
+  if (installed && installed.ordersTable !== table) await dropCaptureTriggers(client, target.schema, installed.ordersTable);
   await client.query(definition);
   await client.query(
     `INSERT INTO ${ident(target.schema)}.capture (orders_table, definition) VALUES ($1, $2)
@@ -61,7 +108,7 @@ export async function installCapture(client: pg.ClientBase, target: CaptureTarge
 
 /** For `start`: the trigger for this config is installed, or a message saying what to run. */
 export async function checkCaptureInstalled(db: pg.Pool, target: CaptureTarget): Promise<void> {
-  const installed = await installedCapture(db, target.schema);
+  const installed = await readInstalledCapture(db, target.schema);
   const table = qualifiedOrdersTable(target);
   if (!installed?.triggers) {
     throw new CaptureError(`the capture trigger is not installed on ${table}: run \`order-webhooks migrate\` first`);
@@ -69,7 +116,7 @@ export async function checkCaptureInstalled(db: pg.Pool, target: CaptureTarget):
   // Fewer triggers than this release installs: one from an earlier release, or some were dropped.
   if (installed.definition !== renderCapture(target) || installed.triggers !== ALL_TRIGGERS.length) {
     throw new CaptureError(
-      `the capture trigger on ${installed.orders_table} was installed for another config or release: run \`order-webhooks migrate\` to update it`,
+      `the capture trigger on ${installed.ordersTable} was installed for another config or release: run \`order-webhooks migrate\` to update it`,
     );
   }
 }

@@ -1,22 +1,17 @@
 // Installs our schema into the orders database: numbered SQL migrations, then the capture trigger.
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
-import pg from 'pg';
 import { type CaptureTarget, qualifiedOrdersTable, renderCapture, renderSql } from '../capture/render.ts';
 import { checkOrdersTable } from '../capture/ordersTable.ts';
-import { installCapture } from '../capture/install.ts';
+import { installCapture, withOrdersTableLock } from '../capture/install.ts';
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
-import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, lockKey } from '../db.ts';
-import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
+import { type Db, describeDbError, ident, lockKey, openClient } from '../db.ts';
+import { AppError, CaptureError, MigrationError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { reportWakeUp, type WakeUpReport } from '../capture/wakeUp.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
-/** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
-const LOCK_TIMEOUT = '2s';
-const LOCK_TRIES = 5;
-
 export interface Migration {
   version: number;
   name: string;
@@ -45,32 +40,6 @@ export function migrationScript(target: CaptureTarget): string {
   return parts.join('\n\n');
 }
 
-async function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
-  await client.query(`BEGIN; SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-  try {
-    const result = await work();
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined); // the original error is the one to report
-    throw error;
-  }
-}
-
-// DDL on the order app's table may wait behind its transactions: give up quickly and try again
-// rather than queue every order statement behind our lock request.
-async function withLockRetries<T>(log: Logger, what: string, work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as pg.DatabaseError).code !== '55P03' || attempt >= LOCK_TRIES) throw error;
-      log.warn({ attempt }, `${what}: a lock was not granted within ${LOCK_TIMEOUT}; trying again`);
-      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-    }
-  }
-}
-
 export interface MigrateResult {
   applied: string[];
   captureInstalled: boolean;
@@ -79,20 +48,11 @@ export interface MigrateResult {
 }
 
 export async function migrate(url: string, target: CaptureTarget, log: Logger, idlePollMs = 50): Promise<MigrateResult> {
-  // Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while.
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: 'order-webhooks migrate',
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
-  });
-  client.on('error', (error) => log.warn({ error: error.message }, 'migration connection failed'));
-  try {
-    await client.connect();
-  } catch (error) {
-    throw new DatabaseUnreachableError(`cannot connect to the database: ${describeDbError(error)}`);
-  }
+  // Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while, and
+  // nothing in the startup packet, which a pooler may refuse before the probe below can say why.
+  const client = await openClient(url, { name: 'order-webhooks migrate', statementTimeoutMs: null, startupOptions: false }, (error) =>
+    log.warn({ error: error.message }, 'migration connection failed'),
+  );
   const schema = ident(target.schema);
   try {
     // Its advisory lock would stay behind on a pooled server connection, and hold off every later migrate.
@@ -113,17 +73,18 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
     // The pending migrations and the trigger that goes with them in one transaction: an order
     // transaction sees either the old schema and trigger or the new ones, never a mix.
     const pending = listMigrations(target.schema).filter((m) => !done.has(m.version));
-    const captureInstalled = await withLockRetries(
-      log,
+    const captureInstalled = await withOrdersTableLock(
+      client,
+      qualifiedOrdersTable(target),
       pending.length > 0 ? `migration ${pending.map((m) => m.version).join(', ')}` : 'capture trigger',
-      () =>
-        inTransaction(client, async () => {
-          for (const migration of pending) {
-            await client.query(migration.sql);
-            await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-          }
-          return installCapture(client, target);
-        }),
+      async () => {
+        for (const migration of pending) {
+          await client.query(migration.sql);
+          await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+        }
+        return installCapture(client, target);
+      },
+      log,
     );
     // What migrate cannot mend (a table of ours dropped or altered by hand, a trigger disabled) is
     // said here rather than reported as up to date.
@@ -139,28 +100,29 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
     const wakeUp = await reportWakeUp(client, target.wakeUp ?? 'auto', idlePollMs);
     return { applied, captureInstalled, wakeUp };
   } catch (error) {
-    if (error instanceof CaptureError || error instanceof PoolerError) throw error;
-    if ((error as pg.DatabaseError).code === '55P03') {
-      throw new MigrationError(
-        `gave up after ${LOCK_TRIES} tries: ${qualifiedOrdersTable(target)} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run migrate again when the order app is quieter`,
-      );
-    }
+    // Ours already say what happened (a damaged schema, a pooler, the orders table kept busy).
+    if (error instanceof AppError) throw error;
     throw new MigrationError(`migration failed: ${describeDbError(error)}`);
   } finally {
     await client.end().catch(() => undefined); // closing releases the advisory lock too
   }
 }
 
+/**
+ * The version our schema is at: the highest migration applied, or null when it is not installed.
+ * Looked up first, so that a missing schema is an answer rather than an error.
+ */
+export async function readSchemaVersion(db: Db, schema: string): Promise<number | null> {
+  const exists = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [`${ident(schema)}.migration`]);
+  if (!exists.rows[0]?.present) return null;
+  const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
+  return rows[0]?.version ?? null;
+}
+
 /** For `start`: the schema is at the version this code expects. */
-export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<void> {
+export async function checkSchemaVersion(db: Db, schema: string): Promise<void> {
   const latest = LATEST_VERSION();
-  let version: number | null = null;
-  try {
-    const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
-    version = rows[0]?.version ?? null;
-  } catch (error) {
-    if ((error as pg.DatabaseError).code !== '42P01' && (error as pg.DatabaseError).code !== '3F000') throw error;
-  }
+  const version = await readSchemaVersion(db, schema);
   if (version === null) throw new SchemaError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
   if (version > latest) {
     throw new SchemaError(
