@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { dropCaptureTriggers, readInstalledCapture, withOrdersTableLock } from '../capture/install.ts';
 import { qualifiedOrdersTable } from '../capture/render.ts';
-import { describeDbError, ident } from '../db.ts';
+import { databaseFailure, describeDbError, ident } from '../db.ts';
 import { AppError, UninstallError } from '../errors.ts';
 import { outboxStatus } from '../outbox/status.ts';
 import { schemaState } from '../outbox/installState.ts';
@@ -60,6 +60,8 @@ async function uninstall(options: UninstallOptions): Promise<void> {
         throw error instanceof AppError ? error : new UninstallError(describeDbError(error));
       });
       return { table, droppedTrigger: true, droppedSchema: Boolean(options.dropSchema && schemaExists) };
+    } catch (error) {
+      throw databaseFailure(error);
     } finally {
       await db.end().catch(() => undefined);
     }
