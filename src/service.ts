@@ -2,7 +2,7 @@
 import type { Config } from './config/config.ts';
 import { checkCaptureInstalled } from './capture/install.ts';
 import { checkOrdersTable } from './capture/ordersTable.ts';
-import { createPool, describeDbError, wakeChannel } from './db.ts';
+import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { Drainer } from './wake/drainer.ts';
@@ -65,6 +65,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   };
   let installation: string;
   try {
+    await waitForDatabase(database.url, log, database.startTimeout);
     await checkSessionConnections(database.url);
     await checkServicePrivileges(pool, database.schema);
     await checkSchemaVersion(pool, database.schema);
@@ -77,7 +78,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     if (wakeUp.warning) log.warn(wakeUp.warning);
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
 
   const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
@@ -169,7 +170,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await listener.start();
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
   release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
   release.push(() => drainer.stop());
