@@ -252,6 +252,29 @@ describe('tracing', () => {
     assert.doesNotMatch(s.service!.output(), /h3ader/);
   });
 
+  it('a collector that refuses every export costs no delivery: webhooks go out, one warning in the log', async () => {
+    const otlp = await collector();
+    otlp.status = 400; // not retried by the exporter: each export fails at once
+    const s = await stack('tracing-refused', {
+      sections: { telemetry: { otlp: { endpoint: otlp.url, headers: { 'x-api-key': 'refu5ed-secret' } } } },
+      startNow: false,
+    });
+    await s.start({ OTEL_BSP_SCHEDULE_DELAY: '50' });
+    for (let i = 1; i <= 3; i++) {
+      await insertOrder(s.db);
+      await s.receiver.waitForCount(i);
+      // This event's span is exported, and refused, before the next event.
+      await waitFor(() => otlp.exports.length >= i, { what: `export ${i}` });
+    }
+    assert.ok(s.receiver.requests.every((r) => TRACEPARENT.test(String(r.headers.traceparent))));
+    await waitFor(async () => (await outbox(s.db)).filter((r) => r.status === 'delivered').length === 3, { what: 'three delivered' });
+    await s.service!.waitForLog('"msg":"tracing: ');
+    const warnings = s.service!.output().match(/"msg":"tracing: [^"]*"/g) ?? [];
+    assert.equal(warnings.length, 1, `one warning a minute at most, for ${otlp.exports.length} refused exports: ${warnings.join(', ')}`);
+    assert.doesNotMatch(s.service!.output(), /refu5ed-secret/);
+    assert.equal((await s.service!.stop()).code, 0);
+  });
+
   it('off: no traceparent on the webhook, and the start says tracing is off', async () => {
     const s = await stack('tracing-off');
     await insertOrder(s.db);

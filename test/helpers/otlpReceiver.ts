@@ -30,11 +30,13 @@ export interface OtlpReceiver {
   url: string;
   exports: OtlpExport[];
   spans: ReceivedSpan[];
+  /** What to answer; anything but 200 refuses the export (the spans are not kept, the export is). */
+  status: number;
   close(): Promise<void>;
 }
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
-  const receiver: OtlpReceiver = { url: '', exports: [], spans: [], close: async () => undefined };
+  const receiver: OtlpReceiver = { url: '', exports: [], spans: [], status: 200, close: async () => undefined };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -45,6 +47,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       }
       let body = Buffer.concat(chunks);
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+      if (receiver.status !== 200) {
+        receiver.exports.push({ headers: req.headers, body });
+        res.writeHead(receiver.status, { 'content-type': 'text/plain' }).end('refused');
+        return;
+      }
       const json = req.headers['content-type']?.startsWith('application/json');
       try {
         receiver.spans.push(...(json ? spansFromJson(JSON.parse(body.toString('utf8'))) : spansFromProtobuf(body)));
