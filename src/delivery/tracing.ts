@@ -1,6 +1,6 @@
 // Tracing (OpenTelemetry): a span per delivery attempt, exported over OTLP/HTTP, and the span's
-// context sent to the receiver as a W3C `traceparent` header. The SDK is imported only when tracing
-// is configured: with it off, no OpenTelemetry module is loaded and the dispatcher has no tracer.
+// context sent to the receiver as a W3C `traceparent` header. The SDK and exporter are imported only
+// when tracing is configured: with it off, they are not loaded and the dispatcher has no tracer.
 import { createRequire } from 'node:module';
 import type { Span } from '@opentelemetry/api';
 import type { TracingConfig } from '../config/telemetry.ts';
