@@ -5,6 +5,7 @@ import { checkOrdersTable } from './capture/ordersTable.ts';
 import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
+import { startTracing, type Tracing } from './delivery/tracing.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
@@ -64,6 +65,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     }
   };
   let installation: string;
+  let tracing: Tracing | undefined;
   try {
     await waitForDatabase(database.url, log, database.startTimeout);
     await checkSessionConnections(database.url);
@@ -76,6 +78,11 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
+    if (config.tracing) {
+      // Released after the dispatcher stops (the list runs in reverse), so the last attempts' spans go out too.
+      tracing = await startTracing(config.tracing, webHook, log);
+      release.push(() => tracing!.shutdown());
+    }
   } catch (error) {
     await releaseAll();
     throw databaseFailure(error);
@@ -93,6 +100,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
     onResult: metrics?.onResult,
+    tracer: tracing?.tracer,
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
@@ -207,6 +215,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       concurrency: webHook.concurrency,
       signed: webHook.secret !== undefined,
       standardWebhookSecrets: webHook.standardWebhooks?.secrets.length ?? 0,
+      tracing: config.tracing ? `${config.tracing.protocol} to ${redactUrl(config.tracing.url)}` : 'off',
     },
     'started',
   );
