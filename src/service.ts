@@ -2,10 +2,11 @@
 import { type Config, endpointsOf } from './config/config.ts';
 import { checkCaptureInstalled } from './capture/install.ts';
 import { checkOrdersTable } from './capture/ordersTable.ts';
-import { createPool, describeDbError, wakeChannel } from './db.ts';
+import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { Fanout } from './delivery/fanout.ts';
+import { startTracing, type Tracing } from './delivery/tracing.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
@@ -73,7 +74,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     }
   };
   let installation: string;
+  let tracing: Tracing | undefined;
   try {
+    await waitForDatabase(database.url, log, database.startTimeout);
     await checkSessionConnections(database.url);
     await checkServicePrivileges(pool, database.schema);
     await checkSchemaVersion(pool, database.schema);
@@ -84,9 +87,18 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
+    if (config.tracing) {
+      // Released after the dispatcher stops (the list runs in reverse), so the last attempts' spans go out too.
+      tracing = await startTracing(
+        config.tracing,
+        enabled.map((e) => ({ name: e.name, endpoint: e.hook.endpoint, key: e.hook.key })),
+        log,
+      );
+      release.push(() => tracing!.shutdown());
+    }
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
 
   const metrics = config.http
@@ -118,6 +130,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       retryDelaysMs: e.hook.retry.delays,
       onResult: metrics?.onResult,
       onNewChangesFreed: () => fanout.changesFreed(),
+      tracer: tracing?.tracer,
     });
     dispatchers.set(e.name, dispatcher);
   }
@@ -213,7 +226,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await listener.start();
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
   // Stopped in reverse: the drainer, then the fan-out's claims, then every dispatcher at once.
   release.push(() => Promise.all([...dispatchers.values()].map((d) => d.stop(SHUTDOWN_GRACE_MS))).then(() => undefined));
@@ -267,6 +280,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       })),
       orders: `${config.orders.schema}.${config.orders.table}`,
       schema: database.schema,
+      tracing: config.tracing ? `${config.tracing.protocol} to ${redactUrl(config.tracing.url)}` : 'off',
     },
     'started',
   );

@@ -247,7 +247,7 @@ describe('web page', () => {
       assert.match((await page.locator('.notice').textContent()) ?? '', new RegExp(`^${total} event\\(s\\) sent back to pending`));
 
       // The page updates by itself: no reload from here on.
-      await waitFor(async () => (await page.locator('tr[data-status="delivered"]').count()) === total, {
+      await waitFor(async () => (await page.locator('tr[data-status="delivered"]').count()) === total + 3, {
         what: 'the page to show every event delivered',
         timeoutMs: 30_000,
         intervalMs: 200,
