@@ -61,7 +61,7 @@ describe('config', () => {
       /^webHook\.connectionTimeout: "60s" is not an ISO-8601 duration/,
     ],
     ['bad start timeout', { database: { ...db, startTimeout: '1m' } }, /^database\.startTimeout: "1m" is not an ISO-8601 duration/],
-    ['bad retry delay', { database: db, webHook: { retry: { delays: ['PT1S', 'soon'] } } }, /^webHook\.retry\.delays\.1: "soon" is not/],
+    ['bad retry delay', { database: db, webHook: { retry: { delays: ['PT1S', 'soon'] } } }, /^webHook\.retry\.delays\[1\]: "soon" is not/],
     ['bad retention', { database: db, retention: { failed: 'forever' } }, /^retention\.failed: "forever" is not/],
     ['trailing junk in a duration', { database: db, webHook: { requestTimeout: 'PT5Sabc' } }, /^webHook\.requestTimeout: "PT5Sabc" is not/],
     [
