@@ -51,7 +51,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     }),
   );
   const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
-  const pool = createPool(database.url, log, 6, database.statementTimeout);
+  // Each endpoint's dispatcher claims and records on its own (one of each at a time): two connections
+  // per endpoint beside the journal's claims, so that one endpoint's busy statements never queue another's.
+  const pool = createPool(
+    database.url,
+    log,
+    4 + 2 * Math.max(1, endpointsOf(config).filter((e) => e.hook.enabled).length),
+    database.statementTimeout,
+  );
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
   // Each step is bounded: a step that hangs (pg-listen retrying a lost connection after close,
   // say) must not keep the process from exiting.
