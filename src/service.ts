@@ -22,7 +22,7 @@ import { readiness } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
-import { readBacklog } from './outbox/backlog.ts';
+import { readCounts } from './outbox/status.ts';
 import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -80,7 +80,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     throw error;
   }
 
-  const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
+  const metrics = config.http ? new Metrics(() => readCounts(pool, database.schema), log, true) : undefined;
   const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
   const store = new PostgresEventStore(pool, database.schema, installation, {
@@ -229,7 +229,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
   if (config.http) {
     const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
     release.push(() => pool.end());
-    const metrics = new Metrics(() => readBacklog(pool, config.database.schema), log, false);
+    const metrics = new Metrics(() => readCounts(pool, config.database.schema), log, false);
     try {
       const http = await startHttpServer(
         config.http,

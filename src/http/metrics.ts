@@ -8,7 +8,7 @@ import { FAILURE_KINDS } from '../delivery/failure.ts';
 import { EVENT_TYPES } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { eventTimeMs } from '../mapping/eventId.ts';
-import type { Backlog } from '../outbox/backlog.ts';
+import type { Counts } from '../outbox/status.ts';
 
 /** How long one reading of the database gauges serves scrapes. */
 export const BACKLOG_CACHE_MS = 5000;
@@ -29,10 +29,10 @@ export class Metrics {
   private readonly events: Counter<'event_type' | 'outcome'>;
   private readonly duration: Histogram;
   private readonly lag: Histogram;
-  private backlog: { at: number; reading: Promise<Backlog | undefined> } | undefined;
+  private backlog: { at: number; reading: Promise<Counts | undefined> } | undefined;
 
   constructor(
-    private readonly readBacklog: () => Promise<Backlog>,
+    private readonly readCounts: () => Promise<Counts>,
     private readonly log: Logger,
     enabled: boolean,
   ) {
@@ -116,7 +116,7 @@ export class Metrics {
       s.listener ? Number(s.listener.connected) : undefined,
     );
     sourced('requests_in_flight', 'Delivery requests under way now.', (s) => s.dispatcher?.inFlightCount);
-    const fromDatabase = (name: string, help: string, read: (b: Backlog) => number) =>
+    const fromDatabase = (name: string, help: string, read: (b: Counts) => number) =>
       new Gauge({
         name: PREFIX + name,
         help: `${help} NaN when the database could not be read.`,
@@ -127,7 +127,11 @@ export class Metrics {
         },
       });
     fromDatabase('journal_backlog', 'Changes in the journal not yet turned into events.', (b) => b.journal);
-    fromDatabase('events_pending', 'Outbox events waiting for their first or next attempt.', (b) => b.pending);
+    fromDatabase(
+      'events_pending',
+      "Outbox events not yet delivered or given up (status pending): due, retrying, in flight, or waiting behind their order's head.",
+      (b) => b.pending,
+    );
     fromDatabase('events_failed', 'Outbox events given up on (status failed), until replayed or purged.', (b) => b.failed);
     fromDatabase(
       'oldest_pending_age_seconds',
@@ -156,9 +160,9 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private cachedBacklog(): Promise<Backlog | undefined> {
+  private cachedBacklog(): Promise<Counts | undefined> {
     if (this.backlog && Date.now() - this.backlog.at < BACKLOG_CACHE_MS) return this.backlog.reading;
-    const reading = this.readBacklog().catch((error: unknown) => {
+    const reading = this.readCounts().catch((error: unknown) => {
       this.log.warn({ error: describeDbError(error) }, 'metrics: reading the backlog from the database failed');
       return undefined;
     });
