@@ -1,9 +1,8 @@
 // Composes the parts into the running service and its one shutdown path.
 import type { Config } from './config/config.ts';
-import { checkCaptureInstalled } from './capture/install.ts';
-import { checkOrdersTable } from './capture/ordersTable.ts';
 import { createPool, describeDbError, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
+import { NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
@@ -12,12 +11,10 @@ import { Journal } from './outbox/journal.ts';
 import { PostgresEventStore } from './outbox/store.ts';
 import { WakeListener } from './wake/listen.ts';
 import { WakeLock } from './wake/wakeLock.ts';
-import { reportWakeUp } from './capture/wakeUp.ts';
 import type { Logger } from './log.ts';
-import { checkSchemaVersion } from './schema/migrate.ts';
-import { checkSchemaIntact, checkServicePrivileges } from './schema/inspect.ts';
-import { checkSessionConnections } from './schema/pooler.ts';
 import { loadTls } from './delivery/tls.ts';
+import { assess, startRefusal } from './health/model.ts';
+import { observeInstall, observePooler } from './health/observe.ts';
 import { readiness } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
@@ -65,14 +62,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   };
   let installation: string;
   try {
-    await checkSessionConnections(database.url);
-    await checkServicePrivileges(pool, database.schema);
-    await checkSchemaVersion(pool, database.schema);
-    await checkSchemaIntact(pool, database.schema);
-    await checkOrdersTable(pool, target);
-    await checkCaptureInstalled(pool, target);
+    // The set-up checks: the same facts and rule as `check` (src/health/), so both fail alike. The
+    // pooler first: through one that refuses the pool's start-up options, nothing else can be read.
+    const pooler = await observePooler(database.url);
+    const observed = pooler === null ? await observeInstall(pool, { target, idlePollMs: database.idlePollInterval }) : undefined;
+    const refusal = startRefusal(assess({ ...observed?.facts, pooler }));
+    if (refusal) throw refusal;
+    const { wakeUp } = observed!;
     installation = await Journal.installationId(pool, database.schema);
-    const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
   } catch (error) {
@@ -131,6 +128,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => listener?.connected ?? false,
+            claims: () => dispatcher.claims.current,
           }),
           metrics: () => metrics.render(),
         },
@@ -143,7 +141,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
               enabled: true,
               endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
               token: config.http.token,
-              listening: () => listener?.connected ?? false,
+              idlePollMs: database.idlePollInterval,
+              runtime: () => ({ enabled: true, listening: listener?.connected ?? false, claims: dispatcher.claims.current }),
               log,
             })
           : undefined,
@@ -239,6 +238,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => false,
+            claims: () => NO_CLAIM_FAILURES,
           }),
           metrics: () => metrics.render(),
         },
@@ -251,8 +251,9 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
               enabled: false,
               endpoint: config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null,
               token: config.http.token,
-              // Idle: nothing listens, so the page shows capture as not healthy, with the reason.
-              listening: () => false,
+              idlePollMs: config.database.idlePollInterval,
+              // Idle: nothing listens or claims, by choice; the page says webhooks are disabled.
+              runtime: () => ({ enabled: false }),
               log,
             })
           : undefined,

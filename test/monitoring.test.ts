@@ -54,7 +54,7 @@ describe('monitoring', () => {
       const r = await get(port, '/readyz');
       return r.status === 200 && r;
     });
-    assert.equal(ready.body, 'ready: database connected, listener subscribed\n');
+    assert.equal(ready.body, 'ready: database connected, listener subscribed, claims working\n');
     assert.equal((await get(port, '/nothing')).status, 404);
     const before = await get(port, '/metrics');
     assert.equal(before.status, 200);
@@ -187,7 +187,7 @@ describe('monitoring', () => {
       },
       { what: '/readyz 200 again', timeoutMs: 30_000 },
     );
-    assert.equal(up.body, 'ready: database connected, listener subscribed\n');
+    assert.equal(up.body, 'ready: database connected, listener subscribed, claims working\n');
     // And it delivers again.
     await insertOrder(s.db);
     await s.receiver.waitForCount(1);

@@ -1,19 +1,19 @@
-// Installs the capture trigger (in the caller's transaction), takes it off a table, and tells
-// `start` whether the installed one is the one this config wants. The one owner of DDL on the
-// order app's table.
+// Installs the capture trigger (in the caller's transaction), takes it off a table, and reads what
+// is installed (the health model, src/health/, judges whether it is the one this config wants). The
+// one owner of DDL on the order app's table.
 import type pg from 'pg';
 import { ident, literal } from '../db.ts';
-import { CaptureError } from '../errors.ts';
 import { checkOrdersTable } from './ordersTable.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture, triggerName } from './render.ts';
 
-interface InstalledCapture {
+/** The `capture` row: the table and definition `migrate` installed, and how many of our triggers that table has. */
+export interface InstalledCapture {
   orders_table: string;
   definition: string;
   triggers: number;
 }
 
-async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
+export async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
   // The table is found through the catalogs, not to_regclass: that needs USAGE on the order app's
   // schema, which the service role does not have.
   const { rows } = await db.query<InstalledCapture>(
@@ -57,19 +57,4 @@ export async function installCapture(client: pg.ClientBase, target: CaptureTarge
     [table, definition],
   );
   return true;
-}
-
-/** For `start`: the trigger for this config is installed, or a message saying what to run. */
-export async function checkCaptureInstalled(db: pg.Pool, target: CaptureTarget): Promise<void> {
-  const installed = await installedCapture(db, target.schema);
-  const table = qualifiedOrdersTable(target);
-  if (!installed?.triggers) {
-    throw new CaptureError(`the capture trigger is not installed on ${table}: run \`order-webhooks migrate\` first`);
-  }
-  // Fewer triggers than this release installs: one from an earlier release, or some were dropped.
-  if (installed.definition !== renderCapture(target) || installed.triggers !== ALL_TRIGGERS.length) {
-    throw new CaptureError(
-      `the capture trigger on ${installed.orders_table} was installed for another config or release: run \`order-webhooks migrate\` to update it`,
-    );
-  }
 }

@@ -1,8 +1,8 @@
 // Whether our schema and the capture trigger are installed and current, as the operator surfaces ask.
 import { LATEST_VERSION } from '../schema/migrate.ts';
-import { inspectSchema } from '../schema/inspect.ts';
+import type { InstalledCapture } from '../capture/install.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture } from '../capture/render.ts';
-import { type CaptureStatus, captureTriggerStatus } from '../capture/state.ts';
+import type { CaptureStatus } from '../capture/state.ts';
 import { type Db, ident } from '../db.ts';
 
 export interface SchemaState {
@@ -46,31 +46,23 @@ export interface TriggerState {
 }
 
 /** Whether the capture trigger is in place on the orders table and its partitions, firing, and as this config wants it. */
-export async function triggerState(db: Db, target: CaptureTarget): Promise<TriggerState> {
+export function describeTrigger(
+  target: CaptureTarget,
+  capture: CaptureStatus,
+  installedRow: InstalledCapture | undefined,
+  damage: string[],
+): TriggerState {
   const table = qualifiedOrdersTable(target);
-  const capture = await captureTriggerStatus(db, target);
   // The named table's own triggers (partitions are in capture.problems).
   const own = capture.triggers.filter((t) => t.table === table);
-  let definition: string | undefined;
-  const present = await db.query<{ present: boolean }>(
-    'SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2) AS present',
-    [target.schema, 'capture'],
-  );
-  if (present.rows[0]?.present) {
-    const installed = await db.query<{ definition: string; orders_table: string }>(
-      `SELECT definition, orders_table FROM ${ident(target.schema)}.capture`,
-    );
-    if (installed.rows[0]?.orders_table === table) definition = installed.rows[0].definition;
-  }
   const installed = own.length === ALL_TRIGGERS.length;
   const enabled = installed && !capture.problems.some((p) => p.level === 'error');
   const condition: TriggerCondition = own.length === 0 ? 'missing' : !installed ? 'partly installed' : enabled ? 'enabled' : 'disabled';
-  const damage = present.rows[0]?.present ? await inspectSchema(db, target.schema) : [];
   return {
     table,
     installed,
     enabled,
-    matchesConfig: installed && definition === renderCapture(target),
+    matchesConfig: installed && installedRow?.orders_table === table && installedRow.definition === renderCapture(target),
     condition,
     mode: capture.mode,
     expectedMode: capture.expected,

@@ -6,8 +6,8 @@ import { type Db, ident } from '../db.ts';
 export const EVENT_STATUSES = ['pending', 'delivered', 'failed'] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
 
-/** Connections of the command line and of `migrate`: not service instances. */
-const TOOL_APPLICATIONS = ['order-webhooks cli', 'order-webhooks migrate'];
+/** Connections of the command line, `migrate` and the pooler probe: not service instances. */
+const TOOL_APPLICATIONS = ['order-webhooks cli', 'order-webhooks migrate', 'order-webhooks check'];
 /** Instances seen "recently": connections opened or active within this many minutes, or open now. */
 export const DELIVERED_WINDOW_MINUTES = 5;
 

@@ -8,7 +8,7 @@ import { installCapture } from '../capture/install.ts';
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
 import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, lockKey } from '../db.ts';
-import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
+import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { reportWakeUp, type WakeUpReport } from '../capture/wakeUp.ts';
 
@@ -148,26 +148,5 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
     throw new MigrationError(`migration failed: ${describeDbError(error)}`);
   } finally {
     await client.end().catch(() => undefined); // closing releases the advisory lock too
-  }
-}
-
-/** For `start`: the schema is at the version this code expects. */
-export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<void> {
-  const latest = LATEST_VERSION();
-  let version: number | null = null;
-  try {
-    const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
-    version = rows[0]?.version ?? null;
-  } catch (error) {
-    if ((error as pg.DatabaseError).code !== '42P01' && (error as pg.DatabaseError).code !== '3F000') throw error;
-  }
-  if (version === null) throw new SchemaError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
-  if (version > latest) {
-    throw new SchemaError(
-      `schema ${ident(schema)} is at version ${version}, newer than this release knows (${latest}): run the release that migrated it`,
-    );
-  }
-  if (version < latest) {
-    throw new SchemaError(`schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``);
   }
 }
