@@ -145,8 +145,14 @@ describe('operations', () => {
     const check = await cli(s, 'check');
     assert.equal(check.code, 1);
     // What start says first (it refuses a damaged schema), and what the trigger's state is.
-    assert.match(check.stdout, /^failed\s+schema\s+schema "order_webhooks" is damaged: trigger "order_webhooks_capture_insert" is missing: /m);
-    assert.match(check.stdout, /^failed\s+trigger\s+capture trigger order_webhooks_capture_insert missing on "public"\."orders": .*run `order-webhooks migrate`$/m);
+    assert.match(
+      check.stdout,
+      /^failed\s+schema\s+schema "order_webhooks" is damaged: trigger "order_webhooks_capture_insert" is missing: /m,
+    );
+    assert.match(
+      check.stdout,
+      /^failed\s+trigger\s+capture trigger order_webhooks_capture_insert missing on "public"\."orders": .*run `order-webhooks migrate`$/m,
+    );
     for (const kind of ['update', 'delete', 'delete_end', 'insert_start'])
       await s.db.query(`DROP TRIGGER order_webhooks_capture_${kind} ON orders`);
     assert.equal((await json(s, 'status')).body.trigger.condition, 'missing');
