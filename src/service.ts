@@ -1,6 +1,6 @@
 // Composes the parts into the running service and its one shutdown path.
 import type { Config } from './config/config.ts';
-import { createPool, describeDbError, wakeChannel } from './db.ts';
+import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
@@ -62,6 +62,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   };
   let installation: string;
   try {
+    await waitForDatabase(database.url, log, database.startTimeout);
     // The set-up checks: the same facts and rule as `check` (src/health/), so both fail alike. The
     // pooler first: through one that refuses the pool's start-up options, nothing else can be read.
     const pooler = await observePooler(database.url);
@@ -74,7 +75,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     if (wakeUp.warning) log.warn(wakeUp.warning);
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
 
   const metrics = config.http ? new Metrics(() => readCounts(pool, database.schema), log, true) : undefined;
@@ -168,7 +169,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await listener.start();
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
   release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
   release.push(() => drainer.stop());

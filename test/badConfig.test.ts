@@ -111,6 +111,7 @@ const KEYS: [string, fc.Arbitrary<unknown>][] = [
   ['database.url', notSecret],
   ['database.schema', notIdentifier],
   ['database.pollInterval', notDuration],
+  ['database.startTimeout', notDuration],
   ['orders', notA('object')],
   ['orders.schema', notIdentifier],
   ['orders.table', notIdentifier],

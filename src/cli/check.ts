@@ -99,7 +99,7 @@ const DATABASE_ITEMS: { item: string; codes: readonly ProblemCode[]; ok(observed
 async function checkDatabase(config: Config, items: Item[]): Promise<void> {
   let db: Awaited<ReturnType<typeof connect>>;
   try {
-    db = await connect(config.database.url);
+    db = await connect(config.database);
   } catch (error) {
     items.push({ item: 'database', ok: false, detail: (error as Error).message });
     return;

@@ -36,7 +36,7 @@ async function status(options: StatusOptions): Promise<void> {
   const schema = config.database.schema;
   const target = { schema, orders: config.orders, wakeUp: config.database.wakeUp };
   const report = await reporting('status', async () => {
-    const db = await connect(config.database.url);
+    const db = await connect(config.database);
     try {
       const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
       const outbox = observed.schema?.current ? await outboxStatus(db, schema) : null;

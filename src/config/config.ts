@@ -25,18 +25,18 @@ export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
 
 const DEFAULT_RETRY_DELAYS = ['PT5S', 'PT30S', 'PT2M', 'PT10M', 'PT30M', 'PT1H', 'PT3H', 'PT6H', 'PT12H'];
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => {
-      try {
-        return parseDuration(text);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
+/** An ISO-8601 duration (`PT30S`), as milliseconds. */
+const isoDuration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A duration with a default, given as text like the config's own. */
+const duration = (fallback: string) => isoDuration.prefault(fallback);
 
 // Identifiers from config are always quoted by us, so any name PostgreSQL accepts is fine.
 const identifier = z
@@ -94,20 +94,9 @@ const webHook = z
     leaseTimeout: duration('PT1M'),
     retry: z
       .strictObject({
-        delays: z
-          .array(
-            z.string().transform((text, ctx) => {
-              try {
-                return parseDuration(text);
-              } catch (error) {
-                ctx.addIssue({ code: 'custom', message: (error as Error).message });
-                return z.NEVER;
-              }
-            }),
-          )
-          .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
+        delays: z.array(isoDuration).prefault(DEFAULT_RETRY_DELAYS),
       })
-      .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
+      .prefault({}),
   })
   .superRefine((hook, ctx) => {
     if (hook.enabled && !hook.endpoint) {
@@ -145,6 +134,8 @@ const database = z
     wakeUp: z.enum(WAKE_UP_MODES).default('auto'),
     idlePollInterval: duration('PT0.05S'),
     statementTimeout: duration('PT10S'),
+    // How long `start` waits for a database that is not up yet (or restarting) before it gives up.
+    startTimeout: duration('PT1M'),
   })
   .superRefine((db, ctx) => {
     if (db.idlePollInterval < 1) {
@@ -157,20 +148,7 @@ const database = z
   });
 
 // A duration or null (null: keep for ever).
-const keepFor = (fallback: string | null) =>
-  z
-    .string()
-    .nullable()
-    .default(fallback)
-    .transform((text, ctx) => {
-      if (text === null) return null;
-      try {
-        return parseDuration(text);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
+const keepFor = (fallback: string | null) => isoDuration.nullable().prefault(fallback);
 
 // The optional HTTP port for health checks and metrics: off unless configured.
 const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'];
@@ -226,7 +204,7 @@ const configSchema = z.strictObject({
     })
     .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
   http: http.optional(),
-  retention: retention.default(() => ({ delivered: parseDuration('P30D'), failed: null })),
+  retention: retention.prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

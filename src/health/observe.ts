@@ -1,6 +1,6 @@
 // Reads the set-up and capture facts of the health model from the database, in one place: `start`,
 // `check`, `status` and the page all observe through here, so they judge the same facts.
-import { installedCapture } from '../capture/install.ts';
+import { readInstalledCapture } from '../capture/install.ts';
 import { checkOrdersTable } from '../capture/ordersTable.ts';
 import { ALL_TRIGGERS, type CaptureTarget, renderCapture } from '../capture/render.ts';
 import { captureTriggerStatus } from '../capture/state.ts';
@@ -72,7 +72,7 @@ export async function observeInstall(db: Db, options: ObserveOptions): Promise<O
   const damage = schema?.version === null ? [] : await inspectSchema(db, name);
   const ordersTable = await lineOf(CaptureError, () => checkOrdersTable(db, target));
   // { row: undefined }: read, and no trigger installed; undefined: not read.
-  const installed = schema?.version === null ? undefined : await readable(async () => ({ row: await installedCapture(db, name) }));
+  const installed = schema?.version === null ? undefined : await readable(async () => ({ row: await readInstalledCapture(db, name) }));
   const row = installed?.row;
   const capture = await captureTriggerStatus(db, target);
   const wakeUp = await reportWakeUp(db, target.wakeUp ?? 'auto', options.idlePollMs);
@@ -91,7 +91,7 @@ export async function observeInstall(db: Db, options: ObserveOptions): Promise<O
     const current = row?.definition === renderCapture(target) && row.triggers === ALL_TRIGGERS.length;
     facts.captureRow = !row?.triggers
       ? { table: capture.table, state: 'missing' }
-      : { table: row.orders_table, state: current ? 'current' : 'other' };
+      : { table: row.ordersTable, state: current ? 'current' : 'other' };
   }
   return { facts, schema, trigger, wakeUp };
 }

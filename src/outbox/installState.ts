@@ -1,9 +1,9 @@
 // Whether our schema and the capture trigger are installed and current, as the operator surfaces ask.
-import { LATEST_VERSION } from '../schema/migrate.ts';
+import { LATEST_VERSION, readSchemaVersion } from '../schema/migrate.ts';
 import type { InstalledCapture } from '../capture/install.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture } from '../capture/render.ts';
 import type { CaptureStatus } from '../capture/state.ts';
-import { type Db, ident } from '../db.ts';
+import type { Db } from '../db.ts';
 
 export interface SchemaState {
   name: string;
@@ -15,12 +15,7 @@ export interface SchemaState {
 
 export async function schemaState(db: Db, schema: string): Promise<SchemaState> {
   const latest = LATEST_VERSION();
-  let version: number | null = null;
-  const exists = await db.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${ident(schema)}.migration`]);
-  if (exists.rows[0]?.present) {
-    const found = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
-    version = found.rows[0]?.version ?? null;
-  }
+  const version = await readSchemaVersion(db, schema);
   return { name: schema, version, latest, current: version === latest };
 }
 
@@ -62,7 +57,7 @@ export function describeTrigger(
     table,
     installed,
     enabled,
-    matchesConfig: installed && installedRow?.orders_table === table && installedRow.definition === renderCapture(target),
+    matchesConfig: installed && installedRow?.ordersTable === table && installedRow.definition === renderCapture(target),
     condition,
     mode: capture.mode,
     expectedMode: capture.expected,
