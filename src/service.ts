@@ -4,6 +4,7 @@ import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChan
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
+import { startTracing, type Tracing } from './delivery/tracing.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
@@ -61,6 +62,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     }
   };
   let installation: string;
+  let tracing: Tracing | undefined;
   try {
     await waitForDatabase(database.url, log, database.startTimeout);
     // The set-up checks: the same facts and rule as `check` (src/health/), so both fail alike. The
@@ -73,6 +75,11 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     installation = await Journal.installationId(pool, database.schema);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
+    if (config.tracing) {
+      // Released after the dispatcher stops (the list runs in reverse), so the last attempts' spans go out too.
+      tracing = await startTracing(config.tracing, webHook, log);
+      release.push(() => tracing!.shutdown());
+    }
   } catch (error) {
     await releaseAll();
     throw databaseFailure(error);
@@ -90,6 +97,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
     onResult: metrics?.onResult,
+    tracer: tracing?.tracer,
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
@@ -206,6 +214,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       concurrency: webHook.concurrency,
       signed: webHook.secret !== undefined,
       standardWebhookSecrets: webHook.standardWebhooks?.secrets.length ?? 0,
+      tracing: config.tracing ? `${config.tracing.protocol} to ${redactUrl(config.tracing.url)}` : 'off',
     },
     'started',
   );

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { literalSecrets, secret, withSecretsFrom } from './secrets.ts';
+import { resolveTracing, telemetrySchema, type TracingConfig } from './telemetry.ts';
 import { ConfigError } from '../errors.ts';
 import { EVENT_TYPES } from '../events.ts';
 
@@ -205,6 +206,7 @@ const configSchema = z.strictObject({
     .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
   http: http.optional(),
   retention: retention.prefault({}),
+  telemetry: telemetrySchema.optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -212,6 +214,8 @@ export type Config = z.output<typeof configSchema> & {
   database: { url: string };
   /** One line each for the start-up log (a config file with secrets that others can read). */
   warnings: string[];
+  /** Set when tracing is on (`telemetry.otlp` or the OpenTelemetry variables). */
+  tracing?: TracingConfig;
 };
 export type WebHookConfig = Config['webHook'];
 export type OrdersConfig = Config['orders'];
@@ -229,7 +233,7 @@ export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.Pro
   return configPathFrom(cliPath, env) !== undefined || Boolean(env[ENV.databaseUrl]);
 }
 
-/** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
+/** Validates a config object; DATABASE_URL, LOG_LEVEL and the OpenTelemetry variables from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   const result = withSecretsFrom(env, () => configSchema.safeParse(raw ?? {}));
   if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!));
@@ -244,7 +248,8 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     if (!parsed.success) throw new ConfigError(`${ENV.logLevel}: expected one of fatal, error, warn, info, debug, trace, silent`);
     config.logLevel = parsed.data;
   }
-  return { ...config, database: { ...config.database, url }, warnings: [] };
+  const tracing = resolveTracing(config.telemetry?.otlp, env);
+  return { ...config, database: { ...config.database, url }, warnings: [], ...(tracing ? { tracing } : {}) };
 }
 
 /** Reads and validates the config file at `path` (or an empty config when there is none). */
