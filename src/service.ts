@@ -1,9 +1,8 @@
 // Composes the parts into the running service and its one shutdown path.
 import { type Config, endpointsOf } from './config/config.ts';
-import { checkCaptureInstalled } from './capture/install.ts';
-import { checkOrdersTable } from './capture/ordersTable.ts';
 import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
+import { type ClaimFailures, NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { Fanout } from './delivery/fanout.ts';
 import { startTracing, type Tracing } from './delivery/tracing.ts';
@@ -14,18 +13,15 @@ import { Journal } from './outbox/journal.ts';
 import { PostgresEventStore } from './outbox/store.ts';
 import { WakeListener } from './wake/listen.ts';
 import { WakeLock } from './wake/wakeLock.ts';
-import { reportWakeUp } from './capture/wakeUp.ts';
 import type { Logger } from './log.ts';
-import { checkSchemaVersion } from './schema/migrate.ts';
-import { checkSchemaIntact, checkServicePrivileges } from './schema/inspect.ts';
-import { checkSessionConnections } from './schema/pooler.ts';
 import { loadTls } from './delivery/tls.ts';
+import { assess, startRefusal } from './health/model.ts';
+import { observeInstall, observePooler } from './health/observe.ts';
 import { readiness } from './http/health.ts';
 import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
-import { readBacklog } from './outbox/backlog.ts';
-import { configuredEndpoints } from './outbox/status.ts';
+import { configuredEndpoints, readCounts } from './outbox/status.ts';
 import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -84,14 +80,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   let tracing: Tracing | undefined;
   try {
     await waitForDatabase(database.url, log, database.startTimeout);
-    await checkSessionConnections(database.url);
-    await checkServicePrivileges(pool, database.schema);
-    await checkSchemaVersion(pool, database.schema);
-    await checkSchemaIntact(pool, database.schema);
-    await checkOrdersTable(pool, target);
-    await checkCaptureInstalled(pool, target);
+    // The set-up checks: the same facts and rule as `check` (src/health/), so both fail alike. The
+    // pooler first: through one that refuses the pool's start-up options, nothing else can be read.
+    const pooler = await observePooler(database.url);
+    const observed = pooler === null ? await observeInstall(pool, { target, idlePollMs: database.idlePollInterval }) : undefined;
+    const refusal = startRefusal(assess({ ...observed?.facts, pooler }));
+    if (refusal) throw refusal;
+    const { wakeUp } = observed!;
     installation = await Journal.installationId(pool, database.schema);
-    const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
     if (config.tracing) {
@@ -110,7 +106,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
 
   const metrics = config.http
     ? new Metrics(
-        () => readBacklog(pool, database.schema),
+        () => readCounts(pool, database.schema),
         log,
         true,
         endpoints.map((e) => e.name),
@@ -157,6 +153,15 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     }
     return sum;
   };
+  // The claims failing longest, of the journal's or any endpoint's: one fact for /readyz and the page.
+  const claimFailures = (): ClaimFailures => {
+    let oldest = fanout.claims.current;
+    for (const d of dispatchers.values()) {
+      const c = d.claims.current;
+      if (c.since !== null && (oldest.since === null || c.since < oldest.since)) oldest = c;
+    }
+    return oldest;
+  };
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
     wakeUp: database.wakeUp,
@@ -195,6 +200,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => listener?.connected ?? false,
+            claims: claimFailures,
           }),
           metrics: () => metrics.render(),
         },
@@ -207,7 +213,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
               enabled: true,
               endpoints: configuredEndpoints(config),
               token: config.http.token,
-              listening: () => listener?.connected ?? false,
+              idlePollMs: database.idlePollInterval,
+              runtime: () => ({ enabled: true, listening: listener?.connected ?? false, claims: claimFailures() }),
               log,
             })
           : undefined,
@@ -312,7 +319,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
     const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
     release.push(() => pool.end());
     const metrics = new Metrics(
-      () => readBacklog(pool, config.database.schema),
+      () => readCounts(pool, config.database.schema),
       log,
       false,
       endpointsOf(config).map((e) => e.name),
@@ -326,6 +333,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => false,
+            claims: () => NO_CLAIM_FAILURES,
           }),
           metrics: () => metrics.render(),
         },
@@ -338,8 +346,9 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
               enabled: false,
               endpoints: configuredEndpoints(config),
               token: config.http.token,
-              // Idle: nothing listens, so the page shows capture as not healthy, with the reason.
-              listening: () => false,
+              idlePollMs: config.database.idlePollInterval,
+              // Idle: nothing listens or claims, by choice; the page says webhooks are disabled.
+              runtime: () => ({ enabled: false }),
               log,
             })
           : undefined,

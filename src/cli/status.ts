@@ -1,13 +1,13 @@
 // `order-webhooks status`: is everything in place and flowing? Works as a monitoring check: exit 1
-// when something needs attention (trigger missing or disabled, schema not current, failed events,
-// lag over --max-lag), 2 when the config is bad.
+// when the health model (src/health/model.ts) finds any problem (what `start` would refuse, capture
+// not as configured, failed events, lag over --max-lag), 2 when the config is bad.
 import type { Command } from 'commander';
-import { reportWakeUp } from '../capture/wakeUp.ts';
 import { anyEndpointEnabled } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
-import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus, removedEndpointNote } from '../outbox/status.ts';
-import { schemaState, triggerState } from '../outbox/installState.ts';
+import { assess, inScope } from '../health/model.ts';
+import { observeInstall } from '../health/observe.ts';
+import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus } from '../outbox/status.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
 import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
 import { connect, formatAge, formatTime, type JsonOption, paint, printJson, printPairs } from './output.ts';
@@ -36,57 +36,45 @@ async function status(options: StatusOptions): Promise<void> {
     }
   }
   const schema = config.database.schema;
-  const target = { schema, orders: config.orders };
+  const target = { schema, orders: config.orders, wakeUp: config.database.wakeUp };
   const report = await reporting('status', async () => {
     const db = await connect(config.database);
     try {
-      const schemaInfo = await schemaState(db, schema);
-      const trigger = await triggerState(db, target);
-      const wakeUp = await reportWakeUp(db, config.database.wakeUp, config.database.idlePollInterval);
-      const outbox = schemaInfo.current ? await outboxStatus(db, schema, only) : null;
-      const counts = schemaInfo.current ? await endpointCounts(db, schema) : [];
-      return { schemaInfo, trigger, outbox, wakeUp, counts };
+      const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
+      const outbox = observed.schema?.current ? await outboxStatus(db, schema, only) : null;
+      const counts = observed.schema?.current ? await endpointCounts(db, schema) : [];
+      return { observed, outbox, counts };
     } finally {
       await db.end().catch(() => undefined);
     }
   });
-  const { schemaInfo, trigger, outbox, wakeUp } = report;
+  const { observed, outbox } = report;
+  const { schema: schemaInfo, trigger, wakeUp } = observed;
   const endpoints = endpointStates(configuredEndpoints(config), report.counts).filter((e) => only === undefined || e.endpoint === only);
-
-  const attention: string[] = [];
-  if (wakeUp.warning) attention.push(wakeUp.warning);
-  if (!trigger.installed) attention.push(`capture trigger ${trigger.condition} on ${trigger.table}: run \`order-webhooks migrate\``);
-  else if (!trigger.enabled) attention.push(`capture trigger disabled on ${trigger.table}: order changes are not captured`);
-  else if (!trigger.matchesConfig) attention.push('capture trigger installed for another config: run `order-webhooks migrate`');
-  if (trigger.installed) attention.push(...trigger.problems);
-  attention.push(...trigger.damage.map((d) => `schema damaged: ${d}`));
-  if (!schemaInfo.current) {
-    attention.push(
-      schemaInfo.version === null
-        ? `schema ${schema} not installed: run \`order-webhooks migrate\``
-        : `schema ${schema} at version ${schemaInfo.version}, this release needs ${schemaInfo.latest}`,
-    );
-  }
-  if (outbox && outbox.counts.failed > 0)
-    attention.push(
-      `${outbox.counts.failed} failed event(s): see \`order-webhooks outbox list --status failed${only ? ` --endpoint ${only}` : ''}\``,
-    );
-  for (const e of endpoints) {
-    const note = removedEndpointNote(e);
-    if (note) attention.push(note);
-  }
-  if (outbox && maxLagMs !== undefined && outbox.lagSeconds * 1000 > maxLagMs) {
-    attention.push(`lag ${formatAge(outbox.lagSeconds)} is over --max-lag ${options.maxLag}`);
-  }
+  // The health model decides; status shows every problem it can see.
+  const problems = inScope(
+    'status',
+    assess({
+      ...observed.facts,
+      failed: outbox?.counts.failed,
+      removedEndpoints: endpoints.filter((e) => e.state === 'removed').map((e) => ({ name: e.endpoint, pending: e.pending })),
+      lag:
+        outbox && maxLagMs !== undefined
+          ? { seconds: outbox.lagSeconds, maxSeconds: maxLagMs / 1000, limit: `--max-lag ${options.maxLag}` }
+          : undefined,
+    }),
+  );
+  const attention = problems.map((p) => p.line);
 
   const endpoint = config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null;
   if (options.json) {
     printJson({
-      ok: attention.length === 0,
+      ok: problems.length === 0,
       attention,
+      problems,
       webhooks: { enabled: anyEndpointEnabled(config), endpoint },
       endpoints,
-      schema: schemaInfo,
+      schema: schemaInfo ?? null,
       trigger,
       wakeUp,
       journalBacklog: outbox?.journalBacklog ?? null,
@@ -102,7 +90,10 @@ async function status(options: StatusOptions): Promise<void> {
     const pairs: [string, string | number][] = [
       ['webhooks', anyEndpointEnabled(config) ? 'enabled' : 'disabled (webHook.enabled is false)'],
       ['endpoint', endpoint ?? '(none)'],
-      ['schema', `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})`],
+      [
+        'schema',
+        schemaInfo ? `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})` : `${schema} (not readable)`,
+      ],
       [
         'trigger',
         `${trigger.condition} on ${trigger.table}${trigger.installed && !trigger.matchesConfig ? ', installed for another config' : ''}`,

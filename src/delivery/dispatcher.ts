@@ -7,6 +7,7 @@
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
+import { ClaimStreaks } from './claimFailures.ts';
 import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
 import { nextAttempt } from './retryPolicy.ts';
@@ -72,6 +73,8 @@ export function resultOf(
 
 export class Dispatcher {
   readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  /** Claims of due events that failed in a row (a claim only logs and retries; /readyz reads this). */
+  readonly claims = new ClaimStreaks();
   /** By event id. */
   private readonly inFlight = new Map<string, ClaimedEvent>();
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
@@ -149,11 +152,13 @@ export class Dispatcher {
         if (room === 0) break;
         const hint = this.outboxHint;
         const events = await this.store.claimDue(this.options.endpoint, room, this.options.leaseMs);
+        this.claims.succeeded('due');
         if (events.length < room) this.outboxSeen = hint;
         else this.fillAgain = true;
         this.accept(events);
       } while (this.fillAgain && !this.stopping && this.outboxSeen !== this.outboxHint);
     } catch (error) {
+      this.claims.failed('due', describeDbError(error));
       this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
       this.retrySoon();
     }

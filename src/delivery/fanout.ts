@@ -5,6 +5,7 @@
 // endpoint the claim is sized by its room, as the journal is where a backlog waits; with several it
 // is not, so that no endpoint's slow requests hold back the others' changes.
 import { describeDbError } from '../db.ts';
+import { ClaimStreaks } from './claimFailures.ts';
 import type { Logger } from '../log.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { ChangeStore } from './eventStore.ts';
@@ -18,6 +19,8 @@ export interface FanoutStats {
 
 export class Fanout {
   readonly stats: FanoutStats = { changes: 0, events: 0, unmatched: 0, filtered: 0 };
+  /** Claims of new changes that failed in a row (/readyz reads this). */
+  readonly claims = new ClaimStreaks();
   private draining: Promise<boolean> | undefined;
   private drainAgain = false;
   private stopping = false;
@@ -67,7 +70,11 @@ export class Fanout {
       const only = this.options.single ? [...room.values()][0] : undefined;
       const limit = Math.min(only ?? this.store.batchSize, this.store.batchSize);
       if (limit <= 0) return true;
-      const claimed = await this.store.claimNew(limit, this.options.leaseMs, room);
+      const claimed = await this.store.claimNew(limit, this.options.leaseMs, room).catch((error: unknown) => {
+        this.claims.failed('new', describeDbError(error));
+        throw error;
+      });
+      this.claims.succeeded('new');
       if (claimed.changes === 0) return worked;
       worked = true;
       this.stats.changes += claimed.changes;

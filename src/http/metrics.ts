@@ -8,7 +8,7 @@ import { FAILURE_KINDS } from '../delivery/failure.ts';
 import { EVENT_TYPES } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { eventTimeMs } from '../mapping/eventId.ts';
-import type { Backlog } from '../outbox/backlog.ts';
+import type { Counts } from '../outbox/status.ts';
 
 /** How long one reading of the database gauges serves scrapes. */
 export const BACKLOG_CACHE_MS = 5000;
@@ -29,10 +29,10 @@ export class Metrics {
   private readonly events: Counter<'endpoint' | 'event_type' | 'outcome'>;
   private readonly duration: Histogram<'endpoint'>;
   private readonly lag: Histogram<'endpoint'>;
-  private backlog: { at: number; reading: Promise<Backlog | undefined> } | undefined;
+  private backlog: { at: number; reading: Promise<Counts | undefined> } | undefined;
 
   constructor(
-    private readonly readBacklog: () => Promise<Backlog>,
+    private readonly readCounts: () => Promise<Counts>,
     private readonly log: Logger,
     enabled: boolean,
     /** Every configured endpoint: each series starts at 0 for each. */
@@ -125,7 +125,7 @@ export class Metrics {
       s.listener ? Number(s.listener.connected) : undefined,
     );
     sourced('requests_in_flight', 'Delivery requests under way now.', (s) => s.dispatcher?.inFlightCount);
-    const fromDatabase = (name: string, help: string, read: (b: Backlog) => number) =>
+    const fromDatabase = (name: string, help: string, read: (b: Counts) => number) =>
       new Gauge({
         name: PREFIX + name,
         help: `${help} NaN when the database could not be read.`,
@@ -137,7 +137,7 @@ export class Metrics {
       });
     fromDatabase('journal_backlog', 'Changes in the journal not yet turned into events.', (b) => b.journal);
     // Per endpoint: every configured one (0 when it has none), and any other that still has events.
-    const perEndpoint = (name: string, help: string, read: (e: Backlog['endpoints'][number]) => number) =>
+    const perEndpoint = (name: string, help: string, read: (e: Counts['endpoints'][number]) => number) =>
       new Gauge({
         name: PREFIX + name,
         help: `${help} NaN when the database could not be read.`,
@@ -150,7 +150,11 @@ export class Metrics {
           for (const e of backlog?.endpoints ?? []) this.set({ endpoint: e.endpoint }, read(e));
         },
       });
-    perEndpoint('events_pending', 'Outbox events due for their first or next attempt, by endpoint.', (e) => e.pending);
+    perEndpoint(
+      'events_pending',
+      "Outbox events not yet delivered or given up (status pending): due, retrying, in flight, or waiting behind their order's head; by endpoint.",
+      (e) => e.pending,
+    );
     perEndpoint('events_failed', 'Outbox events given up on (status failed), until replayed or purged, by endpoint.', (e) => e.failed);
     fromDatabase(
       'oldest_pending_age_seconds',
@@ -180,9 +184,9 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private cachedBacklog(): Promise<Backlog | undefined> {
+  private cachedBacklog(): Promise<Counts | undefined> {
     if (this.backlog && Date.now() - this.backlog.at < BACKLOG_CACHE_MS) return this.backlog.reading;
-    const reading = this.readBacklog().catch((error: unknown) => {
+    const reading = this.readCounts().catch((error: unknown) => {
       this.log.warn({ error: describeDbError(error) }, 'metrics: reading the backlog from the database failed');
       return undefined;
     });

@@ -1,7 +1,8 @@
 // The operator's page as HTML: the summary cards and chart, the outbox table, the replay forms and
 // one event with its attempts. Every value goes through `html`, which escapes it.
 import { EVENT_TYPES } from '../events.ts';
-import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EndpointState, type MinuteCounts, removedEndpointNote } from '../outbox/status.ts';
+import { type Problem, removedEndpointLine } from '../health/model.ts';
+import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EndpointState, type MinuteCounts } from '../outbox/status.ts';
 import type { EventDetail, EventRow, ListFilter } from '../outbox/reads.ts';
 import { type Html, html } from './html.ts';
 
@@ -12,8 +13,11 @@ export interface Summary {
   enabled: boolean;
   /** Every endpoint: configured ones, then any removed from the config that still has events. */
   endpoints: EndpointState[];
+  /** No error among the health model's problems of the page's scope. */
   captureHealthy: boolean;
+  /** Their lines, or what is well. */
   capture: string;
+  problems: Problem[];
   pending: number;
   failed: number;
   delivered: number;
@@ -35,7 +39,11 @@ export function summaryHtml(s: Summary): Html {
   return html`<dl class="cards">
     ${item('Webhooks', s.enabled ? 'enabled' : 'disabled', s.enabled ? 'ok' : 'warn')}
     ${s.endpoints.length === 0 ? item('Endpoint', '(none)') : ''}
-    ${item('Capture', html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`, s.captureHealthy ? 'ok' : 'bad')}
+    ${item(
+      'Capture',
+      html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`,
+      !s.captureHealthy ? 'bad' : s.problems.length > 0 ? 'warn' : 'ok',
+    )}
     ${item('Pending', html`<span id="count-pending">${s.pending}</span>`)}
     ${item('Failed', html`<span id="count-failed">${s.failed}</span>`, s.failed > 0 ? 'bad' : '')}
     ${item('Delivered', html`<span id="count-delivered">${s.delivered}</span>`)}
@@ -50,7 +58,7 @@ export function summaryHtml(s: Summary): Html {
 function endpointCard(e: EndpointState): Html {
   const tone = e.state === 'enabled' ? (e.failed > 0 ? 'bad' : 'ok') : e.state === 'removed' ? 'bad' : 'warn';
   const state = e.state === 'removed' ? 'removed from the config' : e.state;
-  const note = removedEndpointNote(e);
+  const note = e.state === 'removed' && e.pending > 0 ? removedEndpointLine(e.endpoint, e.pending) : undefined;
   return html`<div class="card ${tone}" data-endpoint="${e.endpoint}"><dt>Endpoint ${e.endpoint}</dt><dd>${state}
     <small>${e.pending} pending · ${e.failed} failed · ${e.pending === 0 ? 'none pending' : `lag ${formatLag(e.lagSeconds)}`}</small>
     <small>${e.lastSuccessAt ? `last success ${formatTime(e.lastSuccessAt)}` : 'no success yet'}</small>
