@@ -1,4 +1,5 @@
-// What every command shares: the --config option and reading the config it names.
+// What the commands share, declared once: --config and reading the config it names, --json,
+// --yes and --endpoint.
 import type { Command } from 'commander';
 import { type Config, configPathFrom, loadConfig } from '../config/config.ts';
 import { ConfigError } from '../errors.ts';
@@ -39,4 +40,22 @@ export function endpointOption(options: EndpointOption): string | undefined {
     fail('--endpoint: expected an endpoint name (1 to 40 characters of a-z, 0-9 and -)', EXIT_USAGE);
   }
   return options.endpoint;
+}
+
+/** A subcommand with --config and, as asked, --endpoint (true, or its own help text), --yes and --json. */
+export function operatorCommand(
+  parent: Command,
+  name: string,
+  shared: { endpoint?: string | true; yes?: boolean; json?: boolean } = {},
+): Command {
+  let command = withConfigOption(parent.command(name));
+  if (shared.endpoint) command = withEndpointOption(command, shared.endpoint === true ? undefined : shared.endpoint);
+  if (shared.yes) command = command.option('-y, --yes', 'do not ask for confirmation');
+  if (shared.json) command = command.option('--json', 'print JSON');
+  return command;
+}
+
+/** An action that is handed the config --config names (a bad one is one line and exit 2). */
+export function withConfig<T extends ConfigOption>(action: (config: Config, options: T) => Promise<void>): (options: T) => Promise<void> {
+  return (options) => action(readConfig(options.config), options);
 }

@@ -1,10 +1,19 @@
 // `order-webhooks outbox list|show`: which events there are, and what happened to one of them.
+import type { Config } from '../config/config.ts';
 import type { Command } from 'commander';
 import { EVENT_TYPES } from '../events.ts';
 import { EVENT_STATUSES, type EventStatus } from '../outbox/status.ts';
 import { listEvents, showEvent } from '../outbox/reads.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail } from './exit.ts';
-import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
+import {
+  type ConfigOption,
+  type EndpointOption,
+  endpointOption,
+  readConfig,
+  withConfigOption,
+  operatorCommand,
+  withConfig,
+} from './options.ts';
 import { withCurrentSchema } from './output.ts';
 import { formatTime, type JsonOption, parseTime, printJson, printPairs, printTable } from './output.ts';
 
@@ -19,7 +28,7 @@ interface ListOptions extends ConfigOption, JsonOption, EndpointOption {
 
 export function outboxCommand(program: Command): void {
   const outbox = program.command('outbox').description('list events and show one with every attempt');
-  withEndpointOption(withConfigOption(outbox.command('list')))
+  operatorCommand(outbox, 'list', { endpoint: true, json: true })
     .description('list events, newest first (one order: in its original order)')
     .option('--status <status>', `only this status: ${EVENT_STATUSES.join(', ')}`)
     .option('--order <id>', 'only this order')
@@ -27,8 +36,7 @@ export function outboxCommand(program: Command): void {
     .option('--since <time>', 'created at or after: ISO-8601 time, or a duration ago (PT1H)')
     .option('--until <time>', 'created before: ISO-8601 time, or a duration ago')
     .option('--limit <n>', 'at most this many', '50')
-    .option('--json', 'print JSON')
-    .action(list);
+    .action(withConfig(list));
   withConfigOption(outbox.command('show'))
     .description('show one event: its body and every attempt (status, kind, reason, duration)')
     .argument('<event-id>', 'the event id (X-Event-Id)')
@@ -36,8 +44,7 @@ export function outboxCommand(program: Command): void {
     .action(show);
 }
 
-async function list(options: ListOptions): Promise<void> {
-  const config = readConfig(options.config);
+async function list(config: Config, options: ListOptions): Promise<void> {
   if (options.status !== undefined && !(EVENT_STATUSES as readonly string[]).includes(options.status)) {
     fail(`--status: expected one of ${EVENT_STATUSES.join(', ')}`, EXIT_USAGE);
   }

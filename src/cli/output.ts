@@ -13,7 +13,7 @@ import { schemaState } from '../outbox/installState.ts';
 
 /** Seconds as a short readable age: 45s, 12m 5s, 3h 2m, 2d 4h (the health model words lag with it too). */
 export { formatAge } from '../health/model.ts';
-import { EXIT_USAGE, fail, reporting } from './exit.ts';
+import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
 import type { Config } from '../config/config.ts';
 
 export interface JsonOption {
@@ -116,6 +116,30 @@ export function progressBar(format: string, threshold: number) {
       bar?.stop();
     },
   };
+}
+
+/**
+ * What every command that changes many events does: says how many (`summary`, on stderr), asks
+ * (`question`, or --yes), then runs `work` in batches with a progress bar; 0 when there is nothing.
+ */
+export async function countAskRun(
+  command: string,
+  count: number,
+  words: { summary: string; question: string; done: string; yes: boolean | undefined },
+  work: (step: (done: number) => void) => Promise<number>,
+  batch: number,
+): Promise<number> {
+  process.stderr.write(`${command}: ${count} ${words.summary}\n`);
+  if (count === 0) return 0;
+  if (!(await confirm(`${words.question.replace('{count}', String(count))}`, words.yes)))
+    fail(`${command}: not confirmed; nothing ${words.done}`, EXIT_FAILURE);
+  const bar = progressBar(`${command} [{bar}] {percentage}% | {value}/{total} ${words.done}`, batch);
+  bar.start(count);
+  try {
+    return await work((n) => bar.step(n, n));
+  } finally {
+    bar.stop();
+  }
 }
 
 /** Our schema must be current for the views to be there. */

@@ -1,12 +1,13 @@
 // `order-webhooks purge`: deletes old delivered or failed events and their attempts, explicitly.
 // It says how many first and asks; `--yes` answers for scripts.
+import type { Config } from '../config/config.ts';
 import type { Command } from 'commander';
 import { endpointsOf } from '../config/config.ts';
 import { countPurgeable, type PurgeScope, purge } from '../outbox/purge.ts';
 import { REPLAY_BATCH } from '../outbox/replay.ts';
-import { EXIT_FAILURE, EXIT_USAGE, fail } from './exit.ts';
-import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
-import { confirm, type JsonOption, parseTime, printJson, progressBar, withCurrentSchema } from './output.ts';
+import { EXIT_USAGE, fail } from './exit.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, operatorCommand, withConfig } from './options.ts';
+import { countAskRun, type JsonOption, parseTime, printJson, withCurrentSchema } from './output.ts';
 
 interface PurgeOptions extends ConfigOption, JsonOption, EndpointOption {
   status?: string;
@@ -15,20 +16,18 @@ interface PurgeOptions extends ConfigOption, JsonOption, EndpointOption {
 }
 
 export function purgeCommand(program: Command): void {
-  withEndpointOption(
-    withConfigOption(program.command('purge')),
-    'only this endpoint; alone, for an endpoint removed from the config: every event of it, pending ones too',
-  )
+  operatorCommand(program, 'purge', {
+    endpoint: 'only this endpoint; alone, for an endpoint removed from the config: every event of it, pending ones too',
+    yes: true,
+    json: true,
+  })
     .description('delete delivered or failed events (and their attempts) created before a time, or the events of a removed endpoint')
     .option('--status <status>', 'failed or delivered (pending events are never purged, but those of a removed endpoint)')
     .option('--before <time>', 'created before: ISO-8601 time (2026-11-01) or a duration ago (P30D)')
-    .option('-y, --yes', 'do not ask for confirmation')
-    .option('--json', 'print JSON')
-    .action(purgeEvents);
+    .action(withConfig(purgeEvents));
 }
 
-async function purgeEvents(options: PurgeOptions): Promise<void> {
-  const config = readConfig(options.config);
+async function purgeEvents(config: Config, options: PurgeOptions): Promise<void> {
   const endpoint = endpointOption(options);
   let scope: PurgeScope;
   let what: string;
@@ -52,18 +51,13 @@ async function purgeEvents(options: PurgeOptions): Promise<void> {
   const schema = config.database.schema;
   const deleted = await withCurrentSchema('purge', config, async (db) => {
     const count = await countPurgeable(db, schema, scope);
-    process.stderr.write(`purge: ${count} ${what}, with their attempts\n`);
-    if (count === 0) return 0;
-    if (!(await confirm(`Delete these ${count} event(s)? This cannot be undone.`, options.yes))) {
-      fail('purge: not confirmed; nothing deleted', EXIT_FAILURE);
-    }
-    const bar = progressBar('purge [{bar}] {percentage}% | {value}/{total} deleted', REPLAY_BATCH);
-    bar.start(count);
-    try {
-      return await purge(db, schema, scope, (n) => bar.step(n, n));
-    } finally {
-      bar.stop();
-    }
+    const words = {
+      summary: `${what}, with their attempts`,
+      question: 'Delete these {count} event(s)? This cannot be undone.',
+      done: 'deleted',
+      yes: options.yes,
+    };
+    return countAskRun('purge', count, words, (step) => purge(db, schema, scope, step), REPLAY_BATCH);
   });
   if (options.json) {
     return printJson(

@@ -1,9 +1,10 @@
 // `order-webhooks replay`: sends events again, through the schema's replay functions (the same ones
 // a DBA calls from psql). Events go back to pending under their own ids; attempt numbers go on.
+import type { Config } from '../config/config.ts';
 import type { Command } from 'commander';
 import { REPLAY_BATCH, replayEvent, replayFailed, replayOrder, replayRange } from '../outbox/replay.ts';
 import { EXIT_USAGE, fail } from './exit.ts';
-import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, operatorCommand, withConfig } from './options.ts';
 import { type JsonOption, parseTime, printJson, progressBar, withCurrentSchema } from './output.ts';
 
 interface ReplayOptions extends ConfigOption, JsonOption, EndpointOption {
@@ -15,23 +16,21 @@ interface ReplayOptions extends ConfigOption, JsonOption, EndpointOption {
 }
 
 export function replayCommand(program: Command): void {
-  withEndpointOption(withConfigOption(program.command('replay')), 'only the events of this endpoint (with --failed, --order or a range)')
+  operatorCommand(program, 'replay', { endpoint: 'only the events of this endpoint (with --failed, --order or a range)', json: true })
     .description('send events again (back to pending, same event ids, attempt numbers continue, per-order order kept)')
     .option('--event <event-id>', 'one event')
     .option('--failed', 'every failed event (with --since: created since then)')
     .option('--order <order-id>', 'every delivered or failed event of one order')
     .option('--since <time>', 'with --failed: created since; alone with --until: the start of a range (ISO-8601 time or duration ago)')
     .option('--until <time>', 'with --since: every event created in [since, until), whatever its status')
-    .option('--json', 'print JSON')
     .addHelpText(
       'after',
       '\nExactly one of: --event, --failed [--since], --order, --since ... --until.\nEvents already pending are left as they are. Prints how many went back to pending.',
     )
-    .action(replay);
+    .action(withConfig(replay));
 }
 
-async function replay(options: ReplayOptions): Promise<void> {
-  const config = readConfig(options.config);
+async function replay(config: Config, options: ReplayOptions): Promise<void> {
   const schema = config.database.schema;
   const endpoint = endpointOption(options);
   const to = endpoint ? ` to endpoint ${endpoint}` : '';

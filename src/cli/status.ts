@@ -1,6 +1,7 @@
 // `order-webhooks status`: is everything in place and flowing? Works as a monitoring check: exit 1
 // when the health model (src/health/model.ts) finds any problem (what `start` would refuse, capture
 // not as configured, failed events, lag over --max-lag), 2 when the config is bad.
+import type { Config } from '../config/config.ts';
 import type { Command } from 'commander';
 import { anyEndpointEnabled } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -9,7 +10,7 @@ import { assess, inScope } from '../health/model.ts';
 import { observeInstall } from '../health/observe.ts';
 import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus } from '../outbox/status.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
-import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, operatorCommand, withConfig } from './options.ts';
 import { connect, formatAge, formatTime, type JsonOption, paint, printJson, printPairs } from './output.ts';
 
 interface StatusOptions extends ConfigOption, JsonOption, EndpointOption {
@@ -17,15 +18,13 @@ interface StatusOptions extends ConfigOption, JsonOption, EndpointOption {
 }
 
 export function statusCommand(program: Command): void {
-  withEndpointOption(withConfigOption(program.command('status')), 'only this endpoint: its line, counts, lag and failures')
+  operatorCommand(program, 'status', { endpoint: 'only this endpoint: its line, counts, lag and failures', json: true })
     .description('show whether webhooks flow: trigger, schema, backlog, lag, failures, instances (exit 1 when something needs attention)')
     .option('--max-lag <duration>', 'ISO-8601 duration: exit 1 when the oldest pending event is older (e.g. PT5M)')
-    .option('--json', 'print JSON')
-    .action(status);
+    .action(withConfig(status));
 }
 
-async function status(options: StatusOptions): Promise<void> {
-  const config = readConfig(options.config);
+async function status(config: Config, options: StatusOptions): Promise<void> {
   const only = endpointOption(options);
   let maxLagMs: number | undefined;
   if (options.maxLag !== undefined) {

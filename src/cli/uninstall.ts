@@ -1,5 +1,6 @@
 // `order-webhooks uninstall`: takes the capture trigger off the orders table (which is then exactly
 // as it was before `migrate`); with --drop-schema also drops our schema and everything in it.
+import type { Config } from '../config/config.ts';
 import type { Command } from 'commander';
 import { dropCaptureTriggers, readInstalledCapture, withOrdersTableLock } from '../capture/install.ts';
 import { qualifiedOrdersTable } from '../capture/render.ts';
@@ -8,7 +9,7 @@ import { AppError, UninstallError } from '../errors.ts';
 import { outboxStatus } from '../outbox/status.ts';
 import { schemaState } from '../outbox/installState.ts';
 import { EXIT_FAILURE, fail, reporting } from './exit.ts';
-import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
+import { type ConfigOption, operatorCommand, withConfig } from './options.ts';
 import { confirm, connect, type JsonOption, printJson } from './output.ts';
 
 interface UninstallOptions extends ConfigOption, JsonOption {
@@ -17,16 +18,13 @@ interface UninstallOptions extends ConfigOption, JsonOption {
 }
 
 export function uninstallCommand(program: Command): void {
-  withConfigOption(program.command('uninstall'))
+  operatorCommand(program, 'uninstall', { yes: true, json: true })
     .description('drop the capture trigger from the orders table; with --drop-schema also our schema and all its data')
     .option('--drop-schema', 'also drop our schema: the journal, every event and attempt')
-    .option('-y, --yes', 'do not ask for confirmation')
-    .option('--json', 'print JSON')
-    .action(uninstall);
+    .action(withConfig(uninstall));
 }
 
-async function uninstall(options: UninstallOptions): Promise<void> {
-  const config = readConfig(options.config);
+async function uninstall(config: Config, options: UninstallOptions): Promise<void> {
   const schema = config.database.schema;
   const result = await reporting('uninstall', async () => {
     const db = await connect(config.database);
