@@ -154,7 +154,7 @@ async function claimTime(client: pg.Client, runs = 5): Promise<ClaimTime> {
   for (let i = 0; i < runs; i++) {
     await client.query('BEGIN');
     try {
-      const { rows: out } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, [CLAIM_LIMIT, LEASE_MS]);
+      const { rows: out } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, [CLAIM_LIMIT, LEASE_MS, 'default']);
       const plan = (out[0] as any)['QUERY PLAN'][0];
       ms.push(plan['Planning Time'] + plan['Execution Time']);
       buffers += plan.Plan['Shared Hit Blocks'] + plan.Plan['Shared Read Blocks'];
@@ -167,7 +167,7 @@ async function claimTime(client: pg.Client, runs = 5): Promise<ClaimTime> {
     // For a profile: the text plan of one more run, on stderr.
     await client.query('BEGIN');
     try {
-      const { rows: text } = await client.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, [CLAIM_LIMIT, LEASE_MS]);
+      const { rows: text } = await client.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, [CLAIM_LIMIT, LEASE_MS, 'default']);
       process.stderr.write(`${text.map((r) => r['QUERY PLAN']).join('\n')}\n`);
     } finally {
       await client.query('ROLLBACK');

@@ -23,6 +23,8 @@ import { Metrics } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
 import { readBacklog } from './outbox/backlog.ts';
+import { breakerSettings } from './delivery/breaker.ts';
+import { EndpointStates } from './outbox/endpointState.ts';
 import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -87,11 +89,22 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     transitions: config.orders.transitions,
     events: webHook.events,
   });
+  // Each endpoint's state (up, down, paused), shared by every instance through the database.
+  const endpoints = new EndpointStates(pool, database.schema, log, new Map([['default', breakerSettings(webHook.circuitBreaker)]]));
+  try {
+    await endpoints.start();
+  } catch (error) {
+    await releaseAll();
+    throw error;
+  }
+  release.push(() => endpoints.stop());
   const dispatcher = new Dispatcher(store, sender, log, {
     concurrency: webHook.concurrency,
     leaseMs: webHook.leaseTimeout,
     retryDelaysMs: webHook.retry.delays,
     onResult: metrics?.onResult,
+    endpoint: 'default',
+    gate: endpoints,
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
@@ -180,6 +193,11 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     failedMs: config.retention.failed,
   });
   metrics?.watch({ dispatcher, listener, retention });
+  // Up again (a probe succeeded, here or elsewhere, or resumed): every waiting order goes out now.
+  endpoints.onChange(() => {
+    dispatcher.lookAgain();
+    drainer.wake();
+  });
   drainer.start();
   dispatcher.lookAgain();
   retention.start();

@@ -62,6 +62,26 @@ const endpoint = z.string().refine((text) => {
   }
 }, 'expected an absolute http:// or https:// URL');
 
+// Per endpoint (src/delivery/breaker.ts); `false` turns it off. Defaults: docs/operations.md.
+const circuitBreaker = z
+  .union([
+    z.literal(false),
+    z.strictObject({
+      failures: z.number().int().min(1).max(1_000_000).default(20),
+      probeInterval: duration('PT10S'),
+      maxProbeInterval: duration('PT5M'),
+    }),
+  ])
+  .default(() => ({ failures: 20, probeInterval: parseDuration('PT10S'), maxProbeInterval: parseDuration('PT5M') }))
+  .superRefine((breaker, ctx) => {
+    if (breaker !== false && breaker.maxProbeInterval < breaker.probeInterval) {
+      ctx.addIssue({ code: 'custom', path: ['maxProbeInterval'], message: 'expected at least probeInterval' });
+    }
+    if (breaker !== false && breaker.probeInterval < 100) {
+      ctx.addIssue({ code: 'custom', path: ['probeInterval'], message: 'expected at least PT0.1S' });
+    }
+  });
+
 const webHook = z
   .strictObject({
     // The spec's keys, names and defaults.
@@ -108,6 +128,7 @@ const webHook = z
           .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
       })
       .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
+    circuitBreaker,
   })
   .superRefine((hook, ctx) => {
     if (hook.enabled && !hook.endpoint) {

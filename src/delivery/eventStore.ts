@@ -14,6 +14,8 @@ export interface ClaimedEvent {
   readonly body: string;
   /** This claim's attempt number, from 1 (X-Event-Attempt). */
   readonly attempt: number;
+  /** Of those, the attempts that count against its retries (probes of a down endpoint do not); `attempt` when absent. */
+  readonly counted?: number;
 }
 
 /** How an attempt went, and what its event becomes. */
@@ -26,6 +28,8 @@ export interface AttemptResult {
   status: 'pending' | 'delivered' | 'failed';
   /** For `pending`: when to try again. */
   nextAttemptAt: Date | null;
+  /** A probe that found its endpoint still down: the attempt does not count against the event's retries. */
+  free?: boolean;
 }
 
 export interface AttemptRecord extends AttemptResult {
@@ -61,10 +65,14 @@ export interface RecordOutcome {
 export interface EventStore {
   /** At most this many changes are claimed at once. */
   readonly batchSize: number;
-  /** Claims up to `limit` new changes from the journal. */
-  claimNew(limit: number, leaseMs: number): Promise<NewChanges>;
-  /** Claims up to `limit` due outbox events, each its order's earliest pending one. */
-  claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]>;
+  /** Claims up to `limit` new changes from the journal; with `hold` (endpoint not up) all go to the outbox unsent. */
+  claimNew(limit: number, leaseMs: number, hold?: boolean): Promise<NewChanges>;
+  /**
+   * Claims up to `limit` due outbox events, each its order's earliest pending one; none while the
+   * endpoint is down or paused, but with `probeBy` (the instance holding the endpoint's probe) the
+   * earliest due one while it is down.
+   */
+  claimDue(limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]>;
   record(results: readonly AttemptRecord[]): Promise<RecordOutcome>;
   /** Claimed and never sent: claimable again at once, the claim's attempt not counted. */
   unclaim(events: readonly ClaimedEvent[]): Promise<void>;

@@ -17,18 +17,20 @@ export class PostgresEventStore implements EventStore {
     /** This installation's random id (`installation.id`), the key of every event id. */
     private readonly installation: string,
     private readonly mapping: MappingOptions,
+    /** The endpoint whose state (endpoint_state) the outbox claims heed. */
+    endpoint = 'default',
   ) {
     this.journal = new Journal(pool, schema);
-    this.outbox = new Outbox(pool, schema);
+    this.outbox = new Outbox(pool, schema, endpoint);
   }
 
   get batchSize(): number {
     return this.journal.batch;
   }
 
-  async claimNew(limit: number, leaseMs: number): Promise<NewChanges> {
+  async claimNew(limit: number, leaseMs: number, hold = false): Promise<NewChanges> {
     const changes = await this.journal.claim(limit, leaseMs);
-    const claimed = planClaim(changes, this.installation, this.mapping);
+    const claimed = planClaim(changes, this.installation, this.mapping, hold);
     // A move that fails must not hold back the first attempts claimed with it: they are sent, and the
     // changes to move stay claimed until their lease ends, then are claimed again.
     let queued = 0;
@@ -43,8 +45,8 @@ export class PostgresEventStore implements EventStore {
     return { changes: changes.length, send: claimed.send, queued, queueError, unmatched: claimed.unmatched, filtered: claimed.filtered };
   }
 
-  claimDue(limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
-    return this.outbox.claimDue(limit, leaseMs);
+  claimDue(limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
+    return this.outbox.claimDue(limit, leaseMs, probeBy);
   }
 
   async record(results: readonly AttemptRecord[]): Promise<RecordOutcome> {
@@ -108,8 +110,11 @@ export interface ClaimPlan {
   filtered: number;
 }
 
-/** Maps claimed changes to events and decides which go out at once and which to the outbox. Pure. */
-export function planClaim(changes: readonly ClaimedChange[], installation: string, mapping: MappingOptions): ClaimPlan {
+/**
+ * Maps claimed changes to events and decides which go out at once and which to the outbox. Pure.
+ * With `hold` (the endpoint is down or paused) every event goes to the outbox, to wait there.
+ */
+export function planClaim(changes: readonly ClaimedChange[], installation: string, mapping: MappingOptions, hold = false): ClaimPlan {
   const plan: ClaimPlan = { send: [], move: [], unmatched: 0, filtered: 0 };
   for (const change of changes) {
     const mapped = eventsOfChange(change, installation, mapping);
@@ -117,7 +122,7 @@ export function planClaim(changes: readonly ClaimedChange[], installation: strin
     plan.filtered += mapped.filtered;
     const events = mapped.events.map((e): ClaimedEvent => ({ source: 'journal', id: change.id, attempt: change.attempt, ...e }));
     // Sent straight from the journal only when nothing of its order is ahead and it is one event.
-    if (change.alone && events.length === 1) plan.send.push(events[0]!);
+    if (change.alone && events.length === 1 && !hold) plan.send.push(events[0]!);
     else plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
   }
   return plan;
