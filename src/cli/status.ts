@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { reportWakeUp } from '../capture/wakeUp.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
+import { readEndpointStates } from '../outbox/endpointState.ts';
 import { outboxStatus } from '../outbox/status.ts';
 import { schemaState, triggerState } from '../outbox/installState.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
@@ -42,12 +43,13 @@ async function status(options: StatusOptions): Promise<void> {
       const trigger = await triggerState(db, target);
       const wakeUp = await reportWakeUp(db, config.database.wakeUp, config.database.idlePollInterval);
       const outbox = schemaInfo.current ? await outboxStatus(db, schema) : null;
-      return { schemaInfo, trigger, outbox, wakeUp };
+      const endpoints = schemaInfo.current ? await readEndpointStates(db, schema, ['default']) : [];
+      return { schemaInfo, trigger, outbox, wakeUp, endpoints };
     } finally {
       await db.end().catch(() => undefined);
     }
   });
-  const { schemaInfo, trigger, outbox, wakeUp } = report;
+  const { schemaInfo, trigger, outbox, wakeUp, endpoints } = report;
 
   const attention: string[] = [];
   if (wakeUp.warning) attention.push(wakeUp.warning);
@@ -65,6 +67,15 @@ async function status(options: StatusOptions): Promise<void> {
   }
   if (outbox && outbox.counts.failed > 0)
     attention.push(`${outbox.counts.failed} failed event(s): see \`order-webhooks outbox list --status failed\``);
+  for (const e of endpoints) {
+    if (e.status === 'paused')
+      attention.push(`endpoint ${e.endpoint} is paused: nothing is sent to it (order-webhooks resume --endpoint ${e.endpoint})`);
+    if (e.status === 'down') {
+      attention.push(
+        `endpoint ${e.endpoint} is down since ${formatTime(e.openedAt)} (circuit breaker open after ${e.failures} failures): one probe per interval, next at ${formatTime(e.nextProbeAt)}`,
+      );
+    }
+  }
   if (outbox && maxLagMs !== undefined && outbox.lagSeconds * 1000 > maxLagMs) {
     attention.push(`lag ${formatAge(outbox.lagSeconds)} is over --max-lag ${options.maxLag}`);
   }
@@ -75,6 +86,7 @@ async function status(options: StatusOptions): Promise<void> {
       ok: attention.length === 0,
       attention,
       webhooks: { enabled: config.webHook.enabled, endpoint },
+      endpoints,
       schema: schemaInfo,
       trigger,
       wakeUp,
@@ -91,6 +103,10 @@ async function status(options: StatusOptions): Promise<void> {
     const pairs: [string, string | number][] = [
       ['webhooks', config.webHook.enabled ? 'enabled' : 'disabled (webHook.enabled is false)'],
       ['endpoint', endpoint ?? '(none)'],
+      ...endpoints.map((e): [string, string] => [
+        `endpoint ${e.endpoint}`,
+        e.status === 'down' ? `down since ${formatTime(e.openedAt)}, next probe ${formatTime(e.nextProbeAt)}` : e.status,
+      ]),
       ['schema', `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})`],
       [
         'trigger',

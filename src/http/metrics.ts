@@ -5,6 +5,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { describeDbError } from '../db.ts';
 import type { AttemptRecord } from '../delivery/eventStore.ts';
 import { FAILURE_KINDS } from '../delivery/failure.ts';
+import { ENDPOINT_STATUSES } from '../delivery/gate.ts';
 import { EVENT_TYPES } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { eventTimeMs } from '../mapping/eventId.ts';
@@ -129,6 +130,19 @@ export class Metrics {
     fromDatabase('journal_backlog', 'Changes in the journal not yet turned into events.', (b) => b.journal);
     fromDatabase('events_pending', 'Outbox events waiting for their first or next attempt.', (b) => b.pending);
     fromDatabase('events_failed', 'Outbox events given up on (status failed), until replayed or purged.', (b) => b.failed);
+    new Gauge({
+      name: `${PREFIX}endpoint_status`,
+      help: 'Each endpoint: 1 for the status it is in (up; down: circuit breaker open; paused by an operator), 0 for the others.',
+      labelNames: ['endpoint', 'status'],
+      registers,
+      async collect() {
+        const backlog = await self.cachedBacklog();
+        this.reset();
+        for (const e of backlog?.endpoints ?? []) {
+          for (const status of ENDPOINT_STATUSES) this.set({ endpoint: e.endpoint, status }, e.status === status ? 1 : 0);
+        }
+      },
+    });
     fromDatabase(
       'oldest_pending_age_seconds',
       'Age of the oldest change or event not yet delivered (0 when none): the delivery lag now.',

@@ -2,6 +2,7 @@
 // primary key, the outbox's partial indexes of pending and of failed rows), never in the delivered rows.
 import type pg from 'pg';
 import { ident } from '../db.ts';
+import { type EndpointReport, readEndpointStates } from './endpointState.ts';
 
 export interface Backlog {
   /** Changes in the journal not yet turned into events. */
@@ -12,9 +13,11 @@ export interface Backlog {
   failed: number;
   /** Age of the oldest change or event still to deliver, in seconds (0 when none). */
   oldestPendingSeconds: number;
+  /** Each endpoint's status (up, down, paused). */
+  endpoints: Pick<EndpointReport, 'endpoint' | 'status'>[];
 }
 
-export async function readBacklog(db: pg.Pool, schemaName: string): Promise<Backlog> {
+export async function readBacklog(db: pg.Pool, schemaName: string, endpoints: readonly string[] = ['default']): Promise<Backlog> {
   const schema = ident(schemaName);
   const { rows } = await db.query<{ journal: number; pending: number; failed: number; oldest: number | null }>(
     `SELECT (SELECT count(*) FROM ${schema}.change)::float8 AS journal,
@@ -25,5 +28,12 @@ export async function readBacklog(db: pg.Pool, schemaName: string): Promise<Back
        FROM (SELECT count(*) AS pending, min(created_at) AS oldest FROM ${schema}.outbox WHERE next_attempt_at IS NOT NULL) p`,
   );
   const row = rows[0]!;
-  return { journal: row.journal, pending: row.pending, failed: row.failed, oldestPendingSeconds: Math.max(0, row.oldest ?? 0) };
+  const states = await readEndpointStates(db, schemaName, endpoints);
+  return {
+    journal: row.journal,
+    pending: row.pending,
+    failed: row.failed,
+    oldestPendingSeconds: Math.max(0, row.oldest ?? 0),
+    endpoints: states.map(({ endpoint, status }) => ({ endpoint, status })),
+  };
 }
