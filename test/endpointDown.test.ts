@@ -5,7 +5,8 @@
 // resume from the command line and from SQL.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { run, startService } from './helpers/cli.ts';
+import { request as httpRequest } from 'node:http';
+import { run, startService, writeConfig } from './helpers/cli.ts';
 import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
 import type { Received } from './helpers/receiver.ts';
@@ -19,6 +20,21 @@ interface StateRow {
 
 const state = async (db: { query: (sql: string) => Promise<any[]> }): Promise<StateRow | undefined> =>
   (await db.query("SELECT status, failures, next_probe_at FROM order_webhooks.endpoint_states WHERE endpoint = 'default'"))[0];
+
+/** One form POST (or GET) to the page on a new connection. */
+function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string) {
+  return new Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent: false }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode!, body: text, headers: response.headers }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
 
 const answer503 = (_req: Received, res: import('node:http').ServerResponse) => {
   res.statusCode = 503;
@@ -146,4 +162,41 @@ describe('pause and resume', () => {
       assert.equal((await state(s.db))?.status, 'up');
     });
   }
+
+  it('from the web page: asks first, then pauses (CSRF required); /metrics shows paused; resume sends what waited', async () => {
+    const s = await stack('pause_page', { startNow: false });
+    s.service = await startService(writeConfig({ ...s.config, http: { port: 0, ui: true } }));
+    await s.service.waitForLog('"msg":"http listening');
+    const port = Number(/"port":(\d+),"msg":"http listening/.exec(s.service.output())![1]);
+    const page = await call(port, 'GET', '/');
+    assert.match(page.body, /Endpoint default/);
+    const cookie = (page.headers['set-cookie'] as string[])[0]!.split(';')[0]!;
+    const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(page.body)![1]!;
+    const post = (body: string) =>
+      call(port, 'POST', '/endpoint', { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookie }, body);
+    assert.equal((await post('endpoint=default&action=pause&confirm=yes')).status, 403, 'no CSRF token');
+    const asked = await post(`csrf=${csrf}&endpoint=default&action=pause`);
+    assert.equal(asked.status, 200);
+    assert.match(asked.body, /Pause endpoint default\?/);
+    assert.equal((await state(s.db))?.status ?? 'up', 'up', 'asking changes nothing');
+    const done = await post(`csrf=${csrf}&endpoint=default&action=pause&confirm=yes`);
+    assert.equal(done.status, 303);
+    assert.equal((await state(s.db))?.status, 'paused');
+    await waitFor(
+      async () => /order_webhooks_endpoint_status\{endpoint="default",status="paused"\} 1/.test((await call(port, 'GET', '/metrics')).body),
+      {
+        what: '/metrics to show paused',
+        timeoutMs: 15_000,
+      },
+    );
+    const ids = await playOrders(s.db, 2);
+    await waitFor(async () => (await outbox(s.db)).filter((e) => e.status === 'pending').length === 2 * ORDER_LIFE.length, {
+      what: 'events waiting',
+    });
+    assert.equal(s.receiver.requests.length, 0);
+    assert.match((await call(port, 'GET', '/', { Cookie: cookie })).body, /Resume default/);
+    assert.equal((await post(`csrf=${csrf}&endpoint=default&action=resume&confirm=yes`)).status, 303);
+    await waitFor(async () => (await outbox(s.db)).every((e) => e.status === 'delivered'), { what: 'every event delivered' });
+    await checkDeliveries(s.db, s.receiver.requests, ids);
+  });
 });

@@ -10,9 +10,10 @@ import { attemptsPerMinute, DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type Event
 import { countReplayable, type ReplayScope, replay } from '../outbox/replay.ts';
 import { type ListFilter, listEvents, showEvent } from '../outbox/reads.ts';
 import { triggerState } from '../outbox/installState.ts';
+import { readEndpointStates, setPaused } from '../outbox/endpointState.ts';
 import { completeLogin, crossSite, PageAuth } from './auth.ts';
 import { send, sendJson, sendPage } from './respond.ts';
-import { eventPage, eventsHtml, mainPage, PAGE_SIZE, type Summary, summaryHtml } from './views.ts';
+import { endpointConfirmPage, eventPage, eventsHtml, mainPage, PAGE_SIZE, type Summary, summaryHtml } from './views.ts';
 
 export interface UiOptions {
   db: pg.Pool;
@@ -25,6 +26,8 @@ export interface UiOptions {
   token?: string;
   listening(): boolean;
   log: Logger;
+  /** The configured endpoints' names (`default`: webHook). */
+  endpoints?: readonly string[];
 }
 
 /** Answers a request to the page; the probes (/healthz …) never reach it. */
@@ -46,13 +49,14 @@ export function createUi(options: UiOptions): UiHandler {
     const csrf = access.csrf;
 
     if (request.method === 'POST') {
-      if (path !== '/replay') return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
+      if (path !== '/replay' && path !== '/endpoint') return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
       const refused = crossSite(request);
       if (refused) return send(response, 403, 'text/plain; charset=utf-8', `refused: ${refused}\n`);
       const form = new URLSearchParams(await readBody(request));
       if (!auth.mayPost(access, form.get('csrf') ?? '')) {
         return send(response, 403, 'text/plain; charset=utf-8', 'refused: missing or wrong CSRF token (reload the page)\n');
       }
+      if (path === '/endpoint') return endpointAction(options, form, csrf, response);
       let scope: ReplayScope;
       try {
         scope = replayScope(form);
@@ -104,6 +108,22 @@ export function createUi(options: UiOptions): UiHandler {
     }
     send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
   };
+}
+
+/** Pause or resume: the first POST asks (a page with the question), the second, with confirm=yes, does it. */
+async function endpointAction(options: UiOptions, form: URLSearchParams, csrf: string, response: ServerResponse): Promise<void> {
+  const name = form.get('endpoint') ?? '';
+  const action = form.get('action');
+  const known = await readEndpointStates(options.db, options.schema, options.endpoints ?? ['default']);
+  const endpoint = known.find((e) => e.endpoint === name);
+  if (!endpoint || (action !== 'pause' && action !== 'resume')) {
+    return send(response, 400, 'text/plain; charset=utf-8', 'expected a known endpoint and action pause or resume\n');
+  }
+  if (form.get('confirm') !== 'yes') return sendPage(response, `Endpoint ${name}`, endpointConfirmPage(endpoint, csrf));
+  const status = await setPaused(options.db, options.schema, name, action === 'pause');
+  options.log.info({ endpoint: name, action, status }, `endpoint ${action} from the web page`);
+  response.writeHead(303, { Location: '/', 'Cache-Control': 'no-store' });
+  response.end();
 }
 
 async function readBody(request: IncomingMessage): Promise<string> {
@@ -163,10 +183,11 @@ function replayScope(params: URLSearchParams): ReplayScope {
 }
 
 async function readSummary(options: UiOptions): Promise<Summary> {
-  const [status, trigger, minutes] = await Promise.all([
+  const [status, trigger, minutes, endpoints] = await Promise.all([
     outboxStatus(options.db, options.schema),
     triggerState(options.db, options.target),
     attemptsPerMinute(options.db, options.schema, 60),
+    readEndpointStates(options.db, options.schema, options.endpoints ?? ['default']),
   ]);
   const listening = options.listening();
   const problems = [
@@ -184,6 +205,7 @@ async function readSummary(options: UiOptions): Promise<Summary> {
     lagSeconds: status.lagSeconds,
     deliveredPerMinute: Math.round((status.deliveredRecently / DELIVERED_WINDOW_MINUTES) * 10) / 10,
     minutes,
+    endpoints,
     at: new Date(),
   };
 }
