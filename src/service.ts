@@ -25,6 +25,7 @@ import { createUi } from './http/ui.ts';
 import { readBacklog } from './outbox/backlog.ts';
 import { breakerSettings } from './delivery/breaker.ts';
 import { EndpointStates } from './outbox/endpointState.ts';
+import { Alerter, AlertSender } from './alerts/alerter.ts';
 import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -42,6 +43,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   // TLS files are checked first: a wrong file or password stops the start before any connection.
   const loaded = tls ? { options: tls, warnings: [] } : loadTls(webHook);
   for (const warning of loaded.warnings) log.warn(warning);
+  const alertsTls = config.alerts ? loadTls(config.alerts, new Date(), 'alerts') : undefined;
+  for (const warning of alertsTls?.warnings ?? []) log.warn(warning);
   const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
   const pool = createPool(database.url, log, 6, database.statementTimeout);
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
@@ -193,6 +196,17 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     failedMs: config.retention.failed,
   });
   metrics?.watch({ dispatcher, listener, retention });
+  if (config.alerts && alertsTls) {
+    // Its own loop and HTTP client: a dead alert endpoint delays no webhook.
+    const alerter = new Alerter(
+      config.alerts,
+      new AlertSender(config.alerts, alertsTls.options, log),
+      { db: pool, schema: database.schema, target, endpoints: ['default'] },
+      log,
+    );
+    alerter.start();
+    release.push(() => alerter.stop());
+  }
   // Up again (a probe succeeded, here or elsewhere, or resumed): every waiting order goes out now.
   endpoints.onChange(() => {
     dispatcher.lookAgain();

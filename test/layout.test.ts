@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** Each part and the parts it may import from (besides itself and the shared leaves). */
-const ORDER = ['config', 'db', 'capture', 'schema', 'wake', 'mapping', 'delivery', 'outbox', 'http', 'service', 'demo', 'cli'];
+const ORDER = ['config', 'db', 'capture', 'schema', 'wake', 'mapping', 'delivery', 'outbox', 'alerts', 'http', 'service', 'demo', 'cli'];
 /** Vocabulary every part may use; they import nothing of ours. */
 const LEAVES = new Set(['errors', 'log', 'events']);
 

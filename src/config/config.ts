@@ -215,6 +215,34 @@ const http = z
     }
   });
 
+// Alerts to a person (src/alerts/): a POST of one JSON line per alert start, repeat and end.
+const alerts = z
+  .strictObject({
+    endpoint,
+    secret: secret().optional(),
+    lagOver: duration('PT5M'),
+    repeatEvery: duration('PT1H'),
+    // Ours: how often the conditions are looked at.
+    checkInterval: duration('PT15S'),
+    connectionTimeout: duration('PT10S'),
+    requestTimeout: duration('PT10S'),
+    useSslTrustAll: z.boolean().default(true),
+    useSslClientCert: z.boolean().default(false),
+    sslTrustFile: z.string().min(1).optional(),
+    sslKeyFile: z.string().min(1).optional(),
+    sslKeyPassword: secret(true).optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.useSslClientCert && !value.sslKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sslKeyFile'],
+        message: 'expected a key file (the client identity) when useSslClientCert is true',
+      });
+    }
+    if (value.checkInterval < 100) ctx.addIssue({ code: 'custom', path: ['checkInterval'], message: 'expected at least PT0.1S' });
+  });
+
 const retention = z.strictObject({
   /** Delivered events (and their attempts) older than this, by delivered_at, are deleted. */
   delivered: keepFor('P30D'),
@@ -247,6 +275,7 @@ const configSchema = z.strictObject({
     })
     .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
   http: http.optional(),
+  alerts: alerts.optional(),
   retention: retention.default(() => ({ delivered: parseDuration('P30D'), failed: null })),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -260,6 +289,7 @@ export type WebHookConfig = Config['webHook'];
 export type OrdersConfig = Config['orders'];
 export type HttpConfig = NonNullable<Config['http']>;
 export type RetentionConfig = Config['retention'];
+export type AlertsConfig = NonNullable<Config['alerts']>;
 export type Transition = z.output<typeof transition>;
 
 /** Where the config comes from: `--config`, else the path in ORDER_WEBHOOKS_CONFIG. */
