@@ -68,14 +68,14 @@ export class AlertSender {
     );
   }
 
-  /** Sends one message, trying again a few times; false (and an error logged) when every try failed. */
-  async send(message: AlertMessage): Promise<boolean> {
+  /** Sends one message, trying again a few times; when every try failed, the last reason (and an error logged). */
+  async send(message: AlertMessage): Promise<{ ok: boolean; reason: string | null }> {
     const body = JSON.stringify(message);
     const eventId = randomUUID();
     let reason = '';
     for (let attempt = 1; attempt <= this.retryDelaysMs.length + 1; attempt++) {
       const outcome = await this.sender.send({ eventId, attempt, body });
-      if (outcome.ok) return true;
+      if (outcome.ok) return { ok: true, reason: null };
       reason = outcome.error ?? 'failed';
       const delay = this.retryDelaysMs[attempt - 1];
       if (delay !== undefined) await new Promise((resolve) => setTimeout(resolve, delay));
@@ -84,7 +84,7 @@ export class AlertSender {
       { alert: message.alert, state: message.state, endpoint: message.endpoint, tries: this.retryDelaysMs.length + 1, reason },
       `alert could not be sent to alerts.endpoint: ${message.text}`,
     );
-    return false;
+    return { ok: false, reason };
   }
 
   close(): void {
@@ -98,12 +98,16 @@ export interface AlerterOptions {
   target: CaptureTarget;
   /** The configured endpoints' names. */
   endpoints: readonly string[];
+  /** Events given up within this long make `events_failed` fire (a minute; tests use less). */
+  failedWindowMs?: number;
 }
 
 export class Alerter {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Checks completed (for tests that wait for a few to pass). */
+  checks = 0;
 
   constructor(
     private readonly config: AlertsConfig,
@@ -136,7 +140,8 @@ export class Alerter {
   /** One look: each condition's step, taken (and sent) by whichever instance updates its row. */
   async check(): Promise<void> {
     const { db, schema } = this.options;
-    const conditions = await readConditions(db, schema, this.options.target, this.options.endpoints, this.config.lagOver);
+    const { target, endpoints, failedWindowMs } = this.options;
+    const conditions = await readConditions(db, schema, target, endpoints, this.config.lagOver, failedWindowMs);
     const { rows } = await db.query<AlertRow>(`SELECT kind, endpoint, firing, sent_at FROM ${ident(schema)}.alert`);
     const now = Date.now();
     for (const condition of conditions) {
@@ -151,6 +156,7 @@ export class Alerter {
         at: new Date().toISOString(),
       });
     }
+    this.checks++;
   }
 
   /** The conditional write that makes this instance the one to send the step. */

@@ -34,6 +34,7 @@ export async function readConditions(
   target: CaptureTarget,
   endpoints: readonly string[],
   lagOverMs: number,
+  failedWindowMs = FAILED_WINDOW_MS,
 ): Promise<Condition[]> {
   // One after another: the pool is the dispatcher's too, and these are not in a hurry.
   const states = await readEndpointStates(db, schema, endpoints);
@@ -44,7 +45,7 @@ export async function readConditions(
     `SELECT count(*)::int AS events, max(a.error) AS reason
          FROM ${ident(schema)}.outbox_attempt a JOIN ${ident(schema)}.outbox o ON o.id = a.outbox_id
         WHERE a.started_at > now() - $1 * interval '1 ms' AND o.status = 'failed' AND a.attempt = o.attempts`,
-    [FAILED_WINDOW_MS],
+    [failedWindowMs],
   );
   const conditions: Condition[] = [];
   for (const e of states) {
