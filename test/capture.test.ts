@@ -65,8 +65,17 @@ describe('capture', () => {
     await db.query("UPDATE orders SET due_date = '2027-02-28' WHERE id = $1", [id]);
     await db.query("UPDATE orders SET note = 'only a note' WHERE id = $1", [id]);
     await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [id]); // same value: no change
-    await db.query('BEGIN');
-    await db.query("UPDATE orders SET state = 'rejected' WHERE id = $1", [id]).finally(() => db.query('ROLLBACK'));
+    // A rolled-back change leaves no journal row: the trigger writes in the order app's transaction.
+    const app = await db.pool.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query("UPDATE orders SET state = 'rejected' WHERE id = $1", [id]);
+      const inside = await app.query('SELECT new_state FROM order_webhooks.change ORDER BY id DESC LIMIT 1');
+      assert.deepEqual(inside.rows, [{ new_state: 'rejected' }], 'recorded inside the transaction');
+    } finally {
+      await app.query('ROLLBACK');
+      app.release();
+    }
     assert.deepEqual(await journal(), [
       { order_id: id, op: 'INSERT', old_state: null, new_state: 'created', old_due_date: null, new_due_date: '2027-01-31' },
       { order_id: id, op: 'UPDATE', old_state: 'created', new_state: 'accepted', old_due_date: '2027-01-31', new_due_date: '2027-01-31' },

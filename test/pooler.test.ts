@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { after, describe } from 'node:test';
 import pg from 'pg';
 import { run, startService, writeConfig } from './helpers/cli.ts';
 import type { TestDatabase } from './helpers/db.ts';
@@ -7,8 +7,11 @@ import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
 import { type PgBouncer, startPgBouncer } from './helpers/pgbouncer.ts';
 import { waitFor } from './helpers/poll.ts';
 import { stacksClosedAfter } from './helpers/stack.ts';
+import { itNeeding } from './helpers/tools.ts';
 import { checkSessionConnections } from '../src/schema/pooler.ts';
 import { PoolerError } from '../src/errors.ts';
+
+const it = itNeeding('pgbouncer');
 
 describe('connection poolers', () => {
   const stack = stacksClosedAfter();

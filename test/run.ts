@@ -1,13 +1,16 @@
 // The README's test command: node's test runner over the files given, against the server that
 // chooseTestServer picks. An embedded server is started once for the whole run and stopped at the
-// end (node 20's test runner has no global setup hook, hence this wrapper).
+// end (node 20's test runner has no global setup hook, hence this wrapper). The programs the test
+// files need besides node and PostgreSQL are installed first, when they can be (helpers/tools.ts).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { startEmbeddedPostgres } from '../src/demo/embeddedPostgres.ts';
 import { chooseTestServer } from './helpers/testServer.ts';
+import { installTools, toolsNeeded } from './helpers/tools.ts';
 
 const files = process.argv.slice(2);
+const env = installTools(toolsNeeded(files.map((file) => readFileSync(file, 'utf8'))), { ...process.env });
 const choice = await chooseTestServer(process.env);
-const env = { ...process.env };
 let stopServer: () => Promise<void> = async () => {};
 if (choice.kind === 'embedded') {
   const started = Date.now();

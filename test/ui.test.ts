@@ -11,6 +11,7 @@ import { run, type ServiceProcess, startService, writeConfig } from './helpers/c
 import { playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
 import { type Stack, stacksClosedAfter } from './helpers/stack.ts';
+import { itNeeding, toolPath } from './helpers/tools.ts';
 
 // Screenshots go to docs/ only when asked (UI_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.
 const SHOTS = process.env.UI_SCREENSHOTS === '1' ? 'docs' : mkdtempSync(join(tmpdir(), 'order-webhooks-ui-'));
@@ -169,7 +170,7 @@ describe('web page', () => {
     assert.equal(replayed.headers.location, '/?replayed=1');
   });
 
-  it('in a real browser: filter to failed events, replay them with confirmation, see them delivered', async () => {
+  itNeeding('chromium')('in a real browser: filter to failed events, replay them with confirmation, see them delivered', async () => {
     // The breaker off: these events must fail, not wait for the receiver to come back.
     const s = await stack('ui-browser', { startNow: false, webHook: { retry: { delays: ['PT0.2S'] }, circuitBreaker: false } });
     let failing = true;
@@ -189,7 +190,7 @@ describe('web page', () => {
     );
 
     const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
+      executablePath: toolPath('chromium'),
       args: [
         '--headless',
         '--no-sandbox',

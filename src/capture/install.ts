@@ -1,19 +1,18 @@
-// Installs the capture trigger (in the caller's transaction), takes it off a table, and tells
-// `start` whether the installed one is the one this config wants. The one owner of DDL on the
-// order app's table.
+// Installs the capture trigger: the statements `migrate` runs in its transaction (taking it off a
+// table the config no longer names), and whether the installed one is the one this config wants,
+// for `start`. The one owner of DDL on the order app's table.
 import type pg from 'pg';
 import { ident, literal } from '../db.ts';
 import { CaptureError } from '../errors.ts';
-import { checkOrdersTable } from './ordersTable.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture, triggerName } from './render.ts';
 
-interface InstalledCapture {
+export interface InstalledCapture {
   orders_table: string;
   definition: string;
   triggers: number;
 }
 
-async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
+export async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Promise<InstalledCapture | undefined> {
   // The table is found through the catalogs, not to_regclass: that needs USAGE on the order app's
   // schema, which the service role does not have.
   const { rows } = await db.query<InstalledCapture>(
@@ -29,34 +28,32 @@ async function installedCapture(db: pg.ClientBase | pg.Pool, schema: string): Pr
 }
 
 /**
- * Installs (or re-installs, when the config changed) the trigger, in the caller's transaction.
- * Returns false when the installed trigger is already the one this config wants.
+ * The statements that install (or re-install, when the config changed) the trigger and record it,
+ * for `migrate` to run in its transaction; none when the installed one is the one this config wants.
  */
-export async function installCapture(client: pg.ClientBase, target: CaptureTarget): Promise<boolean> {
-  await checkOrdersTable(client, target);
+export function captureStatements(target: CaptureTarget, installed: InstalledCapture | undefined): string[] {
   const definition = renderCapture(target);
   const table = qualifiedOrdersTable(target);
-  const installed = await installedCapture(client, target.schema);
-  if (installed && installed.definition === definition && installed.triggers === ALL_TRIGGERS.length) return false;
+  if (installed && installed.definition === definition && installed.triggers === ALL_TRIGGERS.length) return [];
+  const statements: string[] = [];
   if (installed && installed.orders_table !== table) {
     // The config now names another table: take the trigger off the old one.
     for (const kind of ALL_TRIGGERS) {
-      await client.query(
+      statements.push(
         `DO $$ BEGIN
-           IF to_regclass(${literal(installed.orders_table)}) IS NOT NULL THEN
-             EXECUTE ${literal(`DROP TRIGGER IF EXISTS ${ident(triggerName(target.schema, kind))} ON ${installed.orders_table}`)};
-           END IF;
-         END $$`,
+  IF to_regclass(${literal(installed.orders_table)}) IS NOT NULL THEN
+    EXECUTE ${literal(`DROP TRIGGER IF EXISTS ${ident(triggerName(target.schema, kind))} ON ${installed.orders_table}`)};
+  END IF;
+END $$;`,
       );
     }
   }
-  await client.query(definition);
-  await client.query(
-    `INSERT INTO ${ident(target.schema)}.capture (orders_table, definition) VALUES ($1, $2)
-     ON CONFLICT (singleton) DO UPDATE SET orders_table = $1, definition = $2, installed_at = now()`,
-    [table, definition],
+  statements.push(`-- capture trigger on ${table}\n${definition.trimEnd()}`);
+  statements.push(
+    `INSERT INTO ${ident(target.schema)}.capture (orders_table, definition) VALUES (${literal(table)}, ${literal(definition)})
+  ON CONFLICT (singleton) DO UPDATE SET orders_table = EXCLUDED.orders_table, definition = EXCLUDED.definition, installed_at = now();`,
   );
-  return true;
+  return statements;
 }
 
 /** For `start`: the trigger for this config is installed, or a message saying what to run. */

@@ -1,5 +1,6 @@
 // The optional HTTP port for orchestrators and monitoring: /healthz (the process answers),
-// /readyz (it can do its work), /metrics (Prometheus). Read-only, no framework: three GET routes.
+// /readyz (it can do its work), /metrics (Prometheus), and with http.ui the operator's page
+// (src/http/ui.ts). No framework.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HttpConfig } from '../config/config.ts';

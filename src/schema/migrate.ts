@@ -2,12 +2,12 @@
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import { type CaptureTarget, qualifiedOrdersTable, renderCapture, renderSql } from '../capture/render.ts';
+import { type CaptureTarget, qualifiedOrdersTable, renderSql } from '../capture/render.ts';
 import { checkOrdersTable } from '../capture/ordersTable.ts';
-import { installCapture } from '../capture/install.ts';
+import { captureStatements, type InstalledCapture, installedCapture } from '../capture/install.ts';
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
-import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, lockKey } from '../db.ts';
+import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, literal, lockKey } from '../db.ts';
 import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { reportWakeUp, type WakeUpReport } from '../capture/wakeUp.ts';
@@ -37,20 +37,75 @@ export function listMigrations(schema: string): Migration[] {
 
 export const LATEST_VERSION = (): number => Math.max(...listMigrations('x').map((m) => m.version));
 
-/** The whole SQL `migrate` would run on an empty database, for a DBA to review. */
-export function migrationScript(target: CaptureTarget): string {
-  const parts = [`CREATE SCHEMA IF NOT EXISTS ${ident(target.schema)};`];
-  for (const m of listMigrations(target.schema)) parts.push(`-- migration ${m.version}: ${m.name}\n${m.sql}`);
-  parts.push(`-- capture trigger on ${qualifiedOrdersTable(target)}\n${renderCapture(target)}`);
-  return parts.join('\n\n');
+/** What `migrate` finds in the database before it plans: our schema, the migrations applied, the trigger. */
+export interface Installed {
+  schema: boolean;
+  migrationTable: boolean;
+  versions: number[];
+  capture: InstalledCapture | undefined;
 }
 
-async function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
-  await client.query(`BEGIN; SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+/** A database without our schema, as `migrate --dry-run` assumes when it cannot reach the database. */
+export const NOTHING_INSTALLED: Installed = { schema: false, migrationTable: false, versions: [], capture: undefined };
+
+export async function readInstalled(client: pg.ClientBase, schema: string): Promise<Installed> {
+  const { rows } = await client.query<{ schema: boolean; migration: boolean; capture: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
+            to_regclass($2) IS NOT NULL AS migration, to_regclass($3) IS NOT NULL AS capture`,
+    [schema, `${ident(schema)}.migration`, `${ident(schema)}.capture`],
+  );
+  const found = rows[0]!;
+  const versions = found.migration
+    ? (await client.query<{ version: number }>(`SELECT version FROM ${ident(schema)}.migration`)).rows.map((r) => r.version)
+    : [];
+  const capture = found.capture ? await installedCapture(client, schema) : undefined;
+  return { schema: found.schema, migrationTable: found.migration, versions, capture };
+}
+
+/**
+ * Everything `migrate` changes, as the SQL it sends: `statements` are run one after the other, and
+ * `--dry-run` prints them, so what a DBA reads is what runs. Empty when there is nothing to do.
+ */
+export interface MigrationPlan {
+  pending: Migration[];
+  installsCapture: boolean;
+  statements: string[];
+}
+
+export function planMigration(target: CaptureTarget, installed: Installed): MigrationPlan {
+  const schema = ident(target.schema);
+  const pending = listMigrations(target.schema).filter((m) => !installed.versions.includes(m.version));
+  const capture = captureStatements(target, installed.capture);
+  const work = [
+    // A schema the DBA created for the owner is used as it is: CREATE SCHEMA, even with IF NOT
+    // EXISTS, needs the CREATE privilege on the database.
+    ...(installed.schema ? [] : [`CREATE SCHEMA ${schema};`]),
+    ...(installed.migrationTable
+      ? []
+      : [
+          `CREATE TABLE ${schema}.migration (
+  version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());`,
+        ]),
+    ...pending.flatMap((m) => [
+      `-- migration ${m.version}: ${m.name}\n${m.sql.trim()}`,
+      `INSERT INTO ${schema}.migration (version, name) VALUES (${m.version}, ${literal(m.name)});`,
+    ]),
+    ...capture,
+  ];
+  // All of it in one transaction: an order transaction sees either the old schema and trigger or
+  // the new ones, never a mix.
+  const statements = work.length === 0 ? [] : [`BEGIN;\nSET LOCAL lock_timeout = '${LOCK_TIMEOUT}';`, ...work, 'COMMIT;'];
+  return { pending, installsCapture: capture.length > 0, statements };
+}
+
+/** The statements as a script for psql: each exactly as `migrate` sends it, a blank line between. */
+export function planScript(statements: string[]): string {
+  return statements.map((statement) => `${statement}\n`).join('\n');
+}
+
+async function runPlan(client: pg.ClientBase, plan: MigrationPlan): Promise<void> {
   try {
-    const result = await work();
-    await client.query('COMMIT');
-    return result;
+    for (const statement of plan.statements) await client.query(statement);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined); // the original error is the one to report
     throw error;
@@ -76,9 +131,11 @@ export interface MigrateResult {
   captureInstalled: boolean;
   /** The wake-up now in effect on this server. */
   wakeUp: WakeUpReport;
+  /** Every statement that changed the database, as `migrate --dry-run` printed them beforehand. */
+  statements: string[];
 }
 
-export async function migrate(url: string, target: CaptureTarget, log: Logger, idlePollMs = 50): Promise<MigrateResult> {
+async function connect(url: string, log: Logger): Promise<pg.Client> {
   // Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while.
   const client = new pg.Client({
     connectionString: url,
@@ -93,6 +150,25 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
   } catch (error) {
     throw new DatabaseUnreachableError(`cannot connect to the database: ${describeDbError(error)}`);
   }
+  return client;
+}
+
+/** What `migrate` would run on this database now, read without changing anything: for `--dry-run`. */
+export async function planFor(url: string, target: CaptureTarget, log: Logger): Promise<MigrationPlan> {
+  const client = await connect(url, log);
+  try {
+    await checkOrdersTable(client, target);
+    return planMigration(target, await readInstalled(client, target.schema));
+  } catch (error) {
+    if (error instanceof CaptureError) throw error;
+    throw new MigrationError(`reading what is installed failed: ${describeDbError(error)}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function migrate(url: string, target: CaptureTarget, log: Logger, idlePollMs = 50): Promise<MigrateResult> {
+  const client = await connect(url, log);
   const schema = ident(target.schema);
   try {
     // Its advisory lock would stay behind on a pooled server connection, and hold off every later migrate.
@@ -101,29 +177,11 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
     await client.query('SELECT pg_advisory_lock($1)', [lockKey(target.schema, 'migrate')]);
     // A table we cannot capture is refused before anything is created.
     await checkOrdersTable(client, target);
-    // A schema the DBA created for the owner is used as it is: CREATE SCHEMA, even with IF NOT
-    // EXISTS, needs the CREATE privilege on the database.
-    const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
-    if (rowCount === 0) await client.query(`CREATE SCHEMA ${schema}`);
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${schema}.migration (
-         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    const done = new Set((await client.query<{ version: number }>(`SELECT version FROM ${schema}.migration`)).rows.map((r) => r.version));
-    // The pending migrations and the trigger that goes with them in one transaction: an order
-    // transaction sees either the old schema and trigger or the new ones, never a mix.
-    const pending = listMigrations(target.schema).filter((m) => !done.has(m.version));
-    const captureInstalled = await withLockRetries(
+    const plan = planMigration(target, await readInstalled(client, target.schema));
+    await withLockRetries(
       log,
-      pending.length > 0 ? `migration ${pending.map((m) => m.version).join(', ')}` : 'capture trigger',
-      () =>
-        inTransaction(client, async () => {
-          for (const migration of pending) {
-            await client.query(migration.sql);
-            await client.query(`INSERT INTO ${schema}.migration (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-          }
-          return installCapture(client, target);
-        }),
+      plan.pending.length > 0 ? `migration ${plan.pending.map((m) => m.version).join(', ')}` : 'capture trigger',
+      () => runPlan(client, plan),
     );
     // What migrate cannot mend (a table of ours dropped or altered by hand, a trigger disabled) is
     // said here rather than reported as up to date.
@@ -133,11 +191,11 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
         `schema ${schema} is damaged and migrate cannot repair it: ${damage.join('; ')} (docs/security.md, "If our schema is damaged")`,
       );
     }
-    const applied = pending.map((m) => `${m.version}_${m.name}`);
+    const applied = plan.pending.map((m) => `${m.version}_${m.name}`);
     for (const migration of applied) log.info({ migration }, 'migration applied');
-    if (captureInstalled) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
+    if (plan.installsCapture) log.info({ table: qualifiedOrdersTable(target) }, 'capture trigger installed');
     const wakeUp = await reportWakeUp(client, target.wakeUp ?? 'auto', idlePollMs);
-    return { applied, captureInstalled, wakeUp };
+    return { applied, captureInstalled: plan.installsCapture, wakeUp, statements: plan.statements };
   } catch (error) {
     if (error instanceof CaptureError || error instanceof PoolerError) throw error;
     if ((error as pg.DatabaseError).code === '55P03') {

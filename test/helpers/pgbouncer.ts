@@ -2,15 +2,13 @@
 // folder, 127.0.0.1 and a free port, trust auth. PgBouncer refuses to run as root, so as root it
 // runs as nobody (setpriv execs it, so the child is PgBouncer itself and a signal reaches it).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serverUrl } from './db.ts';
 import { waitFor } from './poll.ts';
-
-// Debian installs it in /usr/sbin, which is not on every user's PATH.
-const PGBOUNCER = existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer';
+import { toolPath } from './tools.ts';
 
 export type PoolMode = 'session' | 'transaction' | 'statement';
 
@@ -43,6 +41,8 @@ export async function startPgBouncer({
   /** server_round_robin: hand out the server connection idle longest instead of the one used last. */
   roundRobin?: boolean;
 }): Promise<PgBouncer> {
+  // Tests that get here asked for it with itNeeding('pgbouncer'), which skips them without it.
+  const pgbouncer = toolPath('pgbouncer') ?? 'pgbouncer';
   const server = new URL(serverUrl());
   const dir = mkdtempSync(join(tmpdir(), 'order-webhooks-pgbouncer-'));
   chmodSync(dir, 0o755); // readable by the unprivileged user it runs as
@@ -76,10 +76,10 @@ export async function startPgBouncer({
     );
     const asRoot = process.getuid?.() === 0;
     const child: ChildProcess = asRoot
-      ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', PGBOUNCER, ini], {
+      ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', pgbouncer, ini], {
           stdio: ['ignore', 'pipe', 'pipe'],
         })
-      : spawn(PGBOUNCER, [ini], { stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn(pgbouncer, [ini], { stdio: ['ignore', 'pipe', 'pipe'] });
     const reap = () => child.kill('SIGKILL');
     process.on('exit', reap);
     let output = '';
