@@ -9,7 +9,25 @@ import { fileURLToPath } from 'node:url';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** Each part and the parts it may import from (besides itself and the shared leaves). */
-const ORDER = ['config', 'db', 'capture', 'schema', 'wake', 'mapping', 'delivery', 'outbox', 'alerts', 'http', 'service', 'demo', 'cli'];
+const ORDER = [
+  'config',
+  'db',
+  'capture',
+  'schema',
+  'wake',
+  'mapping',
+  'delivery',
+  'verify',
+  'outbox',
+  'alerts',
+  'http',
+  'service',
+  'demo',
+  'cli',
+  'index',
+];
+/** Parts that ship as a package export on their own: only node and these files of ours. */
+const SELF_CONTAINED: Record<string, string[]> = { verify: ['delivery/sign.ts'] };
 /** Vocabulary every part may use; they import nothing of ours. */
 const LEAVES = new Set(['errors', 'log', 'events']);
 
@@ -30,7 +48,7 @@ function importsOf(file: string): string[] {
 }
 
 describe('code layout', () => {
-  it('imports point one way: config → db → capture → schema → wake → mapping → delivery → outbox → http → service → demo → cli', () => {
+  it('imports point one way: config → db → capture → schema → wake → mapping → delivery → verify → outbox → http → service → demo → cli → index', () => {
     const wrong: string[] = [];
     for (const file of sources(SRC)) {
       const from = partOf(file);
@@ -54,6 +72,22 @@ describe('code layout', () => {
       pure.filter((file) => io.test(readFileSync(file, 'utf8'))).map((file) => relative(SRC, file)),
       [],
     );
+  });
+
+  it('the receiver kit (order-webhooks/verify) imports only node and src/delivery/sign.ts', () => {
+    const wrong: string[] = [];
+    for (const [part, allowed] of Object.entries(SELF_CONTAINED)) {
+      for (const file of sources(join(SRC, part))) {
+        const text = readFileSync(file, 'utf8');
+        for (const [, specifier] of text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
+          if (specifier!.startsWith('node:')) continue;
+          const target = relative(SRC, normalize(join(dirname(file), specifier!)));
+          if (specifier!.startsWith('.') && (partOf(join(SRC, target)) === part || allowed.includes(target))) continue;
+          wrong.push(`${relative(SRC, file)} imports ${specifier}`);
+        }
+      }
+    }
+    assert.deepEqual(wrong, []);
   });
 
   it('knows every part', () => {
