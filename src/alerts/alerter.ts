@@ -44,6 +44,7 @@ const RETRY_DELAYS_MS = [1000, 3000];
 /** Posts alert messages: the webhook Sender (its got set-up, X-Signature) on a client of its own. */
 export class AlertSender {
   private readonly sender: Sender;
+  private closed = false;
 
   constructor(
     config: AlertsConfig,
@@ -73,12 +74,12 @@ export class AlertSender {
     const body = JSON.stringify(message);
     const eventId = randomUUID();
     let reason = '';
-    for (let attempt = 1; attempt <= this.retryDelaysMs.length + 1; attempt++) {
+    for (let attempt = 1; attempt <= this.retryDelaysMs.length + 1 && !this.closed; attempt++) {
       const outcome = await this.sender.send({ eventId, attempt, body });
       if (outcome.ok) return { ok: true, reason: null };
       reason = outcome.error ?? 'failed';
       const delay = this.retryDelaysMs[attempt - 1];
-      if (delay !== undefined) await new Promise((resolve) => setTimeout(resolve, delay));
+      if (delay !== undefined && !this.closed) await new Promise((resolve) => setTimeout(resolve, delay));
     }
     this.log.error(
       { alert: message.alert, state: message.state, endpoint: message.endpoint, tries: this.retryDelaysMs.length + 1, reason },
@@ -87,7 +88,9 @@ export class AlertSender {
     return { ok: false, reason };
   }
 
+  /** Ends a request under way (its sockets are destroyed) and any tries left: a shutdown does not wait for them. */
   close(): void {
+    this.closed = true;
     this.sender.close();
   }
 }
@@ -133,8 +136,8 @@ export class Alerter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
     this.sender.close();
+    await this.running;
   }
 
   /** One look: each condition's step, taken (and sent) by whichever instance updates its row. */
@@ -147,7 +150,8 @@ export class Alerter {
     for (const condition of conditions) {
       const row = rows.find((r) => r.kind === condition.kind && r.endpoint === condition.endpoint);
       const step = stepOf(condition, row, now, this.config.repeatEvery);
-      if (step === null || !(await this.take(condition, step))) continue;
+      // Stopping: a step taken now could not be sent; another instance (or the next start) takes it.
+      if (step === null || this.stopped || !(await this.take(condition, step))) continue;
       await this.sender.send({
         alert: condition.kind,
         state: step === 'end' ? 'resolved' : 'firing',
