@@ -36,6 +36,14 @@ function call(port: number, method: string, path: string, headers: Record<string
   });
 }
 
+/** Changes waiting in the journal plus events pending in the outbox. */
+const waiting = async (db: { query: (sql: string) => Promise<any[]> }): Promise<number> =>
+  (
+    await db.query(
+      "SELECT (SELECT count(*) FROM order_webhooks.change)::int + (SELECT count(*) FROM order_webhooks.outbox WHERE status = 'pending')::int AS n",
+    )
+  )[0].n;
+
 const answer503 = (_req: Received, res: import('node:http').ServerResponse) => {
   res.statusCode = 503;
   res.end();
@@ -57,7 +65,6 @@ describe('endpoint down: circuit breaker', () => {
       const ids = await playOrders(s.db, 6);
       await waitFor(async () => (await state(s.db))?.status === 'down', { what: 'the breaker open', timeoutMs: 20_000 });
       // Requests already on the wire when it opened come back; from then on, only probes.
-      await waitFor(async () => (await s.db.query('SELECT 1 FROM order_webhooks.change')).length === 0, { what: 'journal moved' });
       const from = Date.now() + 1500;
       await waitFor(() => s.receiver.requests.filter((r) => r.at > from).length >= 4, { what: '4 probes', timeoutMs: 20_000 });
       const probes = s.receiver.requests.filter((r) => r.at > from).map((r) => r.at);
@@ -69,7 +76,7 @@ describe('endpoint down: circuit breaker', () => {
       );
       // Far more attempts than the retry schedule allows (3 per event) were refused or free: none failed.
       const events = await outbox(s.db);
-      assert.equal(events.length, 6 * ORDER_LIFE.length);
+      assert.equal(await waiting(s.db), 6 * ORDER_LIFE.length, 'every event waits, in the journal or the outbox');
       assert.equal(events.filter((e) => e.status === 'failed').length, 0);
       const counted = await s.db.query<{ max: number }>('SELECT max(attempts - free_attempts)::int AS max FROM order_webhooks.outbox');
       assert.ok(counted[0]!.max <= 3, `counted attempts ${counted[0]!.max}`);
@@ -88,10 +95,7 @@ describe('endpoint down: circuit breaker', () => {
 
       // The receiver is back: the next probe succeeds and everything goes out, each order in order.
       s.receiver.respond = (_req, res) => res.end('ok');
-      await waitFor(async () => (await outbox(s.db)).every((e) => e.status === 'delivered'), {
-        what: 'every event delivered',
-        timeoutMs: 30_000,
-      });
+      await waitFor(async () => (await waiting(s.db)) === 0, { what: 'every event delivered', timeoutMs: 30_000 });
       assert.equal((await state(s.db))?.status, 'up');
       const check = await checkDeliveries(s.db, s.receiver.requests, ids);
       assert.equal(check.events, 6 * ORDER_LIFE.length);
@@ -136,13 +140,7 @@ describe('pause and resume', () => {
       // The running instance sees it within its next read of the state (a second).
       await waitFor(() => s.service!.output().includes('endpoint default is paused'), { what: 'the service to see the pause' });
       const ids = await playOrders(s.db, 3);
-      await waitFor(
-        async () =>
-          (await s.db.query('SELECT 1 FROM order_webhooks.change')).length === 0 &&
-          (await outbox(s.db)).filter((e) => e.status === 'pending').length === 3 * ORDER_LIFE.length,
-        { what: 'every event pending in the outbox' },
-      );
-      assert.equal(s.receiver.requests.length, 0);
+      assert.equal(await waiting(s.db), 3 * ORDER_LIFE.length);
       const status = await run(['status', '--json', '--config', s.configPath]);
       assert.equal(status.code, 1, 'paused needs attention');
       const report = JSON.parse(status.stdout);
@@ -150,15 +148,19 @@ describe('pause and resume', () => {
         report.endpoints.map((e: { endpoint: string; status: string }) => [e.endpoint, e.status]),
         [['default', 'paused']],
       );
+      // Nothing went out while paused: every request comes after the resume.
+      assert.equal(s.receiver.requests.length, 0);
+      const resumedAt = Date.now();
       if (via === 'cli') {
         const resumed = await run(['resume', '--config', s.configPath]);
         assert.equal(resumed.code, 0, resumed.stderr);
       } else {
         await s.db.query("SELECT order_webhooks.resume_endpoint('default')");
       }
-      await waitFor(async () => (await outbox(s.db)).every((e) => e.status === 'delivered'), { what: 'every event delivered' });
+      await waitFor(async () => (await waiting(s.db)) === 0, { what: 'every event delivered' });
       const check = await checkDeliveries(s.db, s.receiver.requests, ids);
       assert.equal(check.events, 3 * ORDER_LIFE.length);
+      assert.ok(s.receiver.requests.every((r) => r.at >= resumedAt));
       assert.equal((await state(s.db))?.status, 'up');
     });
   }
@@ -189,14 +191,16 @@ describe('pause and resume', () => {
         timeoutMs: 15_000,
       },
     );
+    await waitFor(() => s.service!.output().includes('endpoint default is paused'), { what: 'the service to see the pause' });
     const ids = await playOrders(s.db, 2);
-    await waitFor(async () => (await outbox(s.db)).filter((e) => e.status === 'pending').length === 2 * ORDER_LIFE.length, {
-      what: 'events waiting',
-    });
-    assert.equal(s.receiver.requests.length, 0);
+    assert.equal(await waiting(s.db), 2 * ORDER_LIFE.length);
     assert.match((await call(port, 'GET', '/', { Cookie: cookie })).body, /Resume default/);
+    assert.equal(s.receiver.requests.length, 0);
+    const resumedAt = Date.now();
     assert.equal((await post(`csrf=${csrf}&endpoint=default&action=resume&confirm=yes`)).status, 303);
-    await waitFor(async () => (await outbox(s.db)).every((e) => e.status === 'delivered'), { what: 'every event delivered' });
-    await checkDeliveries(s.db, s.receiver.requests, ids);
+    await waitFor(async () => (await waiting(s.db)) === 0, { what: 'every event delivered' });
+    const check = await checkDeliveries(s.db, s.receiver.requests, ids);
+    assert.equal(check.events, 2 * ORDER_LIFE.length);
+    assert.ok(s.receiver.requests.every((r) => r.at >= resumedAt));
   });
 });

@@ -43,6 +43,9 @@ export interface DispatchStats {
   failedEvents: number;
 }
 
+/** How long a drain waits, while the endpoint is not up, before it says so again. */
+const HELD_BACK_MS = 250;
+
 /** Whether a claimed event that waited `waitedMs` for a slot must go back unsent: it had half its lease. */
 export function isStale(waitedMs: number, leaseMs: number): boolean {
   return waitedMs > leaseMs / 2;
@@ -107,6 +110,8 @@ export class Dispatcher {
   /** The event sent as the down endpoint's probe, while it is claimed or in flight. */
   private probeId: string | undefined;
   private probing = false;
+  /** Ends a heldBack() wait early. */
+  private releaseHeld: (() => void) | undefined;
   private readonly endpoint: string;
   private readonly gate: EndpointGate;
 
@@ -124,8 +129,9 @@ export class Dispatcher {
     return this.gate.status(this.endpoint);
   }
 
+  /** How many events are worth claiming now: none while stopping, or while the endpoint is down or paused. */
   room(): number {
-    if (this.stopping) return 0;
+    if (this.stopping || this.status() !== 'up') return 0;
     return claimRoom(this.options.concurrency, this.inFlight.size, this.ready.length);
   }
 
@@ -156,19 +162,26 @@ export class Dispatcher {
     return this.draining;
   }
 
-  /** The outbox may have due events now (a poll, or a retry coming due): look. */
+  /** The outbox may have due events now (a poll, a retry coming due, the endpoint's state changed): look. */
   lookAgain(): void {
     this.outboxHint++;
+    this.releaseHeld?.();
     this.wake();
   }
 
   private async claimNewBatches(): Promise<boolean> {
     let worked = false;
     while (!this.stopping) {
+      if (this.status() !== 'up') {
+        // The endpoint is down or paused: new changes wait in the journal, where they cost nothing,
+        // and go out from there once it is up. Busy, so that the drainer does not go idle (and have
+        // the trigger NOTIFY each change), but not spinning: a change of state wakes it at once.
+        await this.heldBack();
+        return true;
+      }
       const limit = Math.min(this.room(), this.store.batchSize);
       if (limit === 0) return true;
-      // While the endpoint is not up, new changes go to the outbox unsent, where their events wait.
-      const claimed = await this.store.claimNew(limit, this.options.leaseMs, this.status() !== 'up');
+      const claimed = await this.store.claimNew(limit, this.options.leaseMs);
       if (claimed.changes === 0) return worked;
       worked = true;
       this.stats.changes += claimed.changes;
@@ -243,16 +256,42 @@ export class Dispatcher {
     }
   }
 
-  /** Claims the down endpoint's probe (one for all instances) and its event, the earliest due one. */
+  /** Resolves after a while (the endpoint is not up), or at once when woken (its state changed). */
+  private heldBack(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, HELD_BACK_MS);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.releaseHeld = undefined;
+        resolve();
+      }
+      this.releaseHeld = done;
+    });
+  }
+
+  /**
+   * Claims the down endpoint's probe (one for all instances) and its event: the earliest due in the
+   * outbox, else (nothing due there) the first change waiting in the journal.
+   */
   private async sendProbe(): Promise<void> {
     if (this.probing || this.probeId !== undefined || !this.gate.probeDue(this.endpoint)) return;
     this.probing = true;
     try {
       if (!(await this.gate.claimProbe(this.endpoint, this.options.leaseMs))) return;
-      const events = await this.store.claimDue(1, this.options.leaseMs, this.gate.instance).catch((error: unknown) => {
+      let events: ClaimedEvent[];
+      try {
+        events = await this.store.claimDue(1, this.options.leaseMs, this.gate.instance);
+        if (events.length === 0) {
+          const claimed = await this.store.claimNew(1, this.options.leaseMs);
+          events = claimed.send;
+          // Moved to the outbox instead (its order has events ahead): the next look finds one due there.
+          if (claimed.queued > 0) this.outboxHint++;
+        }
+      } catch (error) {
         void this.gate.releaseProbe(this.endpoint);
         throw error;
-      });
+      }
       if (events.length === 0) {
         await this.gate.releaseProbe(this.endpoint);
         return;
@@ -421,6 +460,7 @@ export class Dispatcher {
   /** Stops claiming, waits up to `graceMs` for requests in flight and for their results to be written. */
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
+    this.releaseHeld?.();
     clearTimeout(this.retryTimer);
     for (const timer of this.dueTimers) clearTimeout(timer);
     this.dueTimers.clear();

@@ -65,8 +65,8 @@ export interface RecordOutcome {
 export interface EventStore {
   /** At most this many changes are claimed at once. */
   readonly batchSize: number;
-  /** Claims up to `limit` new changes from the journal; with `hold` (endpoint not up) all go to the outbox unsent. */
-  claimNew(limit: number, leaseMs: number, hold?: boolean): Promise<NewChanges>;
+  /** Claims up to `limit` new changes from the journal. */
+  claimNew(limit: number, leaseMs: number): Promise<NewChanges>;
   /**
    * Claims up to `limit` due outbox events, each its order's earliest pending one; none while the
    * endpoint is down or paused, but with `probeBy` (the instance holding the endpoint's probe) the

@@ -28,9 +28,9 @@ export class PostgresEventStore implements EventStore {
     return this.journal.batch;
   }
 
-  async claimNew(limit: number, leaseMs: number, hold = false): Promise<NewChanges> {
+  async claimNew(limit: number, leaseMs: number): Promise<NewChanges> {
     const changes = await this.journal.claim(limit, leaseMs);
-    const claimed = planClaim(changes, this.installation, this.mapping, hold);
+    const claimed = planClaim(changes, this.installation, this.mapping);
     // A move that fails must not hold back the first attempts claimed with it: they are sent, and the
     // changes to move stay claimed until their lease ends, then are claimed again.
     let queued = 0;
@@ -110,11 +110,8 @@ export interface ClaimPlan {
   filtered: number;
 }
 
-/**
- * Maps claimed changes to events and decides which go out at once and which to the outbox. Pure.
- * With `hold` (the endpoint is down or paused) every event goes to the outbox, to wait there.
- */
-export function planClaim(changes: readonly ClaimedChange[], installation: string, mapping: MappingOptions, hold = false): ClaimPlan {
+/** Maps claimed changes to events and decides which go out at once and which to the outbox. Pure. */
+export function planClaim(changes: readonly ClaimedChange[], installation: string, mapping: MappingOptions): ClaimPlan {
   const plan: ClaimPlan = { send: [], move: [], unmatched: 0, filtered: 0 };
   for (const change of changes) {
     const mapped = eventsOfChange(change, installation, mapping);
@@ -122,7 +119,7 @@ export function planClaim(changes: readonly ClaimedChange[], installation: strin
     plan.filtered += mapped.filtered;
     const events = mapped.events.map((e): ClaimedEvent => ({ source: 'journal', id: change.id, attempt: change.attempt, ...e }));
     // Sent straight from the journal only when nothing of its order is ahead and it is one event.
-    if (change.alone && events.length === 1 && !hold) plan.send.push(events[0]!);
+    if (change.alone && events.length === 1) plan.send.push(events[0]!);
     else plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
   }
   return plan;
