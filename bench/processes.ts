@@ -2,6 +2,7 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { SinkMessage, SinkRequest } from './otlpSink.ts';
 import type { Arrival, ReceiverMessage, ReceiverRequest } from './receiver.ts';
 
 const BIN = fileURLToPath(new URL('../bin/order-webhooks.js', import.meta.url));
@@ -17,6 +18,7 @@ const START = process.env.BENCH_SERVICE_START ?? 'bin';
 const PROJECT = fileURLToPath(new URL('..', import.meta.url));
 const RECEIVER = fileURLToPath(new URL('./receiver.ts', import.meta.url));
 const GOT_LOOP = fileURLToPath(new URL('./gotLoop.ts', import.meta.url));
+const OTLP_SINK = fileURLToPath(new URL('./otlpSink.ts', import.meta.url));
 
 /** CPU seconds a process has used so far (user + system). */
 export function cpuSecondsOf(pid: number): number {
@@ -68,6 +70,40 @@ export async function startReceiver(secret: string): Promise<ReceiverProcess> {
       return { accepted: count, rejected };
     },
     collect: () => ask({ type: 'collect' }, 'collect'),
+    close: () => child.disconnect(),
+  };
+}
+
+export interface OtlpSinkProcess {
+  /** The base URL, for `telemetry.otlp.endpoint`. */
+  url: string;
+  cpuSeconds(): number;
+  reset(): Promise<void>;
+  count(): Promise<{ spans: number; exports: number }>;
+  close(): void;
+}
+
+/** The collector stand-in for W2 with tracing on (otlpSink.ts). */
+export async function startOtlpSink(): Promise<OtlpSinkProcess> {
+  const child = fork(OTLP_SINK, [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const waiting: ((message: SinkMessage) => void)[] = [];
+  child.on('message', (message: SinkMessage) => waiting.shift()?.(message));
+  const ask = <T extends SinkMessage['type']>(request: SinkRequest | null, type: T) =>
+    new Promise<Extract<SinkMessage, { type: T }>>((resolve, reject) => {
+      waiting.push((message) =>
+        message.type === type ? resolve(message as never) : reject(new Error(`sink said ${message.type}, expected ${type}`)),
+      );
+      if (request) child.send(request);
+    });
+  const { port } = await ask(null, 'listening');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cpuSeconds: () => cpuSecondsOf(child.pid!),
+    reset: async () => void (await ask({ type: 'reset' }, 'reset')),
+    count: async () => {
+      const { spans, exports } = await ask({ type: 'count' }, 'count');
+      return { spans, exports };
+    },
     close: () => child.disconnect(),
   };
 }

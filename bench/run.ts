@@ -4,7 +4,8 @@
 // BENCH_ONLY=W1,W3 runs a subset (W5 brings W3 along: its drain rate is W5's yardstick);
 // BENCH_W1_SECONDS sets the length of each pgbench run, BENCH_W5_SECONDS the outage's;
 // BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts);
-// W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads.
+// W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads;
+// BENCH_W2_TRACING=N runs W2 N times with tracing off and N times on, alternating.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import {
   type ReceiverProcess,
   runGotLoop,
   SERVICE_START,
+  startOtlpSink,
   type ServiceProcess,
   startReceiver,
   startService,
@@ -31,6 +33,8 @@ if (ONLY.has('W5')) ONLY.add('W3');
 const W5_PLOT = process.env.BENCH_W5_PLOT ?? new URL('../docs/w5-outage.svg', import.meta.url).pathname;
 const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
 const W6_ROUNDS = Number(process.env.BENCH_W6_ROUNDS ?? 1);
+/** Pairs of W2 runs with tracing off and on (0: W2 once, tracing off). */
+const W2_TRACING_PAIRS = Number(process.env.BENCH_W2_TRACING ?? 0);
 const W6_EXPIRED = 500_000;
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const SERVICE_NODE_ARGS = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -385,35 +389,52 @@ async function w1(configPath: string): Promise<void> {
   };
 }
 
-async function w2(configPath: string): Promise<void> {
-  service ??= await startService(configPath, SERVICE_NODE_ARGS);
+interface W2Load {
+  saturated: Delivery;
+  saturatedCpu: CpuSplit;
+  commitSeconds: number;
+  serviceCpuSeconds: number;
+  paced: Delivery;
+}
+
+/** W2's two loads on the running service: 20,000 changes as fast as they go, then 10,000 at 500 commits/s. */
+async function w2Load(
+  label: string,
+  [fastState, fastEvent]: [string, string],
+  [pacedState, pacedEvent]: [string, string],
+): Promise<W2Load> {
   await settle();
   await receiver!.phase();
-  log('W2 saturated: 20,000 changes from 8 connections');
-  const cpuBefore = service.cpuSeconds();
+  log(`${label} saturated: 20,000 changes from 8 connections`);
+  const cpuBefore = service!.cpuSeconds();
   const meter = cpuMeter();
-  const commits = await commitChanges(range(1, 20_000), 'expired', 8);
+  const commits = await commitChanges(range(1, 20_000), fastState, 8);
   await awaitArrivals(receiver!, 20_000);
   const saturatedCpu = meter();
   const got = await receiver!.collect();
-  const saturated = analyse(keyed(commits, 'OrderExpired'), got.arrivals, got.badSignatures);
-  const serviceCpu = service.cpuSeconds() - cpuBefore;
+  const saturated = analyse(keyed(commits, fastEvent), got.arrivals, got.badSignatures);
+  const serviceCpu = service!.cpuSeconds() - cpuBefore;
   const commitSeconds =
     (Math.max(...[...commits.values()].map((c) => c.ack)) - Math.min(...[...commits.values()].map((c) => c.sent))) / 1000;
   log(
-    `W2 saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}; ${describeCpu(saturatedCpu)}`,
+    `${label} saturated: ${saturated.perSecond.toFixed(0)} events/s, p50 ${saturated.latency.p50.toFixed(1)} ms, lost ${saturated.lost}, dup ${saturated.duplicates}; ${describeCpu(saturatedCpu)}`,
   );
 
   await receiver!.phase();
-  log('W2 paced: 500 commits/s for 20 s');
-  const pacedCommits = await commitChanges(range(20_001, 10_000), 'rejected', 8, 500);
+  log(`${label} paced: 500 commits/s for 20 s`);
+  const pacedCommits = await commitChanges(range(20_001, 10_000), pacedState, 8, 500);
   await awaitArrivals(receiver!, 10_000);
   const pacedGot = await receiver!.collect();
-  const paced = analyse(keyed(pacedCommits, 'OrderRejected'), pacedGot.arrivals, pacedGot.badSignatures);
+  const paced = analyse(keyed(pacedCommits, pacedEvent), pacedGot.arrivals, pacedGot.badSignatures);
   log(
-    `W2 paced: p50 ${paced.latency.p50.toFixed(1)} ms p99 ${paced.latency.p99.toFixed(1)} ms, lost ${paced.lost}, dup ${paced.duplicates}`,
+    `${label} paced: p50 ${paced.latency.p50.toFixed(1)} ms p99 ${paced.latency.p99.toFixed(1)} ms, lost ${paced.lost}, dup ${paced.duplicates}`,
   );
+  return { saturated, saturatedCpu, commitSeconds, serviceCpuSeconds: serviceCpu, paced };
+}
 
+async function w2(configPath: string): Promise<void> {
+  service ??= await startService(configPath, SERVICE_NODE_ARGS);
+  const load = await w2Load('W2', ['expired', 'OrderExpired'], ['rejected', 'OrderRejected']);
   await receiver!.phase();
   const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
   log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s`);
@@ -421,14 +442,102 @@ async function w2(configPath: string): Promise<void> {
   const plainLoop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET, true);
   log(`W2 bare got loop, got's defaults: ${plainLoop.perSecond.toFixed(0)} requests/s`);
   results.W2 = {
-    saturated,
-    saturatedCpu,
-    commitSeconds,
-    serviceCpuSeconds: serviceCpu,
-    paced,
+    ...load,
     gotLoop: loop,
     plainGotLoop: plainLoop,
-    ratioToGotLoop: saturated.perSecond / loop.perSecond,
+    ratioToGotLoop: load.saturated.perSecond / loop.perSecond,
+  };
+  if (W2_TRACING_PAIRS > 0) await w2Tracing(configPath, load);
+}
+
+/** One W2 run's figures for the tracing comparison. */
+interface W2TracingRun {
+  tracing: boolean;
+  perSecond: number;
+  /** Service CPU per event in the saturated load, ms. */
+  serviceCpuMs: number;
+  pacedP50: number;
+  pacedP99: number;
+  lost: number;
+  duplicates: number;
+  /** Spans the sink received, and the attempts they stand for (tracing on). */
+  spans?: number;
+  attempts?: number;
+}
+
+/**
+ * W2 with tracing off and on, alternating for BENCH_W2_TRACING pairs (W2's own run is the first
+ * "off"): the service is restarted for each run, with `telemetry.otlp` pointing at a collector
+ * stand-in in its own process (otlpSink.ts) when on.
+ */
+async function w2Tracing(configPath: string, first: W2Load): Promise<void> {
+  const sink = await startOtlpSink();
+  const traced = configPath.replace(/\.json$/, '-tracing.json');
+  writeFileSync(
+    traced,
+    JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), telemetry: { otlp: { endpoint: sink.url } } }, null, 2),
+  );
+  const figures = (tracing: boolean, load: W2Load): W2TracingRun => ({
+    tracing,
+    perSecond: load.saturated.perSecond,
+    serviceCpuMs: (load.serviceCpuSeconds * 1000) / load.saturated.expected,
+    pacedP50: load.paced.latency.p50,
+    pacedP99: load.paced.latency.p99,
+    lost: load.saturated.lost + load.paced.lost,
+    duplicates: load.saturated.duplicates + load.paced.duplicates,
+  });
+  const runs = [figures(false, first)];
+  // Each run moves the same orders to a state they are not in, so that every change is an event.
+  const states: [string, string][] = [
+    ['signed', 'OrderSigned'],
+    ['accepted', 'OrderAccepted'],
+    ['cancelled', 'OrderCanceled'],
+    ['expired', 'OrderExpired'],
+    ['rejected', 'OrderRejected'],
+  ];
+  for (let i = 0; i < 2 * W2_TRACING_PAIRS - 1; i++) {
+    const tracing = i % 2 === 0;
+    await settle();
+    await service?.stop();
+    service = await startService(tracing ? traced : configPath, SERVICE_NODE_ARGS);
+    await sink.reset();
+    const load = await w2Load(`W2 tracing ${tracing ? 'on' : 'off'}`, states[(2 * i) % 5]!, states[(2 * i + 1) % 5]!);
+    const run = figures(tracing, load);
+    if (tracing) {
+      run.attempts = load.saturated.delivered + load.paced.delivered;
+      // The batch processor exports every 5 s or 512 spans: wait for the last batch.
+      await waitUntil('the last spans at the sink', async () => (await sink.count()).spans >= run.attempts!, 15_000);
+      run.spans = (await sink.count()).spans;
+    }
+    runs.push(run);
+    log(
+      `W2 tracing ${tracing ? 'on' : 'off'}: ${run.perSecond.toFixed(0)} events/s, service ${run.serviceCpuMs.toFixed(2)} ms CPU per event, paced p50/p99 ${run.pacedP50.toFixed(1)}/${run.pacedP99.toFixed(1)} ms${tracing ? `, ${run.spans} spans for ${run.attempts} attempts` : ''}`,
+    );
+  }
+  // Later workloads start the service from the plain config.
+  await settle();
+  await service?.stop();
+  service = undefined;
+  sink.close();
+  const side = (tracing: boolean) => {
+    const of = runs.filter((r) => r.tracing === tracing);
+    return {
+      perSecond: mean(of.map((r) => r.perSecond)),
+      serviceCpuMs: mean(of.map((r) => r.serviceCpuMs)),
+      pacedP50: mean(of.map((r) => r.pacedP50)),
+      pacedP99: mean(of.map((r) => r.pacedP99)),
+    };
+  };
+  const on = runs.filter((r) => r.tracing);
+  results.W2tracing = {
+    pairs: W2_TRACING_PAIRS,
+    runs,
+    off: side(false),
+    on: side(true),
+    spans: on.reduce((n, r) => n + r.spans!, 0),
+    attempts: on.reduce((n, r) => n + r.attempts!, 0),
+    lost: runs.reduce((n, r) => n + r.lost, 0),
+    duplicates: runs.reduce((n, r) => n + r.duplicates, 0),
   };
 }
 
@@ -636,6 +745,16 @@ function rows(): Row[] {
     out.push(['W2 paced p50 / p99 from UPDATE sent ms', `${f(p.latencyFromSent.p50, 1)} / ${f(p.latencyFromSent.p99, 1)}`, '', undefined]);
     out.push(['W2 paced lost / duplicates', `${p.lost} / ${p.duplicates}`, '0 / 0', p.lost === 0 && p.duplicates === 0]);
     out.push(['W2 bad signatures', String(s.badSignatures + p.badSignatures), '0', s.badSignatures + p.badSignatures === 0]);
+  }
+  const wt = results.W2tracing as any;
+  if (wt) {
+    const pair = (key: string, digits: number) => `${f(wt.off[key], digits)} / ${f(wt.on[key], digits)}`;
+    out.push([`W2 tracing off / on, mean of ${wt.pairs}: delivered events/s`, pair('perSecond', 0), '', undefined]);
+    out.push(['W2 tracing off / on: service CPU ms per event', pair('serviceCpuMs', 2), '', undefined]);
+    out.push(['W2 tracing off / on: paced p50 ms', pair('pacedP50', 1), '', undefined]);
+    out.push(['W2 tracing off / on: paced p99 ms', pair('pacedP99', 1), '', undefined]);
+    out.push(['W2 tracing on: spans received / attempts', `${f(wt.spans)} / ${f(wt.attempts)}`, '', undefined]);
+    out.push(['W2 tracing runs lost / duplicates', `${wt.lost} / ${wt.duplicates}`, '0 / 0', wt.lost === 0 && wt.duplicates === 0]);
   }
   const w3 = results.W3 as any;
   if (w3) {

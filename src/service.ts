@@ -2,9 +2,10 @@
 import type { Config } from './config/config.ts';
 import { checkCaptureInstalled } from './capture/install.ts';
 import { checkOrdersTable } from './capture/ordersTable.ts';
-import { createPool, describeDbError, wakeChannel } from './db.ts';
+import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
+import { startTracing, type Tracing } from './delivery/tracing.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
 import { redactUrl, endpointUrl } from './delivery/endpoint.ts';
@@ -69,7 +70,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     }
   };
   let installation: string;
+  let tracing: Tracing | undefined;
   try {
+    await waitForDatabase(database.url, log, database.startTimeout);
     await checkSessionConnections(database.url);
     await checkServicePrivileges(pool, database.schema);
     await checkSchemaVersion(pool, database.schema);
@@ -80,9 +83,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
+    if (config.tracing) {
+      // Released after the dispatcher stops (the list runs in reverse), so the last attempts' spans go out too.
+      tracing = await startTracing(config.tracing, webHook, log);
+      release.push(() => tracing!.shutdown());
+    }
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
 
   const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
@@ -108,6 +116,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     onResult: metrics?.onResult,
     endpoint: 'default',
     gate: endpoints,
+    tracer: tracing?.tracer,
   });
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
@@ -185,7 +194,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await listener.start();
   } catch (error) {
     await releaseAll();
-    throw error;
+    throw databaseFailure(error);
   }
   release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
   release.push(() => drainer.stop());
@@ -238,6 +247,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       concurrency: webHook.concurrency,
       signed: webHook.secret !== undefined,
       standardWebhookSecrets: webHook.standardWebhooks?.secrets.length ?? 0,
+      tracing: config.tracing ? `${config.tracing.protocol} to ${redactUrl(config.tracing.url)}` : 'off',
     },
     'started',
   );

@@ -111,6 +111,7 @@ const KEYS: [string, fc.Arbitrary<unknown>][] = [
   ['database.url', notSecret],
   ['database.schema', notIdentifier],
   ['database.pollInterval', notDuration],
+  ['database.startTimeout', notDuration],
   ['orders', notA('object')],
   ['orders.schema', notIdentifier],
   ['orders.table', notIdentifier],
@@ -135,6 +136,13 @@ const KEYS: [string, fc.Arbitrary<unknown>][] = [
       ),
     ),
   ],
+  ['telemetry', notA('object')],
+  ['telemetry.otlp', notA('object')],
+  ['telemetry.otlp.endpoint', notUrl],
+  ['telemetry.otlp.protocol', notIn(['http/protobuf', 'http/json'])],
+  ['telemetry.otlp.headers', notA('object')],
+  ['telemetry.otlp.headers.authorization', notSecret],
+  ['telemetry.otlp.serviceName', fc.oneof(notA('string'), fc.constant(''))],
   ['logLevel', notIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])],
 ];
 

@@ -28,6 +28,23 @@ describe('config', () => {
     assert.equal(config.database.wakeUp, 'auto');
     assert.equal(config.database.idlePollInterval, 50);
     assert.equal(config.database.statementTimeout, 10_000);
+    assert.equal(config.database.startTimeout, 60_000);
+    assert.deepEqual(config.retention, { delivered: 30 * 86_400_000, failed: null });
+    assert.deepEqual(config.webHook.retry.delays.slice(0, 3), [5000, 30_000, 120_000]);
+  });
+
+  it('reads every duration the one way: ISO-8601 text to milliseconds, null where a key allows it', () => {
+    const config = parseConfig(
+      {
+        database: { ...db, startTimeout: 'PT5S' },
+        webHook: { retry: { delays: ['PT1S', 'PT1M'] } },
+        retention: { delivered: null, failed: 'P1D' },
+      },
+      {},
+    );
+    assert.equal(config.database.startTimeout, 5000);
+    assert.deepEqual(config.webHook.retry.delays, [1000, 60_000]);
+    assert.deepEqual(config.retention, { delivered: null, failed: 86_400_000 });
   });
 
   it('takes DATABASE_URL over the file', () => {
@@ -43,6 +60,9 @@ describe('config', () => {
       { database: db, webHook: { connectionTimeout: '60s' } },
       /^webHook\.connectionTimeout: "60s" is not an ISO-8601 duration/,
     ],
+    ['bad start timeout', { database: { ...db, startTimeout: '1m' } }, /^database\.startTimeout: "1m" is not an ISO-8601 duration/],
+    ['bad retry delay', { database: db, webHook: { retry: { delays: ['PT1S', 'soon'] } } }, /^webHook\.retry\.delays\.1: "soon" is not/],
+    ['bad retention', { database: db, retention: { failed: 'forever' } }, /^retention\.failed: "forever" is not/],
     ['trailing junk in a duration', { database: db, webHook: { requestTimeout: 'PT5Sabc' } }, /^webHook\.requestTimeout: "PT5Sabc" is not/],
     [
       'missing endpoint',

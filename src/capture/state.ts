@@ -15,7 +15,8 @@ export type TriggerEnabled = 'O' | 'A' | 'R' | 'D';
 export type TriggerFiring = 'origin' | 'always' | 'replica' | 'disabled';
 const FIRING: Record<TriggerEnabled, TriggerFiring> = { O: 'origin', A: 'always', R: 'replica', D: 'disabled' };
 
-export interface TriggerState {
+/** One of our triggers on one table, as pg_trigger has it (outbox/installState.ts's TriggerState sums them up). */
+export interface InstalledTrigger {
   /** The orders table or one of its partitions, quoted and qualified. */
   table: string;
   trigger: string;
@@ -36,7 +37,7 @@ export interface CaptureStatus {
   expected: 'origin' | 'always';
   /** How every installed trigger fires, when they all agree; `mixed` when not, `missing` when none is installed. */
   mode: TriggerFiring | 'mixed' | 'missing';
-  triggers: TriggerState[];
+  triggers: InstalledTrigger[];
   /** Empty when capture works as configured. One line each, naming the table and what to do. */
   problems: CaptureProblem[];
 }
@@ -66,7 +67,7 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
     [target.orders.schema, names, target.orders.table],
   );
   const statementNames = new Set(STATEMENT_TRIGGERS.map((kind) => triggerName(target.schema, kind)));
-  const triggers: TriggerState[] = [];
+  const triggers: InstalledTrigger[] = [];
   const missing = new Map<string, string[]>();
   for (const row of rows) {
     // Statement triggers live on the named table only; PostgreSQL clones row triggers onto partitions.
@@ -81,7 +82,7 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
       message: `capture trigger${list.length > 1 ? 's' : ''} ${list.join(', ')} missing on ${where}: its order changes are not captured; run \`order-webhooks migrate\``,
     });
   }
-  const byTable = new Map<string, TriggerState[]>();
+  const byTable = new Map<string, InstalledTrigger[]>();
   for (const state of triggers) byTable.set(state.table, [...(byTable.get(state.table) ?? []), state]);
   for (const [where, states] of byTable) {
     const list = (firing: TriggerFiring) =>

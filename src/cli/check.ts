@@ -66,7 +66,7 @@ async function checkDatabase(config: Config, items: Item[]): Promise<void> {
   const schema = config.database.schema;
   let db: Awaited<ReturnType<typeof connect>>;
   try {
-    db = await connect(config.database.url);
+    db = await connect(config.database);
   } catch (error) {
     items.push({ item: 'database', ok: false, detail: (error as Error).message });
     return;

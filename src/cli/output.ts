@@ -5,11 +5,10 @@ import { styleText } from 'node:util';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { DateTime } from 'luxon';
-import pg from 'pg';
+import type pg from 'pg';
 import { colorAllowed } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
-import { describeDbError } from '../db.ts';
-import { DatabaseUnreachableError } from '../errors.ts';
+import { databaseFailure, openClient } from '../db.ts';
 import { schemaState } from '../outbox/installState.ts';
 import { EXIT_USAGE, fail, reporting } from './exit.ts';
 import type { Config } from '../config/config.ts';
@@ -49,17 +48,13 @@ export function printPairs(pairs: [string, string | number][]): void {
   process.stdout.write(`${table.toString()}\n`);
 }
 
-/** One connection for a command, named so that `status` does not count it as a service instance. */
-export async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'order-webhooks cli' });
-  // A connection that dies mid-command makes its query fail; that error is the one reported.
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (error) {
-    throw new DatabaseUnreachableError(`cannot connect to the database: ${describeDbError(error)}`);
-  }
-  return client;
+/**
+ * One connection for a command, named so that `status` does not count it as a service instance;
+ * bounded like the service's (connect timeout, keepalive, database.statementTimeout), so that a
+ * command against a host that does not answer fails in one line rather than hangs.
+ */
+export function connect(database: Pick<Config['database'], 'url' | 'statementTimeout'>): Promise<pg.Client> {
+  return openClient(database.url, { name: 'order-webhooks cli', statementTimeoutMs: database.statementTimeout });
 }
 
 /** `--since`, `--until`, `--before`: an ISO-8601 time (`2026-12-01T10:00Z`, `2026-12-01`), or a duration ago (`PT1H`, `P7D`). */
@@ -132,7 +127,7 @@ export function progressBar(format: string, threshold: number) {
 /** Our schema must be current for the views to be there. */
 export async function withCurrentSchema<T>(what: string, config: Config, work: (db: pg.Client) => Promise<T>): Promise<T> {
   return reporting(what, async () => {
-    const db = await connect(config.database.url);
+    const db = await connect(config.database);
     try {
       const state = await schemaState(db, config.database.schema);
       if (!state.current) {
@@ -142,6 +137,8 @@ export async function withCurrentSchema<T>(what: string, config: Config, work: (
         );
       }
       return await work(db);
+    } catch (error) {
+      throw databaseFailure(error);
     } finally {
       await db.end().catch(() => undefined);
     }

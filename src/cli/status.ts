@@ -37,7 +37,7 @@ async function status(options: StatusOptions): Promise<void> {
   const schema = config.database.schema;
   const target = { schema, orders: config.orders };
   const report = await reporting('status', async () => {
-    const db = await connect(config.database.url);
+    const db = await connect(config.database);
     try {
       const schemaInfo = await schemaState(db, schema);
       const trigger = await triggerState(db, target);

@@ -1,9 +1,10 @@
 // `order-webhooks uninstall`: takes the capture trigger off the orders table (which is then exactly
 // as it was before `migrate`); with --drop-schema also drops our schema and everything in it.
 import type { Command } from 'commander';
-import type pg from 'pg';
-import { ALL_TRIGGERS, qualifiedOrdersTable, triggerName } from '../capture/render.ts';
-import { describeDbError, ident } from '../db.ts';
+import { dropCaptureTriggers, readInstalledCapture, withOrdersTableLock } from '../capture/install.ts';
+import { qualifiedOrdersTable } from '../capture/render.ts';
+import { databaseFailure, describeDbError, ident } from '../db.ts';
+import { AppError, UninstallError } from '../errors.ts';
 import { outboxStatus } from '../outbox/status.ts';
 import { schemaState } from '../outbox/installState.ts';
 import { EXIT_FAILURE, fail, reporting } from './exit.ts';
@@ -14,9 +15,6 @@ interface UninstallOptions extends ConfigOption, JsonOption {
   dropSchema?: boolean;
   yes?: boolean;
 }
-
-const LOCK_TIMEOUT = '2s';
-const LOCK_TRIES = 5;
 
 export function uninstallCommand(program: Command): void {
   withConfigOption(program.command('uninstall'))
@@ -31,16 +29,12 @@ async function uninstall(options: UninstallOptions): Promise<void> {
   const config = readConfig(options.config);
   const schema = config.database.schema;
   const result = await reporting('uninstall', async () => {
-    const db = await connect(config.database.url);
+    const db = await connect(config.database);
     try {
       // The table the trigger was installed on, which may differ from the config's if it changed since.
       const state = await schemaState(db, schema);
-      let table = qualifiedOrdersTable({ schema, orders: config.orders });
-      const capture = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [`${ident(schema)}.capture`]);
-      if (capture.rows[0]?.present) {
-        const installed = await db.query<{ orders_table: string }>(`SELECT orders_table FROM ${ident(schema)}.capture`);
-        table = installed.rows[0]?.orders_table ?? table;
-      }
+      const installed = await readInstalledCapture(db, schema);
+      const table = installed?.ordersTable ?? qualifiedOrdersTable({ schema, orders: config.orders });
       const schemaExists = (await db.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount === 1;
       const goes = [`the capture triggers on ${table}: order changes made after this are not captured`];
       if (options.dropSchema && schemaExists) {
@@ -55,24 +49,19 @@ async function uninstall(options: UninstallOptions): Promise<void> {
       }
       process.stderr.write(`uninstall: this drops\n${goes.map((line) => `  - ${line}\n`).join('')}`);
       if (!(await confirm('Go ahead?', options.yes))) fail('uninstall: not confirmed; nothing changed', EXIT_FAILURE);
-      await dropWithRetries(db, async () => {
-        for (const kind of ALL_TRIGGERS) {
-          // Only when the table is still there: a table dropped since took its triggers with it.
-          await db.query(
-            `DO $$ BEGIN
-               IF to_regclass(${db.escapeLiteral(table)}) IS NOT NULL THEN
-                 EXECUTE ${db.escapeLiteral(`DROP TRIGGER IF EXISTS ${ident(triggerName(schema, kind))} ON ${table}`)};
-               END IF;
-             END $$`,
-          );
-        }
+      await withOrdersTableLock(db, table, 'dropping the capture trigger', async () => {
+        for (const statement of dropCaptureTriggers(schema, table)) await db.query(statement);
         if (options.dropSchema) await db.query(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
-        else if (capture.rows[0]?.present) {
-          await db.query(`DELETE FROM ${ident(schema)}.capture`);
+        else if (schemaExists) {
+          if (installed) await db.query(`DELETE FROM ${ident(schema)}.capture`);
           await db.query(`DROP FUNCTION IF EXISTS ${ident(schema)}.capture_change(), ${ident(schema)}.capture_forget_move()`);
         }
+      }).catch((error) => {
+        throw error instanceof AppError ? error : new UninstallError(describeDbError(error));
       });
       return { table, droppedTrigger: true, droppedSchema: Boolean(options.dropSchema && schemaExists) };
+    } catch (error) {
+      throw databaseFailure(error);
     } finally {
       await db.end().catch(() => undefined);
     }
@@ -81,23 +70,4 @@ async function uninstall(options: UninstallOptions): Promise<void> {
   process.stdout.write(
     `uninstall: capture trigger dropped from ${result.table}${result.droppedSchema ? `; schema ${ident(schema)} dropped` : ''}\n`,
   );
-}
-
-// DROP TRIGGER waits for the order app's transactions on the table: wait a little, give up, try again,
-// rather than queue every order statement behind our lock request (as `migrate` does).
-async function dropWithRetries(db: pg.Client, work: () => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    await db.query(`BEGIN; SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-    try {
-      await work();
-      await db.query('COMMIT');
-      return;
-    } catch (error) {
-      await db.query('ROLLBACK').catch(() => undefined);
-      if ((error as pg.DatabaseError).code !== '55P03' || attempt >= LOCK_TRIES) {
-        throw new Error(describeDbError(error));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-    }
-  }
 }

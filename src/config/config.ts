@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { literalSecrets, secret, withSecretsFrom } from './secrets.ts';
+import { resolveTracing, telemetrySchema, type TracingConfig } from './telemetry.ts';
 import { ConfigError } from '../errors.ts';
 import { EVENT_TYPES } from '../events.ts';
 
@@ -25,18 +26,18 @@ export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
 
 const DEFAULT_RETRY_DELAYS = ['PT5S', 'PT30S', 'PT2M', 'PT10M', 'PT30M', 'PT1H', 'PT3H', 'PT6H', 'PT12H'];
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => {
-      try {
-        return parseDuration(text);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
+/** An ISO-8601 duration (`PT30S`), as milliseconds. */
+const isoDuration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A duration with a default, given as text like the config's own. */
+const duration = (fallback: string) => isoDuration.prefault(fallback);
 
 // Identifiers from config are always quoted by us, so any name PostgreSQL accepts is fine.
 const identifier = z
@@ -114,20 +115,9 @@ const webHook = z
     leaseTimeout: duration('PT1M'),
     retry: z
       .strictObject({
-        delays: z
-          .array(
-            z.string().transform((text, ctx) => {
-              try {
-                return parseDuration(text);
-              } catch (error) {
-                ctx.addIssue({ code: 'custom', message: (error as Error).message });
-                return z.NEVER;
-              }
-            }),
-          )
-          .default(DEFAULT_RETRY_DELAYS.map(parseDuration) as never),
+        delays: z.array(isoDuration).prefault(DEFAULT_RETRY_DELAYS),
       })
-      .default({ delays: DEFAULT_RETRY_DELAYS.map(parseDuration) }),
+      .prefault({}),
     circuitBreaker,
   })
   .superRefine((hook, ctx) => {
@@ -166,6 +156,8 @@ const database = z
     wakeUp: z.enum(WAKE_UP_MODES).default('auto'),
     idlePollInterval: duration('PT0.05S'),
     statementTimeout: duration('PT10S'),
+    // How long `start` waits for a database that is not up yet (or restarting) before it gives up.
+    startTimeout: duration('PT1M'),
   })
   .superRefine((db, ctx) => {
     if (db.idlePollInterval < 1) {
@@ -178,20 +170,7 @@ const database = z
   });
 
 // A duration or null (null: keep for ever).
-const keepFor = (fallback: string | null) =>
-  z
-    .string()
-    .nullable()
-    .default(fallback)
-    .transform((text, ctx) => {
-      if (text === null) return null;
-      try {
-        return parseDuration(text);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
+const keepFor = (fallback: string | null) => isoDuration.nullable().prefault(fallback);
 
 // The optional HTTP port for health checks and metrics: off unless configured.
 const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'];
@@ -276,7 +255,8 @@ const configSchema = z.strictObject({
     .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
   http: http.optional(),
   alerts: alerts.optional(),
-  retention: retention.default(() => ({ delivered: parseDuration('P30D'), failed: null })),
+  retention: retention.prefault({}),
+  telemetry: telemetrySchema.optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -284,6 +264,8 @@ export type Config = z.output<typeof configSchema> & {
   database: { url: string };
   /** One line each for the start-up log (a config file with secrets that others can read). */
   warnings: string[];
+  /** Set when tracing is on (`telemetry.otlp` or the OpenTelemetry variables). */
+  tracing?: TracingConfig;
 };
 export type WebHookConfig = Config['webHook'];
 export type OrdersConfig = Config['orders'];
@@ -302,7 +284,7 @@ export function isServiceConfigured(cliPath: string | undefined, env: NodeJS.Pro
   return configPathFrom(cliPath, env) !== undefined || Boolean(env[ENV.databaseUrl]);
 }
 
-/** Validates a config object; DATABASE_URL and LOG_LEVEL from env override the file. */
+/** Validates a config object; DATABASE_URL, LOG_LEVEL and the OpenTelemetry variables from env override the file. */
 export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   const result = withSecretsFrom(env, () => configSchema.safeParse(raw ?? {}));
   if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!));
@@ -317,7 +299,8 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     if (!parsed.success) throw new ConfigError(`${ENV.logLevel}: expected one of fatal, error, warn, info, debug, trace, silent`);
     config.logLevel = parsed.data;
   }
-  return { ...config, database: { ...config.database, url }, warnings: [] };
+  const tracing = resolveTracing(config.telemetry?.otlp, env);
+  return { ...config, database: { ...config.database, url }, warnings: [], ...(tracing ? { tracing } : {}) };
 }
 
 /** Reads and validates the config file at `path` (or an empty config when there is none). */

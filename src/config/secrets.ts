@@ -72,6 +72,9 @@ export function literalSecrets(raw: unknown): string[] {
   const alerts = object(object(raw).alerts);
   for (const name of ['secret', 'sslKeyPassword'])
     if (typeof alerts[name] === 'string' && alerts[name] !== '') found.push(`alerts.${name}`);
+  if (Object.values(object(object(object(object(raw).telemetry).otlp).headers)).some((v) => typeof v === 'string')) {
+    found.push('telemetry.otlp.headers');
+  }
   return found;
 }
 

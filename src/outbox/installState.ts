@@ -1,9 +1,10 @@
 // Whether our schema and the capture trigger are installed and current, as the operator surfaces ask.
-import { LATEST_VERSION } from '../schema/migrate.ts';
+import { LATEST_VERSION, readSchemaVersion } from '../schema/migrate.ts';
 import { inspectSchema } from '../schema/inspect.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture } from '../capture/render.ts';
 import { type CaptureStatus, captureTriggerStatus } from '../capture/state.ts';
-import { type Db, ident } from '../db.ts';
+import { readInstalledCapture } from '../capture/install.ts';
+import type { Db } from '../db.ts';
 
 export interface SchemaState {
   name: string;
@@ -15,12 +16,7 @@ export interface SchemaState {
 
 export async function schemaState(db: Db, schema: string): Promise<SchemaState> {
   const latest = LATEST_VERSION();
-  let version: number | null = null;
-  const exists = await db.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${ident(schema)}.migration`]);
-  if (exists.rows[0]?.present) {
-    const found = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
-    version = found.rows[0]?.version ?? null;
-  }
+  const version = await readSchemaVersion(db, schema);
   return { name: schema, version, latest, current: version === latest };
 }
 
@@ -51,21 +47,14 @@ export async function triggerState(db: Db, target: CaptureTarget): Promise<Trigg
   const capture = await captureTriggerStatus(db, target);
   // The named table's own triggers (partitions are in capture.problems).
   const own = capture.triggers.filter((t) => t.table === table);
-  let definition: string | undefined;
-  const present = await db.query<{ present: boolean }>(
-    'SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2) AS present',
-    [target.schema, 'capture'],
-  );
-  if (present.rows[0]?.present) {
-    const installed = await db.query<{ definition: string; orders_table: string }>(
-      `SELECT definition, orders_table FROM ${ident(target.schema)}.capture`,
-    );
-    if (installed.rows[0]?.orders_table === table) definition = installed.rows[0].definition;
-  }
+  const recorded = await readInstalledCapture(db, target.schema);
+  const definition = recorded?.ordersTable === table ? recorded.definition : undefined;
   const installed = own.length === ALL_TRIGGERS.length;
   const enabled = installed && !capture.problems.some((p) => p.level === 'error');
   const condition: TriggerCondition = own.length === 0 ? 'missing' : !installed ? 'partly installed' : enabled ? 'enabled' : 'disabled';
-  const damage = present.rows[0]?.present ? await inspectSchema(db, target.schema) : [];
+  // Before `migrate` and after `uninstall --drop-schema` there is no schema to be damaged: it is "not installed".
+  const { rowCount } = await db.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
+  const damage = rowCount ? await inspectSchema(db, target.schema) : [];
   return {
     table,
     installed,

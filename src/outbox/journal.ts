@@ -5,8 +5,10 @@
 // than one event, is moved to the outbox unsent and goes out from there.
 import type pg from 'pg';
 import { ident, statementName } from '../db.ts';
+import { CaptureError } from '../errors.ts';
 import type { Change } from '../mapping/mapping.ts';
 import type { AttemptRecord, ClaimedEvent } from '../delivery/eventStore.ts';
+import { attemptColumns } from './outbox.ts';
 
 interface ClaimedRow {
   id: string;
@@ -215,21 +217,21 @@ export class Journal {
     const { rows } = await this.pool.query<{ recorded: number }>({
       name: this.names.record,
       text: this.recordSql,
-      values: [
-        records.map((r) => r.event.id),
-        records.map((r) => r.event.attempt),
-        records.map((r) => r.event.eventId),
-        records.map((r) => r.event.orderId),
-        records.map((r) => r.event.eventType),
-        records.map((r) => r.event.body),
-        records.map((r) => r.status),
-        records.map((r) => r.nextAttemptAt),
-        records.map((r) => r.startedAt),
-        records.map((r) => r.durationMs),
-        records.map((r) => r.httpStatus),
-        records.map((r) => r.error),
-        records.map((r) => r.errorKind),
-      ],
+      values: attemptColumns(records, [
+        'id',
+        'attempt',
+        'eventId',
+        'orderId',
+        'eventType',
+        'body',
+        'status',
+        'nextAttemptAt',
+        'startedAt',
+        'durationMs',
+        'httpStatus',
+        'error',
+        'errorKind',
+      ]),
     });
     return { recorded: rows[0]!.recorded };
   }
@@ -248,7 +250,12 @@ export class Journal {
   /** The installation's random id, which `migrate` created. */
   static async installationId(pool: pg.Pool, schemaName: string): Promise<string> {
     const { rows } = await pool.query<{ id: string }>(`SELECT id::text FROM ${ident(schemaName)}.installation`);
-    if (!rows[0]) throw new Error(`${ident(schemaName)}.installation is empty: run \`order-webhooks migrate\``);
+    // migrate fills it once, with the migration that made it: empty, it was emptied by hand.
+    if (!rows[0]) {
+      throw new CaptureError(
+        `schema ${ident(schemaName)} is damaged: table ${ident(schemaName)}.${ident('installation')} is empty (docs/security.md, "If our schema is damaged")`,
+      );
+    }
     return rows[0].id;
   }
 

@@ -3,6 +3,30 @@ import type pg from 'pg';
 import { ident } from '../db.ts';
 import type { AttemptRecord, ClaimedEvent } from '../delivery/eventStore.ts';
 
+/** Each field of an attempt record, as a statement that unnests a batch of them takes it. */
+const ATTEMPT_FIELDS = {
+  id: (r: AttemptRecord) => r.event.id,
+  attempt: (r: AttemptRecord) => r.event.attempt,
+  eventId: (r: AttemptRecord) => r.event.eventId,
+  orderId: (r: AttemptRecord) => r.event.orderId,
+  eventType: (r: AttemptRecord) => r.event.eventType,
+  body: (r: AttemptRecord) => r.event.body,
+  status: (r: AttemptRecord) => r.status,
+  nextAttemptAt: (r: AttemptRecord) => r.nextAttemptAt,
+  startedAt: (r: AttemptRecord) => r.startedAt,
+  durationMs: (r: AttemptRecord) => r.durationMs,
+  httpStatus: (r: AttemptRecord) => r.httpStatus,
+  error: (r: AttemptRecord) => r.error,
+  errorKind: (r: AttemptRecord) => r.errorKind,
+  free: (r: AttemptRecord) => r.free === true,
+} satisfies Record<string, (r: AttemptRecord) => unknown>;
+type AttemptField = keyof typeof ATTEMPT_FIELDS;
+
+/** A batch of attempt records as one array per field, in the order of the statement's unnest() parameters. */
+export function attemptColumns(records: readonly AttemptRecord[], fields: readonly AttemptField[]): unknown[][] {
+  return fields.map((field) => records.map((record): unknown => ATTEMPT_FIELDS[field](record)));
+}
+
 export class Outbox {
   private readonly schema: string;
   private readonly claimSql: string;
@@ -121,19 +145,22 @@ export class Outbox {
   /** Records results (every attempt gets its row); returns how many events they applied to. */
   async record(records: readonly AttemptRecord[]): Promise<number> {
     if (records.length === 0) return 0;
-    const { rows } = await this.pool.query<{ applied: number }>(this.recordSql, [
-      records.map((r) => r.event.id),
-      records.map((r) => r.event.eventId),
-      records.map((r) => r.event.attempt),
-      records.map((r) => r.startedAt),
-      records.map((r) => r.durationMs),
-      records.map((r) => r.httpStatus),
-      records.map((r) => r.error),
-      records.map((r) => r.status),
-      records.map((r) => r.nextAttemptAt),
-      records.map((r) => r.errorKind),
-      records.map((r) => r.free === true),
-    ]);
+    const { rows } = await this.pool.query<{ applied: number }>(
+      this.recordSql,
+      attemptColumns(records, [
+        'id',
+        'eventId',
+        'attempt',
+        'startedAt',
+        'durationMs',
+        'httpStatus',
+        'error',
+        'status',
+        'nextAttemptAt',
+        'errorKind',
+        'free',
+      ]),
+    );
     return rows[0]!.applied;
   }
 }

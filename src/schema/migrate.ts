@@ -1,21 +1,26 @@
 // Installs our schema into the orders database: numbered SQL migrations, then the capture trigger.
 // Safe to run again (recorded, idempotent) and from two processes at once (advisory lock).
 import { readdirSync, readFileSync } from 'node:fs';
-import pg from 'pg';
+import type pg from 'pg';
 import { type CaptureTarget, qualifiedOrdersTable, renderSql } from '../capture/render.ts';
 import { checkOrdersTable } from '../capture/ordersTable.ts';
-import { captureStatements, type InstalledCapture, installedCapture } from '../capture/install.ts';
+import {
+  BEGIN_DDL,
+  COMMIT,
+  captureStatements,
+  type InstalledCapture,
+  readInstalledCapture,
+  withOrdersTableLock,
+} from '../capture/install.ts';
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
-import { CONNECT_TIMEOUT_MS, describeDbError, ident, KEEPALIVE_IDLE_MS, literal, lockKey } from '../db.ts';
-import { CaptureError, DatabaseUnreachableError, MigrationError, PoolerError, SchemaError } from '../errors.ts';
+import { type Db, describeDbError, ident, literal, lockKey, openClient } from '../db.ts';
+import { AppError, CaptureError, MigrationError, SchemaError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { reportWakeUp, type WakeUpReport } from '../capture/wakeUp.ts';
 
 const MIGRATIONS_DIR = new URL('../../migrations/', import.meta.url);
 /** How long one DDL statement may wait for a lock on a busy orders table before it gives up. */
-const LOCK_TIMEOUT = '2s';
-const LOCK_TRIES = 5;
 
 export interface Migration {
   version: number;
@@ -49,16 +54,15 @@ export interface Installed {
 export const NOTHING_INSTALLED: Installed = { schema: false, migrationTable: false, versions: [], capture: undefined };
 
 export async function readInstalled(client: pg.ClientBase, schema: string): Promise<Installed> {
-  const { rows } = await client.query<{ schema: boolean; migration: boolean; capture: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
-            to_regclass($2) IS NOT NULL AS migration, to_regclass($3) IS NOT NULL AS capture`,
-    [schema, `${ident(schema)}.migration`, `${ident(schema)}.capture`],
+  const { rows } = await client.query<{ schema: boolean; migration: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema, to_regclass($2) IS NOT NULL AS migration`,
+    [schema, `${ident(schema)}.migration`],
   );
   const found = rows[0]!;
   const versions = found.migration
     ? (await client.query<{ version: number }>(`SELECT version FROM ${ident(schema)}.migration`)).rows.map((r) => r.version)
     : [];
-  const capture = found.capture ? await installedCapture(client, schema) : undefined;
+  const capture = await readInstalledCapture(client, schema);
   return { schema: found.schema, migrationTable: found.migration, versions, capture };
 }
 
@@ -69,6 +73,9 @@ export async function readInstalled(client: pg.ClientBase, schema: string): Prom
 export interface MigrationPlan {
   pending: Migration[];
   installsCapture: boolean;
+  /** What runs inside the transaction. */
+  work: string[];
+  /** The whole of it: BEGIN_DDL, the work, COMMIT (none when there is nothing to do). */
   statements: string[];
 }
 
@@ -94,36 +101,13 @@ export function planMigration(target: CaptureTarget, installed: Installed): Migr
   ];
   // All of it in one transaction: an order transaction sees either the old schema and trigger or
   // the new ones, never a mix.
-  const statements = work.length === 0 ? [] : [`BEGIN;\nSET LOCAL lock_timeout = '${LOCK_TIMEOUT}';`, ...work, 'COMMIT;'];
-  return { pending, installsCapture: capture.length > 0, statements };
+  const statements = work.length === 0 ? [] : [BEGIN_DDL, ...work, COMMIT];
+  return { pending, installsCapture: capture.length > 0, work, statements };
 }
 
 /** The statements as a script for psql: each exactly as `migrate` sends it, a blank line between. */
 export function planScript(statements: string[]): string {
   return statements.map((statement) => `${statement}\n`).join('\n');
-}
-
-async function runPlan(client: pg.ClientBase, plan: MigrationPlan): Promise<void> {
-  try {
-    for (const statement of plan.statements) await client.query(statement);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined); // the original error is the one to report
-    throw error;
-  }
-}
-
-// DDL on the order app's table may wait behind its transactions: give up quickly and try again
-// rather than queue every order statement behind our lock request.
-async function withLockRetries<T>(log: Logger, what: string, work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as pg.DatabaseError).code !== '55P03' || attempt >= LOCK_TRIES) throw error;
-      log.warn({ attempt }, `${what}: a lock was not granted within ${LOCK_TIMEOUT}; trying again`);
-      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-    }
-  }
 }
 
 export interface MigrateResult {
@@ -135,22 +119,12 @@ export interface MigrateResult {
   statements: string[];
 }
 
-async function connect(url: string, log: Logger): Promise<pg.Client> {
-  // Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while.
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: 'order-webhooks migrate',
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
-  });
-  client.on('error', (error) => log.warn({ error: error.message }, 'migration connection failed'));
-  try {
-    await client.connect();
-  } catch (error) {
-    throw new DatabaseUnreachableError(`cannot connect to the database: ${describeDbError(error)}`);
-  }
-  return client;
+// Bounded connect and keepalive, but no statement timeout: DDL may legitimately take a while, and
+// nothing in the startup packet, which a pooler may refuse before the probe can say why.
+function connect(url: string, log: Logger): Promise<pg.Client> {
+  return openClient(url, { name: 'order-webhooks migrate', statementTimeoutMs: null, startupOptions: false }, (error) =>
+    log.warn({ error: error.message }, 'migration connection failed'),
+  );
 }
 
 /** What `migrate` would run on this database now, read without changing anything: for `--dry-run`. */
@@ -178,11 +152,17 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
     // A table we cannot capture is refused before anything is created.
     await checkOrdersTable(client, target);
     const plan = planMigration(target, await readInstalled(client, target.schema));
-    await withLockRetries(
-      log,
-      plan.pending.length > 0 ? `migration ${plan.pending.map((m) => m.version).join(', ')}` : 'capture trigger',
-      () => runPlan(client, plan),
-    );
+    if (plan.work.length > 0) {
+      await withOrdersTableLock(
+        client,
+        qualifiedOrdersTable(target),
+        plan.pending.length > 0 ? `migration ${plan.pending.map((m) => m.version).join(', ')}` : 'capture trigger',
+        async () => {
+          for (const statement of plan.work) await client.query(statement);
+        },
+        log,
+      );
+    }
     // What migrate cannot mend (a table of ours dropped or altered by hand, a trigger disabled) is
     // said here rather than reported as up to date.
     const damage = await inspectSchema(client, target.schema);
@@ -197,28 +177,29 @@ export async function migrate(url: string, target: CaptureTarget, log: Logger, i
     const wakeUp = await reportWakeUp(client, target.wakeUp ?? 'auto', idlePollMs);
     return { applied, captureInstalled: plan.installsCapture, wakeUp, statements: plan.statements };
   } catch (error) {
-    if (error instanceof CaptureError || error instanceof PoolerError) throw error;
-    if ((error as pg.DatabaseError).code === '55P03') {
-      throw new MigrationError(
-        `gave up after ${LOCK_TRIES} tries: ${qualifiedOrdersTable(target)} stayed locked by other transactions for more than ${LOCK_TIMEOUT} each time; run migrate again when the order app is quieter`,
-      );
-    }
+    // Ours already say what happened (a damaged schema, a pooler, the orders table kept busy).
+    if (error instanceof AppError) throw error;
     throw new MigrationError(`migration failed: ${describeDbError(error)}`);
   } finally {
     await client.end().catch(() => undefined); // closing releases the advisory lock too
   }
 }
 
+/**
+ * The version our schema is at: the highest migration applied, or null when it is not installed.
+ * Looked up first, so that a missing schema is an answer rather than an error.
+ */
+export async function readSchemaVersion(db: Db, schema: string): Promise<number | null> {
+  const exists = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [`${ident(schema)}.migration`]);
+  if (!exists.rows[0]?.present) return null;
+  const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
+  return rows[0]?.version ?? null;
+}
+
 /** For `start`: the schema is at the version this code expects. */
-export async function checkSchemaVersion(db: pg.Pool, schema: string): Promise<void> {
+export async function checkSchemaVersion(db: Db, schema: string): Promise<void> {
   const latest = LATEST_VERSION();
-  let version: number | null = null;
-  try {
-    const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
-    version = rows[0]?.version ?? null;
-  } catch (error) {
-    if ((error as pg.DatabaseError).code !== '42P01' && (error as pg.DatabaseError).code !== '3F000') throw error;
-  }
+  const version = await readSchemaVersion(db, schema);
   if (version === null) throw new SchemaError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
   if (version > latest) {
     throw new SchemaError(

@@ -2,11 +2,12 @@
 // session of its own on each connection: LISTEN, session advisory locks and named prepared
 // statements live in the server process, and a transaction-mode pooler (PgBouncer's
 // pool_mode = transaction) hands that process to another client between two transactions.
-import pg from 'pg';
-import { SESSION_OPTIONS } from '../db.ts';
+import type pg from 'pg';
+import { openClient, SESSION_OPTIONS } from '../db.ts';
 import { PoolerError } from '../errors.ts';
 
-const CONNECT_TIMEOUT_MS = 10_000;
+/** The probe's statements are instant; one unanswered this long means a dead connection. */
+const PROBE_ANSWER_MS = 10_000;
 /** Rounds of the probe: one settles it on a pool nobody else uses; more cover a pool busy with other clients. */
 const ROUNDS = 3;
 
@@ -19,16 +20,16 @@ async function backendPid(client: pg.Client): Promise<number> {
   return rows[0]!.pid;
 }
 
-async function connect(url: string, options?: string): Promise<pg.Client> {
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: 'order-webhooks check',
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+// Nothing in the startup packet but what is probed for: a pooler that refuses it would fail the
+// first connection, before the probe could tell a shared pool from a refused parameter.
+function connect(url: string, options?: string): Promise<pg.Client> {
+  return openClient(url, {
+    name: 'order-webhooks check',
+    statementTimeoutMs: null,
+    answerTimeoutMs: PROBE_ANSWER_MS,
+    startupOptions: options !== undefined,
     ...(options ? { options } : {}),
   });
-  client.on('error', () => undefined); // a failed query rejects; a later socket error has nobody to tell
-  await client.connect();
-  return client;
 }
 
 /**
@@ -75,9 +76,10 @@ export async function checkSessionConnections(url: string, { startupOptions = tr
   try {
     withOptions = await connect(url, SESSION_OPTIONS);
   } catch (error) {
-    if (!/unsupported startup parameter/i.test((error as Error).message)) throw error;
+    const refusal = ((error as Error).cause as Error | undefined)?.message ?? '';
+    if (!/unsupported startup parameter/i.test(refusal)) throw error;
     throw new PoolerError(
-      `database.url: the server refused the startup parameter "options" that the service's connections use to set ${SESSION_OPTIONS} (${(error as Error).message}); a pooler such as PgBouncer does so: point database.url at PostgreSQL itself (docs/security.md, "Connection poolers")`,
+      `database.url: the server refused the startup parameter "options" that the service's connections use to set ${SESSION_OPTIONS} (${refusal}); a pooler such as PgBouncer does so: point database.url at PostgreSQL itself (docs/security.md, "Connection poolers")`,
     );
   }
   await withOptions.end().catch(() => undefined);

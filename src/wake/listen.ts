@@ -39,7 +39,11 @@ export class WakeListener {
     // growing pause, and check the connection every 5 s so a silently dead socket is noticed: a
     // check unanswered within LISTEN_ANSWER_MS fails, and pg-listen replaces the connection.
     this.subscriber = pgListen.default(
-      connectionConfig(url, 'order-webhooks listen', { statementTimeoutMs: LISTEN_ANSWER_MS - 1000, answerTimeoutMs: LISTEN_ANSWER_MS }),
+      connectionConfig(url, {
+        name: 'order-webhooks listen',
+        statementTimeoutMs: LISTEN_ANSWER_MS - 1000,
+        answerTimeoutMs: LISTEN_ANSWER_MS,
+      }),
       {
         paranoidChecking: LISTEN_CHECK_MS,
         retryInterval: (attempt: number) => Math.min(250 * 2 ** attempt, 5000),

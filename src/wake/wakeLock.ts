@@ -8,8 +8,8 @@
 // and the order app stops paying for NOTIFYs nobody would act on.
 // Where the trigger never notifies (database.wakeUp, src/capture/wakeUp.ts), the lock is never taken
 // and the drainer polls instead.
-import pg from 'pg';
-import { connectionConfig, describeDbError, isAnswerTimeout, lockKey } from '../db.ts';
+import type pg from 'pg';
+import { createClient, describeDbError, isAnswerTimeout, lockKey } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { effectiveWakeUp, maxPreparedTransactions, type WakeUpMode } from '../capture/wakeUp.ts';
 
@@ -137,10 +137,11 @@ export class WakeLock {
   private connection(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client(
-        connectionConfig(this.url, 'order-webhooks wake', { statementTimeoutMs: WAKE_ANSWER_MS - 1000, answerTimeoutMs: WAKE_ANSWER_MS }),
+      const client: pg.Client = createClient(
+        this.url,
+        { name: 'order-webhooks wake', statementTimeoutMs: WAKE_ANSWER_MS - 1000, answerTimeoutMs: WAKE_ANSWER_MS },
+        (error) => this.drop(client, error),
       );
-      client.on('error', (error) => this.drop(client, error));
       client.on('end', () => this.drop(client));
       try {
         await client.connect();

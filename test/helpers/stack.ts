@@ -15,7 +15,8 @@ export interface Stack {
   /** What `migrate` printed. */
   migrated: RunResult;
   service?: ServiceProcess;
-  start(): Promise<ServiceProcess>;
+  /** Starts the service, with these environment variables beside PATH and HOME. */
+  start(env?: NodeJS.ProcessEnv): Promise<ServiceProcess>;
   close(): Promise<void>;
 }
 
@@ -28,6 +29,7 @@ export async function createStack(
     startNow = true,
     server,
     serviceUrl,
+    sections = {},
   }: {
     webHook?: object;
     orders?: object;
@@ -37,6 +39,8 @@ export async function createStack(
     server?: string;
     /** The URL the service connects with (through a proxy, say); migrate uses the database's own. */
     serviceUrl?: (url: string) => string;
+    /** More top-level config sections (`telemetry`, say). */
+    sections?: Record<string, unknown>;
   } = {},
 ): Promise<Stack> {
   const db = await createTestDatabase(label, server);
@@ -47,6 +51,7 @@ export async function createStack(
     database: { url: db.url, pollInterval: 'PT0.5S', ...database },
     orders: { dueDateColumn: 'due_date', ...orders },
     logLevel: 'info',
+    ...sections,
   };
   const configPath = writeConfig(config);
   const migrated = await run(['migrate', '--config', configPath]);
@@ -58,8 +63,8 @@ export async function createStack(
     configPath,
     config,
     migrated,
-    async start() {
-      stack.service = await startService(configPath);
+    async start(env) {
+      stack.service = await startService(configPath, env);
       return stack.service;
     },
     async close() {

@@ -23,7 +23,8 @@ interface Pair {
   frozen: boolean;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** `listenPort`: a port to listen on (one a service already tries to reach); default any free one. */
+export async function startTcpProxy(target: { host: string; port: number }, listenPort = 0): Promise<TcpProxy> {
   const pairs = new Set<Pair>();
   let frozenCount = 0;
   const server: Server = createServer((client) => {
@@ -48,7 +49,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     forward(client, upstream);
     forward(upstream, client);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listenPort, '127.0.0.1', resolve);
+  });
   const port = (server.address() as { port: number }).port;
   return {
     port,
