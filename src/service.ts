@@ -1,9 +1,8 @@
 // Composes the parts into the running service and its one shutdown path.
 import type { Config } from './config/config.ts';
-import { checkCaptureInstalled } from './capture/install.ts';
-import { checkOrdersTable } from './capture/ordersTable.ts';
-import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
+import { createPool, type Db, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
+import { NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
 import { startTracing, type Tracing } from './delivery/tracing.ts';
 import { Drainer } from './wake/drainer.ts';
@@ -13,19 +12,17 @@ import { Journal } from './outbox/journal.ts';
 import { PostgresEventStore } from './outbox/store.ts';
 import { WakeListener } from './wake/listen.ts';
 import { WakeLock } from './wake/wakeLock.ts';
-import { reportWakeUp } from './capture/wakeUp.ts';
 import type { Logger } from './log.ts';
-import { checkSchemaVersion } from './schema/migrate.ts';
-import { checkSchemaIntact, checkServicePrivileges } from './schema/inspect.ts';
-import { checkSessionConnections } from './schema/pooler.ts';
 import { loadTls } from './delivery/tls.ts';
+import { assess, startRefusal } from './health/model.ts';
+import { observeInstall, observePooler } from './health/observe.ts';
 import { readiness } from './http/health.ts';
-import { Metrics } from './http/metrics.ts';
+import { Metrics, type MetricsReading } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
-import { readBacklog } from './outbox/backlog.ts';
+import { readCounts } from './outbox/status.ts';
 import { breakerSettings } from './delivery/breaker.ts';
-import { EndpointStates } from './outbox/endpointState.ts';
+import { EndpointStates, readEndpointStates } from './outbox/endpointState.ts';
 import { Alerter, AlertSender } from './alerts/alerter.ts';
 import { Retention } from './outbox/retention.ts';
 
@@ -73,14 +70,14 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   let tracing: Tracing | undefined;
   try {
     await waitForDatabase(database.url, log, database.startTimeout);
-    await checkSessionConnections(database.url);
-    await checkServicePrivileges(pool, database.schema);
-    await checkSchemaVersion(pool, database.schema);
-    await checkSchemaIntact(pool, database.schema);
-    await checkOrdersTable(pool, target);
-    await checkCaptureInstalled(pool, target);
+    // The set-up checks: the same facts and rule as `check` (src/health/), so both fail alike. The
+    // pooler first: through one that refuses the pool's start-up options, nothing else can be read.
+    const pooler = await observePooler(database.url);
+    const observed = pooler === null ? await observeInstall(pool, { target, idlePollMs: database.idlePollInterval }) : undefined;
+    const refusal = startRefusal(assess({ ...observed?.facts, pooler }));
+    if (refusal) throw refusal;
+    const { wakeUp } = observed!;
     installation = await Journal.installationId(pool, database.schema);
-    const wakeUp = await reportWakeUp(pool, database.wakeUp, database.idlePollInterval);
     log.info({ wakeUp: wakeUp.effective }, `wake-up ${wakeUp.summary}`);
     if (wakeUp.warning) log.warn(wakeUp.warning);
     if (config.tracing) {
@@ -93,7 +90,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     throw databaseFailure(error);
   }
 
-  const metrics = config.http ? new Metrics(() => readBacklog(pool, database.schema), log, true) : undefined;
+  const metrics = config.http ? new Metrics(() => readMetrics(pool, database.schema), log, true) : undefined;
   const sender = new Sender(webHook, loaded.options);
   release.push(() => sender.close());
   const store = new PostgresEventStore(pool, database.schema, installation, {
@@ -156,6 +153,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => listener?.connected ?? false,
+            claims: () => dispatcher.claims.current,
           }),
           metrics: () => metrics.render(),
         },
@@ -168,7 +166,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
               enabled: true,
               endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
               token: config.http.token,
-              listening: () => listener?.connected ?? false,
+              idlePollMs: database.idlePollInterval,
+              runtime: () => ({ enabled: true, listening: listener?.connected ?? false, claims: dispatcher.claims.current }),
               log,
             })
           : undefined,
@@ -271,7 +270,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
   if (config.http) {
     const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
     release.push(() => pool.end());
-    const metrics = new Metrics(() => readBacklog(pool, config.database.schema), log, false);
+    const metrics = new Metrics(() => readMetrics(pool, config.database.schema), log, false);
     try {
       const http = await startHttpServer(
         config.http,
@@ -281,6 +280,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => false,
+            claims: () => NO_CLAIM_FAILURES,
           }),
           metrics: () => metrics.render(),
         },
@@ -293,8 +293,9 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
               enabled: false,
               endpoint: config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null,
               token: config.http.token,
-              // Idle: nothing listens, so the page shows capture as not healthy, with the reason.
-              listening: () => false,
+              idlePollMs: config.database.idlePollInterval,
+              // Idle: nothing listens or claims, by choice; the page says webhooks are disabled.
+              runtime: () => ({ enabled: false }),
               log,
             })
           : undefined,
@@ -320,4 +321,9 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
     return stopping;
   };
   return { stopped, stop };
+}
+
+/** The database gauges of /metrics: the backlog and each endpoint's status, one reading per scrape. */
+async function readMetrics(pool: Db, schema: string): Promise<MetricsReading> {
+  return { ...(await readCounts(pool, schema)), endpoints: await readEndpointStates(pool, schema, ['default']) };
 }

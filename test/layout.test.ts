@@ -19,6 +19,7 @@ const ORDER = [
   'delivery',
   'verify',
   'outbox',
+  'health',
   'alerts',
   'http',
   'service',
@@ -48,7 +49,7 @@ function importsOf(file: string): string[] {
 }
 
 describe('code layout', () => {
-  it('imports point one way: config → db → capture → schema → wake → mapping → delivery → verify → outbox → http → service → demo → cli → index', () => {
+  it('imports point one way: config → db → capture → schema → wake → mapping → delivery → verify → outbox → health → http → service → demo → cli → index', () => {
     const wrong: string[] = [];
     for (const file of sources(SRC)) {
       const from = partOf(file);
@@ -62,11 +63,18 @@ describe('code layout', () => {
     assert.deepEqual(wrong, []);
   });
 
-  it('keeps the pure parts pure: mapping, signing, the retry policy and durations do no I/O', () => {
+  it('keeps the pure parts pure: mapping, signing, the retry policy, durations and the health model do no I/O', () => {
     const pure = sources(SRC).filter((file) =>
-      ['mapping/', 'delivery/sign.ts', 'delivery/retryPolicy.ts', 'config/duration.ts'].some((p) => relative(SRC, file).startsWith(p)),
+      [
+        'mapping/',
+        'delivery/sign.ts',
+        'delivery/retryPolicy.ts',
+        'delivery/claimFailures.ts',
+        'config/duration.ts',
+        'health/model.ts',
+      ].some((p) => relative(SRC, file).startsWith(p)),
     );
-    assert.ok(pure.length >= 5, `expected the pure modules, found ${pure.map((f) => relative(SRC, f)).join(', ')}`);
+    assert.ok(pure.length >= 7, `expected the pure modules, found ${pure.map((f) => relative(SRC, f)).join(', ')}`);
     const io = /from\s+'(pg|pg-listen|got|node:fs|node:net|node:http|node:https|node:child_process)'/;
     assert.deepEqual(
       pure.filter((file) => io.test(readFileSync(file, 'utf8'))).map((file) => relative(SRC, file)),

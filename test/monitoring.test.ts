@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { parseConfig } from '../src/config/config.ts';
+import { CLAIMS_FAILING_FOR_MS } from '../src/health/model.ts';
 import { run, runUntil, type ServiceProcess, startService, writeConfig } from './helpers/cli.ts';
 import { insertOrder, serverUrl } from './helpers/db.ts';
+import { ORDER_LIFE, playOrder, playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
 import { stacksClosedAfter } from './helpers/stack.ts';
 
@@ -54,7 +56,7 @@ describe('monitoring', () => {
       const r = await get(port, '/readyz');
       return r.status === 200 && r;
     });
-    assert.equal(ready.body, 'ready: database connected, listener subscribed\n');
+    assert.equal(ready.body, 'ready: database connected, listener subscribed, claims working\n');
     assert.equal((await get(port, '/nothing')).status, 404);
     const before = await get(port, '/metrics');
     assert.equal(before.status, 200);
@@ -187,10 +189,131 @@ describe('monitoring', () => {
       },
       { what: '/readyz 200 again', timeoutMs: 30_000 },
     );
-    assert.equal(up.body, 'ready: database connected, listener subscribed\n');
+    assert.equal(up.body, 'ready: database connected, listener subscribed, claims working\n');
     // And it delivers again.
     await insertOrder(s.db);
     await s.receiver.waitForCount(1);
+  });
+
+  it('/readyz turns 503 once claims have failed for a while (a grant revoked), and 200 again once they work', async () => {
+    const s = await stack('readyz_claims', { startNow: false });
+    // A service role with exactly the grants `start` needs, so that a REVOKE makes its claims fail for real.
+    const role = `ow_test_${randomBytes(4).toString('hex')}_claims`;
+    const quoted = pg.escapeIdentifier(role);
+    await s.db.query(`CREATE ROLE ${quoted} LOGIN`);
+    try {
+      const grants = await run(['migrate', '--print-grants', role, '--config', s.configPath]);
+      assert.equal(grants.code, 0, grants.stderr);
+      await s.db.query(grants.stdout);
+      const url = new URL(s.db.url);
+      url.username = role;
+      const configPath = writeConfig({ ...s.config, database: { ...s.config.database, url: url.toString() }, http: { port: 0 } });
+      s.service = await startService(configPath);
+      const port = await httpPort(s.service);
+      await waitFor(async () => (await get(port, '/readyz')).status === 200, { what: '/readyz 200' });
+
+      const revokedAt = Date.now();
+      await s.db.query(`REVOKE SELECT, UPDATE, DELETE ON order_webhooks.change FROM ${quoted}`);
+      await insertOrder(s.db); // captured (the trigger writes as its owner), but the service cannot claim it
+      const down = await waitFor(
+        async () => {
+          const r = await get(port, '/readyz');
+          return r.status === 503 && r;
+        },
+        { what: '/readyz 503 with claims failing', timeoutMs: 45_000, intervalMs: 200 },
+      );
+      assert.match(down.body, /^not ready: claims failing: \d+ in a row since \S+Z: permission denied for table change/);
+      assert.ok(Date.now() - revokedAt >= CLAIMS_FAILING_FOR_MS, 'not before they have failed for a while');
+      assert.equal((await get(port, '/healthz')).status, 200, 'alive: a restart would not help');
+      assert.equal(s.receiver.requests.length, 0);
+
+      await s.db.query(`GRANT SELECT, UPDATE, DELETE ON order_webhooks.change TO ${quoted}`);
+      const up = await waitFor(
+        async () => {
+          const r = await get(port, '/readyz');
+          return r.status === 200 && r;
+        },
+        { what: '/readyz 200 again', timeoutMs: 30_000 },
+      );
+      assert.equal(up.body, 'ready: database connected, listener subscribed, claims working\n');
+      await s.receiver.waitForCount(1);
+    } finally {
+      await s.service?.stop();
+      s.service = undefined;
+      await s.db.query(`DROP OWNED BY ${quoted}`);
+      await s.db.query(`DROP ROLE ${quoted}`);
+    }
+  });
+
+  it('/metrics and `status --json` show the same counts in the middle of an outage: pending (those behind their heads too), failed, journal', async () => {
+    const s = await stack('metrics_outage', { startNow: false });
+    // The receiver is down: each order's head is answered 503 with Retry-After an hour (its later
+    // events wait behind it, with no time), and one order's events are given up (500, no Retry-After).
+    const doomed = randomUUID();
+    s.receiver.respond = (request, response) => {
+      if (JSON.parse(request.body).orderId === doomed) response.statusCode = 500;
+      else {
+        response.statusCode = 503;
+        response.setHeader('Retry-After', '3600');
+      }
+      response.end();
+    };
+    s.service = await startService(writeConfig({ ...s.config, http: { port: 0 } }));
+    const port = await httpPort(s.service);
+    await playOrder(s.db, doomed);
+    await playOrders(s.db, 3);
+    const events = ORDER_LIFE.length;
+    await waitFor(
+      async () => {
+        const [row] = await s.db.query<{ failed: number; heads: number; waiting: number }>(
+          `SELECT count(*) FILTER (WHERE status = 'failed')::int AS failed,
+                  count(*) FILTER (WHERE status = 'pending' AND attempts > 0 AND next_attempt_at > now() + interval '30 minutes')::int AS heads,
+                  count(*) FILTER (WHERE status = 'pending' AND next_attempt_at IS NULL)::int AS waiting
+             FROM order_webhooks.outbox`,
+        );
+        return row!.failed === events && row!.heads === 3 && row!.waiting === 3 * (events - 1);
+      },
+      { what: 'the outage: one order failed, three heads waiting an hour with their later events behind them', timeoutMs: 30_000 },
+    );
+    // Two changes left in the journal, as while another instance holds their claim.
+    const client = await s.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ id: string }>("INSERT INTO orders (state) VALUES ('created'), ('created') RETURNING id");
+      await client.query("UPDATE order_webhooks.change SET claimed_until = now() + interval '1 hour' WHERE order_id = ANY($1)", [
+        rows.map((r) => r.id),
+      ]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+
+    // A reading of the gauges taken after the journal rows came (they are cached for a few seconds).
+    const metrics = await waitFor(
+      async () => {
+        const text = (await get(port, '/metrics')).body;
+        return sample(text, 'order_webhooks_journal_backlog') === 2 && text;
+      },
+      { what: 'journal_backlog 2 in /metrics' },
+    );
+    const status = await run(['status', '--json', '--config', s.configPath]);
+    assert.equal(status.code, 1, 'failed events need attention');
+    const body = JSON.parse(status.stdout);
+    assert.deepEqual(
+      {
+        pending: sample(metrics, 'order_webhooks_events_pending'),
+        failed: sample(metrics, 'order_webhooks_events_failed'),
+        journal: sample(metrics, 'order_webhooks_journal_backlog'),
+      },
+      { pending: body.outbox.pending, failed: body.outbox.failed, journal: body.journalBacklog },
+    );
+    assert.deepEqual([body.outbox.pending, body.outbox.failed, body.journalBacklog], [3 * events, events, 2]);
+    const age = sample(metrics, 'order_webhooks_oldest_pending_age_seconds');
+    assert.ok(Math.abs(age - body.lagSeconds) <= 6, `oldest pending age ${age} s in /metrics, lag ${body.lagSeconds} s in status`);
+    assert.deepEqual(
+      body.problems.map((p: { code: string }) => p.code),
+      ['events_failed'],
+    );
   });
 
   it('webHook.enabled false: runs idle until SIGTERM, ready and saying webhooks are disabled, the backlog in /metrics, nothing sent', async () => {

@@ -144,7 +144,15 @@ describe('operations', () => {
     assert.equal(dropped.body.trigger.condition, 'partly installed');
     const check = await cli(s, 'check');
     assert.equal(check.code, 1);
-    assert.match(check.stdout, /^failed\s+trigger\s+partly installed on "public"\."orders": run `order-webhooks migrate`$/m);
+    // What start says first (it refuses a damaged schema), and what the trigger's state is.
+    assert.match(
+      check.stdout,
+      /^failed\s+schema\s+schema "order_webhooks" is damaged: trigger "order_webhooks_capture_insert" is missing: /m,
+    );
+    assert.match(
+      check.stdout,
+      /^failed\s+trigger\s+capture trigger order_webhooks_capture_insert missing on "public"\."orders": .*run `order-webhooks migrate`$/m,
+    );
     for (const kind of ['update', 'delete', 'delete_end', 'insert_start'])
       await s.db.query(`DROP TRIGGER order_webhooks_capture_${kind} ON orders`);
     assert.equal((await json(s, 'status')).body.trigger.condition, 'missing');
@@ -409,7 +417,7 @@ describe('operations', () => {
       const gone = await run(['status', '--config', configPath, '--json']);
       assert.equal(gone.code, 1);
       assert.equal(JSON.parse(gone.stdout).schema.version, null);
-      assert.match(JSON.parse(gone.stdout).attention.join('\n'), /schema order_webhooks not installed/);
+      assert.match(JSON.parse(gone.stdout).attention.join('\n'), /schema "order_webhooks" is not installed: run `order-webhooks migrate`/);
       const list = await run(['outbox', 'list', '--config', configPath]);
       assert.equal(list.code, 2);
       assert.match(list.stderr, /run `order-webhooks migrate`/);

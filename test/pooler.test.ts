@@ -67,7 +67,7 @@ describe('connection poolers', () => {
     }
   });
 
-  it('start and migrate refuse a pooler in transaction or statement mode: one line, exit 2', async () => {
+  it('start and migrate refuse a pooler in transaction or statement mode: one line, exit 2; check fails with the same line', async () => {
     const s = await stack('pooler_refused', { startNow: false });
     for (const mode of ['transaction', 'statement'] as const) {
       const pgb = await bouncer({ mode, ignoreStartupParameters: ['options'] });
@@ -79,6 +79,15 @@ describe('connection poolers', () => {
         result.stderr,
         /^order-webhooks: start: database\.url: the connections are shared with other clients between transactions .*session of its own/,
       );
+      // check judges the same facts by the same rule: it fails, with start's line, and on nothing else.
+      const checked = await run(['check', '--config', config]);
+      assert.equal(checked.code, 1, `${mode}: ${checked.stdout}`);
+      const failed = checked.stdout.split('\n').filter((l) => l.startsWith('failed'));
+      assert.deepEqual(
+        failed.map((l) => l.split(/\s{2,}/)),
+        [['failed', 'pooler', result.stderr.trim().replace(/^order-webhooks: start: /, '')]],
+        mode,
+      );
       await assert.rejects(checkSessionConnections(pgb.url(s.db.name)), PoolerError);
       // migrate too: its advisory lock would stay behind on a pooled server connection.
       const migrated = await run(['migrate', '--config', config]);
@@ -86,6 +95,9 @@ describe('connection poolers', () => {
       assert.match(migrated.stderr, /^order-webhooks: migrate: database\.url: the connections are shared [^\n]*\n$/);
     }
     await checkSessionConnections(s.db.url); // directly: a session of its own
+    const direct = await run(['check', '--config', s.configPath]);
+    assert.equal(direct.code, 0, direct.stdout);
+    assert.match(direct.stdout, /^ok\s+pooler\s+each connection is a session of its own$/m);
   });
 
   it('the check tells a transaction-mode pool with several idle server connections, in either order of reuse', async () => {

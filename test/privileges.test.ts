@@ -114,6 +114,11 @@ describe('least privilege', () => {
       service_special: false,
     });
 
+    // Granted what start needs: check passes where start is about to.
+    const checked = await run(['check', '--config', config(serviceRole)]);
+    assert.equal(checked.code, 0, checked.stdout);
+    assert.match(checked.stdout, new RegExp(`^ok\\s+privileges\\s+the role ${serviceRole.name} has what`, 'm'));
+
     service = await startService(config(serviceRole), {}, true);
     const viaApp: TestDatabase = { ...db, query: async (sql, params) => (await appPool.query(sql, params)).rows };
     const ids = await playOrders(viaApp, 6, 3);
@@ -136,13 +141,25 @@ describe('least privilege', () => {
     assert.match(again.stdout, /schema up to date; capture trigger installed/);
   });
 
-  it('start as a role that lacks a grant: one line naming it, exit 2', async () => {
+  it('start as a role that lacks a grant: one line naming it, exit 2; check fails with the same line', async () => {
     await as(owner, `REVOKE DELETE ON order_webhooks.change FROM ${pg.escapeIdentifier(serviceRole.name)}`);
-    const result = await run(['start', '--config', config(serviceRole, { schema: 'shop' })]);
+    const configPath = config(serviceRole, { schema: 'shop' });
+    const result = await run(['start', '--config', configPath]);
     assert.equal(result.code, 2, result.stderr);
-    assert.equal(
-      result.stderr,
-      `order-webhooks: start: the role "${serviceRole.name}" lacks DELETE on order_webhooks.change: have the owner of schema "order_webhooks" run what \`order-webhooks migrate --print-grants ${serviceRole.name}\` prints\n`,
+    const line = `the role "${serviceRole.name}" lacks DELETE on order_webhooks.change: have the owner of schema "order_webhooks" run what \`order-webhooks migrate --print-grants ${serviceRole.name}\` prints`;
+    assert.equal(result.stderr, `order-webhooks: start: ${line}\n`);
+    const checked = await run(['check', '--config', configPath]);
+    assert.equal(checked.code, 1, checked.stdout);
+    // One failed item, and its line is start's.
+    const failed = checked.stdout.split('\n').filter((l) => l.startsWith('failed'));
+    assert.deepEqual(
+      failed.map((l) => l.split(/\s{2,}/)),
+      [['failed', 'privileges', line]],
+    );
+    const json = JSON.parse((await run(['check', '--json', '--config', configPath])).stdout);
+    assert.deepEqual(
+      json.items.filter((i: { ok: boolean }) => !i.ok),
+      [{ item: 'privileges', ok: false, detail: line, code: 'privileges_missing' }],
     );
   });
 });

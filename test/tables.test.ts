@@ -489,6 +489,7 @@ describe('sessions with session_replication_role = replica', () => {
     assert.equal(status.mode, 'mixed');
     assert.deepEqual(status.problems, [
       {
+        code: 'trigger_disabled',
         level: 'error',
         message:
           'capture trigger disabled on "public"."orders_open" (h_skip_capture_insert): its order changes are not captured; ALTER TABLE "public"."orders_open" ENABLE TRIGGER <name>',
@@ -512,8 +513,8 @@ describe('sessions with session_replication_role = replica', () => {
     status = await captureTriggerStatus(db.pool, target('h_skip', 'skip'));
     assert.equal(status.mode, 'always');
     assert.deepEqual(
-      status.problems.map((p) => p.level),
-      ['warn', 'warn', 'warn', 'warn'],
+      status.problems.map((p) => [p.code, p.level]),
+      Array.from({ length: 4 }, () => ['trigger_always', 'warn']),
     );
     await db.query('ALTER TABLE orders ENABLE REPLICA TRIGGER h_skip_capture_update');
     status = await captureTriggerStatus(db.pool, target('h_skip', 'capture'));
@@ -521,6 +522,7 @@ describe('sessions with session_replication_role = replica', () => {
       status.problems[0]!.message,
       /^capture trigger fires only in replica sessions on "public"\."orders" \(h_skip_capture_update\)/,
     );
+    assert.equal(status.problems[0]!.code, 'trigger_replica_only');
     await db.query('ALTER TABLE orders ENABLE TRIGGER USER');
   });
 });

@@ -4,8 +4,8 @@ import type pg from 'pg';
 import { captureTriggerStatus } from '../capture/state.ts';
 import type { CaptureTarget } from '../capture/render.ts';
 import { ident } from '../db.ts';
-import { readBacklog } from '../outbox/backlog.ts';
 import { readEndpointStates } from '../outbox/endpointState.ts';
+import { readCounts } from '../outbox/status.ts';
 
 export const ALERT_KINDS = ['endpoint_down', 'events_failed', 'capture_broken', 'lag'] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
@@ -38,7 +38,7 @@ export async function readConditions(
 ): Promise<Condition[]> {
   // One after another: the pool is the dispatcher's too, and these are not in a hurry.
   const states = await readEndpointStates(db, schema, endpoints);
-  const backlog = await readBacklog(db, schema, endpoints);
+  const backlog = await readCounts(db, schema);
   const capture = await captureTriggerStatus(db, target);
   // The attempt that gave an event up is its last; found by the started_at index (migration 8).
   const failed = await db.query<{ events: number; reason: string | null }>(

@@ -1,10 +1,10 @@
 // Installs the capture trigger: the statements `migrate` runs in its transaction (taking it off a
-// table the config no longer names), what is installed now, and whether that is the one this
-// config wants, for `start`. The one owner of DDL on the order app's table, and of the lock waits
-// that DDL brings.
+// table the config no longer names), and what is installed now (the health model, src/health/,
+// judges whether that is the one this config wants). The one owner of DDL on the order app's
+// table, and of the lock waits that DDL brings.
 import type pg from 'pg';
 import { type Db, ident, literal } from '../db.ts';
-import { CaptureError, OrdersTableBusyError } from '../errors.ts';
+import { OrdersTableBusyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture, triggerName } from './render.ts';
 
@@ -108,19 +108,4 @@ export function captureStatements(target: CaptureTarget, installed: InstalledCap
   ON CONFLICT (singleton) DO UPDATE SET orders_table = EXCLUDED.orders_table, definition = EXCLUDED.definition, installed_at = now();`,
   );
   return statements;
-}
-
-/** For `start`: the trigger for this config is installed, or a message saying what to run. */
-export async function checkCaptureInstalled(db: pg.Pool, target: CaptureTarget): Promise<void> {
-  const installed = await readInstalledCapture(db, target.schema);
-  const table = qualifiedOrdersTable(target);
-  if (!installed?.triggers) {
-    throw new CaptureError(`the capture trigger is not installed on ${table}: run \`order-webhooks migrate\` first`);
-  }
-  // Fewer triggers than this release installs: one from an earlier release, or some were dropped.
-  if (installed.definition !== renderCapture(target) || installed.triggers !== ALL_TRIGGERS.length) {
-    throw new CaptureError(
-      `the capture trigger on ${installed.ordersTable} was installed for another config or release: run \`order-webhooks migrate\` to update it`,
-    );
-  }
 }

@@ -26,6 +26,8 @@ export interface InstalledTrigger {
 }
 
 export interface CaptureProblem {
+  /** Stable, for the health model (src/health/model.ts). */
+  code: 'orders_table_missing' | 'trigger_missing' | 'trigger_disabled' | 'trigger_replica_only' | 'trigger_not_always' | 'trigger_always';
   /** error: some order changes are not captured now; warn: more is captured than the config says. */
   level: 'error' | 'warn';
   message: string;
@@ -78,6 +80,7 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
   const problems: CaptureProblem[] = [];
   for (const [where, list] of missing) {
     problems.push({
+      code: 'trigger_missing',
       level: 'error',
       message: `capture trigger${list.length > 1 ? 's' : ''} ${list.join(', ')} missing on ${where}: its order changes are not captured; run \`order-webhooks migrate\``,
     });
@@ -93,24 +96,28 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
     const enable = `ALTER TABLE ${where} ENABLE${expected === 'always' ? ' ALWAYS' : ''} TRIGGER <name>`;
     if (list('disabled')) {
       problems.push({
+        code: 'trigger_disabled',
         level: 'error',
         message: `capture trigger disabled on ${where} (${list('disabled')}): its order changes are not captured; ${enable}`,
       });
     }
     if (list('replica')) {
       problems.push({
+        code: 'trigger_replica_only',
         level: 'error',
         message: `capture trigger fires only in replica sessions on ${where} (${list('replica')}): its order app's changes are not captured; ${enable}`,
       });
     }
     if (expected === 'always' && list('origin')) {
       problems.push({
+        code: 'trigger_not_always',
         level: 'error',
         message: `capture trigger does not fire in replica sessions on ${where} (${list('origin')}) although orders.replicaSessions is capture; ${enable}`,
       });
     }
     if (expected === 'origin' && list('always')) {
       problems.push({
+        code: 'trigger_always',
         level: 'warn',
         message: `capture trigger fires in replica sessions too on ${where} (${list('always')}) although orders.replicaSessions is skip; ${enable}`,
       });
@@ -119,7 +126,11 @@ export async function captureTriggerStatus(db: pg.ClientBase | pg.Pool, target: 
   const firings = new Set(triggers.map((s) => s.firing));
   const mode = triggers.length === 0 ? 'missing' : firings.size === 1 ? triggers[0]!.firing : 'mixed';
   if (rows.length === 0) {
-    problems.push({ level: 'error', message: `orders table ${table} does not exist: no order change is captured` });
+    problems.push({
+      code: 'orders_table_missing',
+      level: 'error',
+      message: `orders table ${table} does not exist: no order change is captured`,
+    });
   }
   return { table, expected, mode, triggers, problems };
 }

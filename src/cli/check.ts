@@ -1,6 +1,8 @@
 // `order-webhooks check`: is the set-up right? One line per item, ok or failed with the reason:
-// config, TLS files, database, schema, trigger, and the endpoint through the service's own TLS
-// set-up. `--send` also posts one signed test request, and a test alert when alerts are configured.
+// config, database, every set-up check `start` makes (pooler, privileges, migrations, schema, orders
+// table, trigger: the health model's, so check fails exactly where start would), how the trigger
+// fires, the wake-up, TLS files, and the endpoint through the service's own TLS set-up. `--send`
+// also posts one signed test request, and a test alert when alerts are configured.
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import pino from 'pino';
@@ -9,8 +11,8 @@ import type { Config } from '../config/config.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { Sender } from '../delivery/sender.ts';
 import { loadTls } from '../delivery/tls.ts';
-import { schemaState, triggerState } from '../outbox/installState.ts';
-import { reportWakeUp } from '../capture/wakeUp.ts';
+import { assess, inScope, type ProblemCode } from '../health/model.ts';
+import { type Observed, observeInstall } from '../health/observe.ts';
 import { CommandFailure, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 import { connect, type JsonOption, paint, printJson } from './output.ts';
@@ -27,11 +29,15 @@ interface Item {
   item: string;
   ok: boolean;
   detail: string;
+  /** A failed database item: the health model's problem code. */
+  code?: ProblemCode;
 }
 
 export function checkCommand(program: Command): void {
   withConfigOption(program.command('check'))
-    .description('check config, database, schema, trigger and endpoint (TLS included); one line per item')
+    .description(
+      'check config, database, what start checks (pooler, privileges, schema, trigger) and the endpoint (TLS included); one line per item',
+    )
     .option('--send', `also post one signed test request (body ${CHECK_BODY}, header ${CHECK_HEADER}: 1)`)
     .option('--json', 'print JSON')
     .action(check);
@@ -62,8 +68,38 @@ async function check(options: CheckOptions): Promise<void> {
   process.exitCode = !config ? EXIT_USAGE : items.every((i) => i.ok) ? EXIT_OK : EXIT_FAILURE;
 }
 
+/**
+ * The set-up items in the order `start` checks them, then how capture runs: each names the health
+ * model's problem codes it shows, and what it says when it has none.
+ */
+const DATABASE_ITEMS: { item: string; codes: readonly ProblemCode[]; ok(observed: Observed, config: Config): string }[] = [
+  { item: 'pooler', codes: ['pooler_unsupported'], ok: () => 'each connection is a session of its own' },
+  {
+    item: 'privileges',
+    codes: ['privileges_missing'],
+    ok: (o) => `the role ${o.facts.privileges?.role} has what \`start\` needs on schema ${o.facts.privileges?.schema}`,
+  },
+  {
+    item: 'migrations',
+    codes: ['schema_not_installed', 'schema_outdated', 'schema_newer'],
+    ok: (o, c) => (o.schema ? `schema ${c.database.schema} at version ${o.schema.version}` : 'not readable by this role'),
+  },
+  { item: 'schema', codes: ['schema_damaged'], ok: () => 'intact' },
+  { item: 'orders table', codes: ['orders_table_invalid', 'orders_table_missing'], ok: (o) => `${o.trigger.table} can be captured` },
+  {
+    item: 'trigger',
+    codes: ['capture_not_installed', 'capture_other_config', 'trigger_missing', 'trigger_disabled'],
+    ok: (o) => `installed and enabled on ${o.trigger.table}`,
+  },
+  {
+    item: 'trigger mode',
+    codes: ['trigger_replica_only', 'trigger_not_always', 'trigger_always'],
+    ok: (o) => `${o.trigger.mode} (orders.replicaSessions wants ${o.trigger.expectedMode})`,
+  },
+  { item: 'wake-up', codes: ['wake_up_unsafe'], ok: (o) => o.wakeUp.summary },
+];
+
 async function checkDatabase(config: Config, items: Item[]): Promise<void> {
-  const schema = config.database.schema;
   let db: Awaited<ReturnType<typeof connect>>;
   try {
     db = await connect(config.database);
@@ -74,33 +110,15 @@ async function checkDatabase(config: Config, items: Item[]): Promise<void> {
   try {
     const { rows } = await db.query<{ version: string }>("SELECT current_setting('server_version') AS version");
     items.push({ item: 'database', ok: true, detail: `reachable (PostgreSQL ${rows[0]!.version})` });
-    const state = await schemaState(db, schema);
-    items.push({
-      item: 'migrations',
-      ok: state.current,
-      detail: state.current
-        ? `schema ${schema} at version ${state.version}`
-        : `schema ${schema} at version ${state.version ?? 'none'}, this release needs ${state.latest}: run \`order-webhooks migrate\``,
-    });
-    const trigger = await triggerState(db, { schema, orders: config.orders });
-    const ok = trigger.enabled && trigger.matchesConfig && trigger.damage.length === 0;
-    items.push({
-      item: 'trigger',
-      ok,
-      detail: ok
-        ? `installed and enabled on ${trigger.table}`
-        : trigger.installed && trigger.enabled
-          ? `installed on ${trigger.table} for another config: run \`order-webhooks migrate\``
-          : `${trigger.condition} on ${trigger.table}${trigger.installed ? '' : ': run `order-webhooks migrate`'}`,
-    });
-    items.push({
-      item: 'trigger mode',
-      ok: trigger.mode === trigger.expectedMode,
-      detail: `${trigger.mode}${trigger.mode === trigger.expectedMode ? '' : `, orders.replicaSessions wants ${trigger.expectedMode}`}${trigger.problems.length ? `: ${trigger.problems.join('; ')}` : ''}`,
-    });
-    if (trigger.damage.length > 0) items.push({ item: 'schema', ok: false, detail: `damaged: ${trigger.damage.join('; ')}` });
-    const wakeUp = await reportWakeUp(db, config.database.wakeUp, config.database.idlePollInterval);
-    items.push({ item: 'wake-up', ok: wakeUp.warning === undefined, detail: wakeUp.warning ?? wakeUp.summary });
+    // The facts and the rule `start` refuses by (src/health/): check fails exactly where start would.
+    const target = { schema: config.database.schema, orders: config.orders, wakeUp: config.database.wakeUp };
+    const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
+    const problems = inScope('check', assess(observed.facts));
+    for (const { item, codes, ok } of DATABASE_ITEMS) {
+      const mine = problems.filter((p) => codes.includes(p.code));
+      if (mine.length === 0) items.push({ item, ok: true, detail: ok(observed, config) });
+      for (const p of mine) items.push({ item, ok: false, detail: p.line, code: p.code });
+    }
   } catch (error) {
     items.push({ item: 'database', ok: false, detail: (error as Error).message });
   } finally {

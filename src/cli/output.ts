@@ -10,6 +10,9 @@ import { colorAllowed } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
 import { databaseFailure, openClient } from '../db.ts';
 import { schemaState } from '../outbox/installState.ts';
+
+/** Seconds as a short readable age: 45s, 12m 5s, 3h 2m, 2d 4h (the health model words lag with it too). */
+export { formatAge } from '../health/model.ts';
 import { EXIT_USAGE, fail, reporting } from './exit.ts';
 import type { Config } from '../config/config.ts';
 
@@ -74,15 +77,6 @@ export function parseTime(option: string, text: string, now = Date.now()): Date 
 
 export function formatTime(time: Date | null | undefined): string {
   return time ? time.toISOString().replace(/\.\d{3}Z$/, 'Z') : '';
-}
-
-/** Seconds as a short readable age: 45s, 12m 5s, 3h 2m, 2d 4h. */
-export function formatAge(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
 
 /**

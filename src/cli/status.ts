@@ -1,13 +1,13 @@
 // `order-webhooks status`: is everything in place and flowing? Works as a monitoring check: exit 1
-// when something needs attention (trigger missing or disabled, schema not current, failed events,
-// lag over --max-lag), 2 when the config is bad.
+// when the health model (src/health/model.ts) finds any problem (what `start` would refuse, capture
+// not as configured, failed events, lag over --max-lag), 2 when the config is bad.
 import type { Command } from 'commander';
-import { reportWakeUp } from '../capture/wakeUp.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { readEndpointStates } from '../outbox/endpointState.ts';
+import { assess, inScope } from '../health/model.ts';
+import { observeInstall } from '../health/observe.ts';
 import { outboxStatus } from '../outbox/status.ts';
-import { schemaState, triggerState } from '../outbox/installState.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 import { connect, formatAge, formatTime, type JsonOption, paint, printJson, printPairs } from './output.ts';
@@ -35,59 +35,44 @@ async function status(options: StatusOptions): Promise<void> {
     }
   }
   const schema = config.database.schema;
-  const target = { schema, orders: config.orders };
+  const target = { schema, orders: config.orders, wakeUp: config.database.wakeUp };
   const report = await reporting('status', async () => {
     const db = await connect(config.database);
     try {
-      const schemaInfo = await schemaState(db, schema);
-      const trigger = await triggerState(db, target);
-      const wakeUp = await reportWakeUp(db, config.database.wakeUp, config.database.idlePollInterval);
-      const outbox = schemaInfo.current ? await outboxStatus(db, schema) : null;
-      const endpoints = schemaInfo.current ? await readEndpointStates(db, schema, ['default']) : [];
-      return { schemaInfo, trigger, outbox, wakeUp, endpoints };
+      const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
+      const outbox = observed.schema?.current ? await outboxStatus(db, schema) : null;
+      const endpoints = observed.schema?.current ? await readEndpointStates(db, schema, ['default']) : [];
+      return { observed, outbox, endpoints };
     } finally {
       await db.end().catch(() => undefined);
     }
   });
-  const { schemaInfo, trigger, outbox, wakeUp, endpoints } = report;
-
-  const attention: string[] = [];
-  if (wakeUp.warning) attention.push(wakeUp.warning);
-  if (!trigger.installed) attention.push(`capture trigger ${trigger.condition} on ${trigger.table}: run \`order-webhooks migrate\``);
-  else if (!trigger.enabled) attention.push(`capture trigger disabled on ${trigger.table}: order changes are not captured`);
-  else if (!trigger.matchesConfig) attention.push('capture trigger installed for another config: run `order-webhooks migrate`');
-  if (trigger.installed) attention.push(...trigger.problems);
-  attention.push(...trigger.damage.map((d) => `schema damaged: ${d}`));
-  if (!schemaInfo.current) {
-    attention.push(
-      schemaInfo.version === null
-        ? `schema ${schema} not installed: run \`order-webhooks migrate\``
-        : `schema ${schema} at version ${schemaInfo.version}, this release needs ${schemaInfo.latest}`,
-    );
-  }
-  if (outbox && outbox.counts.failed > 0)
-    attention.push(`${outbox.counts.failed} failed event(s): see \`order-webhooks outbox list --status failed\``);
-  for (const e of endpoints) {
-    if (e.status === 'paused')
-      attention.push(`endpoint ${e.endpoint} is paused: nothing is sent to it (order-webhooks resume --endpoint ${e.endpoint})`);
-    if (e.status === 'down') {
-      attention.push(
-        `endpoint ${e.endpoint} is down since ${formatTime(e.openedAt)} (circuit breaker open after ${e.failures} failures): one probe per interval, next at ${formatTime(e.nextProbeAt)}`,
-      );
-    }
-  }
-  if (outbox && maxLagMs !== undefined && outbox.lagSeconds * 1000 > maxLagMs) {
-    attention.push(`lag ${formatAge(outbox.lagSeconds)} is over --max-lag ${options.maxLag}`);
-  }
+  const { observed, outbox, endpoints } = report;
+  const { schema: schemaInfo, trigger, wakeUp } = observed;
+  // The health model decides; status shows every problem it can see.
+  const problems = inScope(
+    'status',
+    assess({
+      ...observed.facts,
+      failed: outbox?.counts.failed,
+      endpoints,
+      lag:
+        outbox && maxLagMs !== undefined
+          ? { seconds: outbox.lagSeconds, maxSeconds: maxLagMs / 1000, limit: `--max-lag ${options.maxLag}` }
+          : undefined,
+    }),
+  );
+  const attention = problems.map((p) => p.line);
 
   const endpoint = config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null;
   if (options.json) {
     printJson({
-      ok: attention.length === 0,
+      ok: problems.length === 0,
       attention,
+      problems,
       webhooks: { enabled: config.webHook.enabled, endpoint },
       endpoints,
-      schema: schemaInfo,
+      schema: schemaInfo ?? null,
       trigger,
       wakeUp,
       journalBacklog: outbox?.journalBacklog ?? null,
@@ -107,7 +92,10 @@ async function status(options: StatusOptions): Promise<void> {
         `endpoint ${e.endpoint}`,
         e.status === 'down' ? `down since ${formatTime(e.openedAt)}, next probe ${formatTime(e.nextProbeAt)}` : e.status,
       ]),
-      ['schema', `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})`],
+      [
+        'schema',
+        schemaInfo ? `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})` : `${schema} (not readable)`,
+      ],
       [
         'trigger',
         `${trigger.condition} on ${trigger.table}${trigger.installed && !trigger.matchesConfig ? ', installed for another config' : ''}`,

@@ -9,6 +9,7 @@ import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { isFreeAttempt } from './breaker.ts';
+import { ClaimStreaks } from './claimFailures.ts';
 import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
 import { ALWAYS_UP, type EndpointGate, type EndpointStatus } from './gate.ts';
@@ -88,6 +89,8 @@ export function resultOf(
 
 export class Dispatcher {
   readonly stats: DispatchStats = { changes: 0, events: 0, unmatched: 0, filtered: 0, delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  /** Claims that failed in a row (a claim only logs and retries; /readyz reads this). */
+  readonly claims = new ClaimStreaks();
   /** By event id. */
   private readonly inFlight = new Map<string, ClaimedEvent>();
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
@@ -184,7 +187,11 @@ export class Dispatcher {
       }
       const limit = Math.min(this.room(), this.store.batchSize);
       if (limit === 0) return true;
-      const claimed = await this.store.claimNew(limit, this.options.leaseMs);
+      const claimed = await this.store.claimNew(limit, this.options.leaseMs).catch((error: unknown) => {
+        this.claims.failed('new', describeDbError(error));
+        throw error;
+      });
+      this.claims.succeeded('new');
       if (claimed.changes === 0) return worked;
       worked = true;
       this.stats.changes += claimed.changes;
@@ -249,11 +256,13 @@ export class Dispatcher {
         if (room === 0) break;
         const hint = this.outboxHint;
         const events = await this.store.claimDue(room, this.options.leaseMs);
+        this.claims.succeeded('due');
         if (events.length < room) this.outboxSeen = hint;
         else this.fillAgain = true;
         this.take(events);
       } while (this.fillAgain && !this.stopping && this.outboxSeen !== this.outboxHint);
     } catch (error) {
+      this.claims.failed('due', describeDbError(error));
       this.log.warn({ error: describeDbError(error) }, 'claiming due events failed; will retry');
       this.retrySoon();
     }

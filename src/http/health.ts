@@ -1,7 +1,11 @@
-// What /readyz answers: ready when the database answers and the LISTEN connection is subscribed.
-// Webhooks disabled is a state the operator chose, not a fault: ready (200), saying so, so that an
-// orchestrator neither restarts the process nor holds a rollout back for it.
+// What /readyz answers: the health model's runtime problems (src/health/model.ts). Not ready while
+// the database does not answer, the LISTEN connection is down, or claims have failed for a while
+// (CLAIMS_FAILING_IN_A_ROW in a row, the first CLAIMS_FAILING_FOR_MS ago). Webhooks disabled is a
+// state the operator chose, not a fault: ready (200), saying so, so that an orchestrator neither
+// restarts the process nor holds a rollout back for it.
 import { describeDbError } from '../db.ts';
+import type { ClaimFailures } from '../delivery/claimFailures.ts';
+import { assess, type Facts, readiness as judge } from '../health/model.ts';
 import type { Readiness } from './server.ts';
 
 /** How long the database may take to answer a readiness check. */
@@ -14,6 +18,8 @@ export interface ReadinessParts {
   ping(): Promise<unknown>;
   /** Whether LISTEN is in place. */
   listening(): boolean;
+  /** The dispatcher's failed claims in a row. */
+  claims(): ClaimFailures;
 }
 
 export function readiness(parts: ReadinessParts): () => Promise<Readiness> {
@@ -32,13 +38,11 @@ export function readiness(parts: ReadinessParts): () => Promise<Readiness> {
   };
   return async () => {
     if (parts.stopping()) return { ready: false, reason: 'stopping' };
-    if (!parts.enabled) {
-      return { ready: true, reason: 'webhooks are disabled (webHook.enabled is false): nothing is sent, changes wait in the journal' };
-    }
-    const failure = await ping();
-    if (failure !== undefined) return { ready: false, reason: `database unreachable: ${failure}` };
-    if (!parts.listening()) return { ready: false, reason: 'listener not subscribed: the LISTEN connection is down, reconnecting' };
-    return { ready: true, reason: 'database connected, listener subscribed' };
+    // Idle: nothing runs that could fail, and the database is not asked.
+    const facts: Facts = parts.enabled
+      ? { enabled: true, database: (await ping()) ?? null, listening: parts.listening(), claims: parts.claims(), now: Date.now() }
+      : { enabled: false };
+    return judge(assess(facts), 'database connected, listener subscribed, claims working');
   };
 }
 

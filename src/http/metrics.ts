@@ -9,7 +9,11 @@ import { ENDPOINT_STATUSES } from '../delivery/gate.ts';
 import { EVENT_TYPES } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { eventTimeMs } from '../mapping/eventId.ts';
-import type { Backlog } from '../outbox/backlog.ts';
+import type { EndpointReport } from '../outbox/endpointState.ts';
+import type { Counts } from '../outbox/status.ts';
+
+/** What the database gauges show: the backlog, and each endpoint's status. */
+export type MetricsReading = Counts & { endpoints?: Pick<EndpointReport, 'endpoint' | 'status'>[] };
 
 /** How long one reading of the database gauges serves scrapes. */
 export const BACKLOG_CACHE_MS = 5000;
@@ -30,10 +34,10 @@ export class Metrics {
   private readonly events: Counter<'event_type' | 'outcome'>;
   private readonly duration: Histogram;
   private readonly lag: Histogram;
-  private backlog: { at: number; reading: Promise<Backlog | undefined> } | undefined;
+  private backlog: { at: number; reading: Promise<MetricsReading | undefined> } | undefined;
 
   constructor(
-    private readonly readBacklog: () => Promise<Backlog>,
+    private readonly readCounts: () => Promise<MetricsReading>,
     private readonly log: Logger,
     enabled: boolean,
   ) {
@@ -117,7 +121,7 @@ export class Metrics {
       s.listener ? Number(s.listener.connected) : undefined,
     );
     sourced('requests_in_flight', 'Delivery requests under way now.', (s) => s.dispatcher?.inFlightCount);
-    const fromDatabase = (name: string, help: string, read: (b: Backlog) => number) =>
+    const fromDatabase = (name: string, help: string, read: (b: MetricsReading) => number) =>
       new Gauge({
         name: PREFIX + name,
         help: `${help} NaN when the database could not be read.`,
@@ -128,7 +132,11 @@ export class Metrics {
         },
       });
     fromDatabase('journal_backlog', 'Changes in the journal not yet turned into events.', (b) => b.journal);
-    fromDatabase('events_pending', 'Outbox events waiting for their first or next attempt.', (b) => b.pending);
+    fromDatabase(
+      'events_pending',
+      "Outbox events not yet delivered or given up (status pending): due, retrying, in flight, or waiting behind their order's head.",
+      (b) => b.pending,
+    );
     fromDatabase('events_failed', 'Outbox events given up on (status failed), until replayed or purged.', (b) => b.failed);
     new Gauge({
       name: `${PREFIX}endpoint_status`,
@@ -170,9 +178,9 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private cachedBacklog(): Promise<Backlog | undefined> {
+  private cachedBacklog(): Promise<MetricsReading | undefined> {
     if (this.backlog && Date.now() - this.backlog.at < BACKLOG_CACHE_MS) return this.backlog.reading;
-    const reading = this.readBacklog().catch((error: unknown) => {
+    const reading = this.readCounts().catch((error: unknown) => {
       this.log.warn({ error: describeDbError(error) }, 'metrics: reading the backlog from the database failed');
       return undefined;
     });

@@ -5,11 +5,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type pg from 'pg';
 import type { CaptureTarget } from '../capture/render.ts';
+import { assess, type Facts, inScope } from '../health/model.ts';
+import { observeInstall } from '../health/observe.ts';
 import type { Logger } from '../log.ts';
 import { attemptsPerMinute, DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EventStatus, outboxStatus } from '../outbox/status.ts';
 import { countReplayable, type ReplayScope, replay } from '../outbox/replay.ts';
 import { type ListFilter, listEvents, showEvent } from '../outbox/reads.ts';
-import { triggerState } from '../outbox/installState.ts';
 import { readEndpointStates, setPaused } from '../outbox/endpointState.ts';
 import { completeLogin, crossSite, PageAuth } from './auth.ts';
 import { send, sendJson, sendPage } from './respond.ts';
@@ -24,7 +25,10 @@ export interface UiOptions {
   endpoint: string | null;
   /** When set, every request to the page needs it (cookie after `/?token=…`, or `Authorization: Bearer`). */
   token?: string;
-  listening(): boolean;
+  /** database.idlePollInterval (the wake-up's summary). */
+  idlePollMs: number;
+  /** The running service's facts for the health model: enabled, listening, claims. */
+  runtime(): Facts;
   log: Logger;
   /** The configured endpoints' names (`default`: webHook). */
   endpoints?: readonly string[];
@@ -183,22 +187,20 @@ function replayScope(params: URLSearchParams): ReplayScope {
 }
 
 async function readSummary(options: UiOptions): Promise<Summary> {
-  const [status, trigger, minutes, endpoints] = await Promise.all([
+  const [status, observed, minutes, endpoints] = await Promise.all([
     outboxStatus(options.db, options.schema),
-    triggerState(options.db, options.target),
+    observeInstall(options.db, { target: options.target, idlePollMs: options.idlePollMs }),
     attemptsPerMinute(options.db, options.schema, 60),
     readEndpointStates(options.db, options.schema, options.endpoints ?? ['default']),
   ]);
-  const listening = options.listening();
-  const problems = [
-    ...(trigger.installed && trigger.enabled ? [] : [`trigger ${trigger.condition}`]),
-    ...(listening ? [] : ['listener not connected']),
-  ];
+  // The health model's problems of the page's scope: set-up, capture and the running service.
+  const problems = inScope('page', assess({ ...observed.facts, ...options.runtime(), now: Date.now() }));
   return {
     enabled: options.enabled,
     endpoint: options.endpoint,
-    captureHealthy: problems.length === 0,
-    capture: problems.length === 0 ? 'trigger enabled, listener connected' : problems.join(', '),
+    captureHealthy: !problems.some((p) => p.level === 'error'),
+    capture: problems.length === 0 ? 'trigger enabled, listener connected, claims working' : problems.map((p) => p.line).join('; '),
+    problems,
     pending: status.counts.pending,
     failed: status.counts.failed,
     delivered: status.counts.delivered,

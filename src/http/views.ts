@@ -1,6 +1,7 @@
 // The operator's page as HTML: the summary cards and chart, the outbox table, the replay forms and
 // one event with its attempts. Every value goes through `html`, which escapes it.
 import { EVENT_TYPES } from '../events.ts';
+import type { Problem } from '../health/model.ts';
 import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type MinuteCounts } from '../outbox/status.ts';
 import type { EventDetail, EventRow, ListFilter } from '../outbox/reads.ts';
 import type { EndpointReport } from '../outbox/endpointState.ts';
@@ -12,8 +13,11 @@ export const PAGE_SIZE = 50;
 export interface Summary {
   enabled: boolean;
   endpoint: string | null;
+  /** No error among the health model's problems of the page's scope. */
   captureHealthy: boolean;
+  /** Their lines, or what is well. */
   capture: string;
+  problems: Problem[];
   pending: number;
   failed: number;
   delivered: number;
@@ -50,7 +54,11 @@ export function summaryHtml(s: Summary): Html {
     ${item('Webhooks', s.enabled ? 'enabled' : 'disabled', s.enabled ? 'ok' : 'warn')}
     ${item('Endpoint', html`<span class="wrap">${s.endpoint ?? '(none)'}</span>`)}
     ${s.endpoints.map(endpointCard)}
-    ${item('Capture', html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`, s.captureHealthy ? 'ok' : 'bad')}
+    ${item(
+      'Capture',
+      html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`,
+      !s.captureHealthy ? 'bad' : s.problems.length > 0 ? 'warn' : 'ok',
+    )}
     ${item('Pending', html`<span id="count-pending">${s.pending}</span>`)}
     ${item('Failed', html`<span id="count-failed">${s.failed}</span>`, s.failed > 0 ? 'bad' : '')}
     ${item('Delivered', html`<span id="count-delivered">${s.delivered}</span>`)}

@@ -1,9 +1,8 @@
 // Whether our schema and the capture trigger are installed and current, as the operator surfaces ask.
 import { LATEST_VERSION, readSchemaVersion } from '../schema/migrate.ts';
-import { inspectSchema } from '../schema/inspect.ts';
+import type { InstalledCapture } from '../capture/install.ts';
 import { ALL_TRIGGERS, type CaptureTarget, qualifiedOrdersTable, renderCapture } from '../capture/render.ts';
-import { type CaptureStatus, captureTriggerStatus } from '../capture/state.ts';
-import { readInstalledCapture } from '../capture/install.ts';
+import type { CaptureStatus } from '../capture/state.ts';
 import type { Db } from '../db.ts';
 
 export interface SchemaState {
@@ -42,24 +41,23 @@ export interface TriggerState {
 }
 
 /** Whether the capture trigger is in place on the orders table and its partitions, firing, and as this config wants it. */
-export async function triggerState(db: Db, target: CaptureTarget): Promise<TriggerState> {
+export function describeTrigger(
+  target: CaptureTarget,
+  capture: CaptureStatus,
+  installedRow: InstalledCapture | undefined,
+  damage: string[],
+): TriggerState {
   const table = qualifiedOrdersTable(target);
-  const capture = await captureTriggerStatus(db, target);
   // The named table's own triggers (partitions are in capture.problems).
   const own = capture.triggers.filter((t) => t.table === table);
-  const recorded = await readInstalledCapture(db, target.schema);
-  const definition = recorded?.ordersTable === table ? recorded.definition : undefined;
   const installed = own.length === ALL_TRIGGERS.length;
   const enabled = installed && !capture.problems.some((p) => p.level === 'error');
   const condition: TriggerCondition = own.length === 0 ? 'missing' : !installed ? 'partly installed' : enabled ? 'enabled' : 'disabled';
-  // Before `migrate` and after `uninstall --drop-schema` there is no schema to be damaged: it is "not installed".
-  const { rowCount } = await db.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
-  const damage = rowCount ? await inspectSchema(db, target.schema) : [];
   return {
     table,
     installed,
     enabled,
-    matchesConfig: installed && definition === renderCapture(target),
+    matchesConfig: installed && installedRow?.ordersTable === table && installedRow.definition === renderCapture(target),
     condition,
     mode: capture.mode,
     expectedMode: capture.expected,

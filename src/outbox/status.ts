@@ -1,12 +1,13 @@
-// What waits, what failed and what was sent lately: the counts every operator surface shows. Each
-// reads the views of migrations/000005_operations.sql, so psql and the commands agree.
+// What waits, what failed and what was sent lately: the counts every operator surface shows.
+// `readCounts` is the one reading of the backlog behind /metrics, `status` and the web page; the
+// rest reads the views of migrations/000005_operations.sql, so psql and the commands agree.
 import { type Db, ident } from '../db.ts';
 
 export const EVENT_STATUSES = ['pending', 'delivered', 'failed'] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
 
-/** Connections of the command line and of `migrate`: not service instances. */
-const TOOL_APPLICATIONS = ['order-webhooks cli', 'order-webhooks migrate'];
+/** Connections of the command line, `migrate` and the pooler probe: not service instances. */
+const TOOL_APPLICATIONS = ['order-webhooks cli', 'order-webhooks migrate', 'order-webhooks check'];
 /** Instances seen "recently": connections opened or active within this many minutes, or open now. */
 export const DELIVERED_WINDOW_MINUTES = 5;
 
@@ -28,11 +29,52 @@ export interface Instance {
   since: Date;
 }
 
+/** What waits and what failed. */
+export interface Counts {
+  /** Changes in the journal not yet turned into events. */
+  journal: number;
+  /** Outbox events with status pending: due, retrying, in flight, or waiting behind their order's head. */
+  pending: number;
+  /** Outbox events given up on (status failed), until replayed or purged. */
+  failed: number;
+  /** When the oldest change or event not yet delivered was made (null when none). */
+  oldestPendingAt: Date | null;
+  /** Its age in seconds (0 when none): the delivery lag now. */
+  oldestPendingSeconds: number;
+}
+
+/**
+ * The backlog, in one statement. Each count is found in an index (the journal's primary key, the
+ * outbox's partial indexes of pending and of failed rows), never in the delivered rows, which
+ * outnumber the rest: /metrics runs it at every scrape. Pending is `status = 'pending'`, the
+ * predicate of outbox_order_pending, so it counts the events waiting behind their order's head too
+ * (they have no next_attempt_at, migration 7).
+ */
+export async function readCounts(db: Db, schema: string): Promise<Counts> {
+  const s = ident(schema);
+  const { rows } = await db.query<{ journal: string; pending: string; failed: string; oldest: Date | null; age: number | null }>(
+    `SELECT j.journal::text AS journal, p.pending::text AS pending, f.failed::text AS failed,
+            least(p.oldest, j.oldest) AS oldest, extract(epoch FROM now() - least(p.oldest, j.oldest))::float8 AS age
+       FROM (SELECT count(*) AS pending, min(created_at) AS oldest FROM ${s}.outbox WHERE status = 'pending') p,
+            (SELECT count(*) AS failed FROM ${s}.outbox WHERE status = 'failed') f,
+            (SELECT count(*) AS journal, (SELECT changed_at FROM ${s}.change ORDER BY id LIMIT 1) AS oldest FROM ${s}.change) j`,
+  );
+  const row = rows[0]!;
+  return {
+    journal: Number(row.journal),
+    pending: Number(row.pending),
+    failed: Number(row.failed),
+    oldestPendingAt: row.oldest,
+    oldestPendingSeconds: Math.max(0, Math.round(row.age ?? 0)),
+  };
+}
+
 export interface OutboxStatus {
   counts: Record<EventStatus, number>;
   journalBacklog: number;
+  /** When the oldest change or event not yet delivered was made (readCounts). */
   oldestPendingAt: Date | null;
-  /** Seconds since the oldest pending event was created (0 when none is pending). */
+  /** Its age in seconds (0 when nothing waits). */
   lagSeconds: number;
   deliveredRecently: number;
   lastFailure: Failure | null;
@@ -44,17 +86,11 @@ export interface OutboxStatus {
 /** Counts, lag and recent activity (our schema must be installed). */
 export async function outboxStatus(db: Db, schema: string): Promise<OutboxStatus> {
   const s = ident(schema);
-  const { rows } = await db.query<{ status: EventStatus; events: string }>(
-    `SELECT status, sum(events)::text AS events FROM ${s}.summary GROUP BY status`,
-  );
-  const counts: Record<EventStatus, number> = { pending: 0, delivered: 0, failed: 0 };
-  for (const row of rows) counts[row.status] = Number(row.events);
-  const numbers = await db.query<{ backlog: string; oldest: Date | null; lag: number | null; delivered: string }>(
-    `SELECT (SELECT count(*) FROM ${s}.change)::text AS backlog,
-            (SELECT min(created_at) FROM ${s}.pending) AS oldest,
-            (SELECT extract(epoch FROM max(age))::float8 FROM ${s}.pending) AS lag,
+  const backlog = await readCounts(db, schema);
+  const numbers = await db.query<{ delivered: string; recently: string }>(
+    `SELECT (SELECT count(*) FROM ${s}.outbox WHERE status = 'delivered')::text AS delivered,
             (SELECT count(*) FROM ${s}.attempts
-              WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $1))::text AS delivered`,
+              WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $1))::text AS recently`,
     [DELIVERED_WINDOW_MINUTES],
   );
   const failure = await db.query<Failure>(
@@ -71,11 +107,11 @@ export async function outboxStatus(db: Db, schema: string): Promise<OutboxStatus
   );
   const n = numbers.rows[0]!;
   return {
-    counts,
-    journalBacklog: Number(n.backlog),
-    oldestPendingAt: n.oldest,
-    lagSeconds: Math.max(0, Math.round(n.lag ?? 0)),
-    deliveredRecently: Number(n.delivered),
+    counts: { pending: backlog.pending, delivered: Number(n.delivered), failed: backlog.failed },
+    journalBacklog: backlog.journal,
+    oldestPendingAt: backlog.oldestPendingAt,
+    lagSeconds: backlog.oldestPendingSeconds,
+    deliveredRecently: Number(n.recently),
     lastFailure: failure.rows[0] ?? null,
     instances: instances.rows.filter((row) => row.application === 'order-webhooks listen').reduce((sum, row) => sum + row.connections, 0),
     connections: instances.rows,

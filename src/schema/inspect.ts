@@ -1,9 +1,9 @@
 // What `start` checks about our schema before it runs, and what a status command can report: damage
 // done by hand (a table dropped, a column altered, the trigger disabled) and the privileges the
-// service role needs. Reads only the system catalogs, so it answers for any role.
+// service role needs. Reads only the system catalogs, so it answers for any role; the health model
+// (src/health/model.ts) words what it finds.
 import type pg from 'pg';
 import { ident } from '../db.ts';
-import { CaptureError } from '../errors.ts';
 import { triggerName } from '../capture/render.ts';
 
 /**
@@ -144,23 +144,4 @@ export async function inspectSchema(db: pg.ClientBase | pg.Pool, schema: string)
     }
   }
   return problems;
-}
-
-/** For `start`: one line naming every problem, or nothing. */
-export async function checkSchemaIntact(db: pg.Pool, schema: string): Promise<void> {
-  const problems = await inspectSchema(db, schema);
-  if (problems.length > 0) {
-    throw new CaptureError(`schema ${ident(schema)} is damaged: ${problems.join('; ')} (docs/security.md, "If our schema is damaged")`);
-  }
-}
-
-/** For `start`: the connected role has what the service needs, or one line saying what to grant. */
-export async function checkServicePrivileges(db: pg.Pool, schema: string): Promise<void> {
-  const missing = await missingServicePrivileges(db, schema);
-  if (missing.length === 0) return;
-  const { rows } = await db.query<{ role: string }>('SELECT current_user AS role');
-  const role = rows[0]!.role;
-  throw new CaptureError(
-    `the role ${ident(role)} lacks ${missing.join(', ')}: have the owner of schema ${ident(schema)} run what \`order-webhooks migrate --print-grants ${role}\` prints`,
-  );
 }

@@ -15,7 +15,7 @@ import {
 import { inspectSchema } from './inspect.ts';
 import { checkSessionConnections } from './pooler.ts';
 import { type Db, describeDbError, ident, literal, lockKey, openClient } from '../db.ts';
-import { AppError, CaptureError, MigrationError, SchemaError } from '../errors.ts';
+import { AppError, CaptureError, MigrationError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { reportWakeUp, type WakeUpReport } from '../capture/wakeUp.ts';
 
@@ -194,19 +194,4 @@ export async function readSchemaVersion(db: Db, schema: string): Promise<number 
   if (!exists.rows[0]?.present) return null;
   const { rows } = await db.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.migration`);
   return rows[0]?.version ?? null;
-}
-
-/** For `start`: the schema is at the version this code expects. */
-export async function checkSchemaVersion(db: Db, schema: string): Promise<void> {
-  const latest = LATEST_VERSION();
-  const version = await readSchemaVersion(db, schema);
-  if (version === null) throw new SchemaError(`schema ${ident(schema)} is not installed: run \`order-webhooks migrate\` first`);
-  if (version > latest) {
-    throw new SchemaError(
-      `schema ${ident(schema)} is at version ${version}, newer than this release knows (${latest}): run the release that migrated it`,
-    );
-  }
-  if (version < latest) {
-    throw new SchemaError(`schema ${ident(schema)} is at version ${version}, this release needs ${latest}: run \`order-webhooks migrate\``);
-  }
 }
