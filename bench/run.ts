@@ -5,6 +5,7 @@
 // BENCH_W1_SECONDS sets the length of each pgbench run, BENCH_W5_SECONDS the outage's;
 // BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts);
 // W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads;
+// W8 (several receivers: fan-out to three, and one endpoint's outage beside a healthy one) is in endpoints.ts.
 // BENCH_W2_TRACING=N runs W2 N times with tracing off and N times on, alternating.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,12 +24,13 @@ import {
   startReceiver,
   startService,
 } from './processes.ts';
+import { type EndpointsResult, runEndpoints } from './endpoints.ts';
 import { type BigBacklogResult, type OutageResult, runBigBacklog, runOutage, W5_RETRY_DELAYS } from './outage.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5,W6').split(',').map((s) => s.trim().toUpperCase()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5,W6,W8').split(',').map((s) => s.trim().toUpperCase()));
 if (ONLY.has('W5')) ONLY.add('W3');
 const W5_PLOT = process.env.BENCH_W5_PLOT ?? new URL('../docs/w5-outage.svg', import.meta.url).pathname;
 const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
@@ -595,6 +597,24 @@ async function w4(configPath: string): Promise<void> {
   log(`W4: ${delivery.perSecond.toFixed(0)} events/s of ${CONCURRENCY / 0.05}`);
 }
 
+async function w8(configPath: string): Promise<void> {
+  if (service) await settle();
+  await service?.stop();
+  service = undefined;
+  results.W8 = await runEndpoints({
+    db: db!,
+    configPath,
+    receiver: receiver!,
+    log,
+    startReceiver: () => startReceiver(SECRET),
+    startService: (path) => startService(path, SERVICE_NODE_ARGS),
+    commitChanges,
+    awaitArrivals: (r, expected) => awaitArrivals(r, expected),
+    analyse,
+    keyed,
+  });
+}
+
 async function w5(configPath: string): Promise<void> {
   if (service) await settle();
   await service?.stop();
@@ -841,6 +861,40 @@ function rows(): Row[] {
     ]);
     out.push(['W5b PostgreSQL CPU % of a core, at each', `${f(w5b.small.pgCpuPct, 1)} / ${f(w5b.large.pgCpuPct, 1)}`, '', undefined]);
   }
+  const w8 = results.W8 as EndpointsResult | undefined;
+  if (w8) {
+    const fan = w8.fanout;
+    const w2rate = (results.W2 as any)?.saturated?.perSecond as number | undefined;
+    out.push([
+      `W8 deliveries/s in all, ${fan.endpoints} endpoints each receiving every event (W2 in this run)`,
+      `${f(fan.perSecond)}${w2rate ? ` (${f(w2rate)}; ${f(fan.perSecond / w2rate, 2)}×)` : ''}`,
+      '',
+      undefined,
+    ]);
+    out.push([
+      'W8 fan-out lost / duplicates, per endpoint',
+      fan.perEndpoint.map((d) => `${d.lost} / ${d.duplicates}`).join(', '),
+      '0 / 0',
+      fan.perEndpoint.every((d) => d.lost === 0 && d.duplicates === 0),
+    ]);
+    out.push(['W8 fan-out service peak RSS MB', f(fan.peakRssMb), '≤ 120 (W3)', fan.peakRssMb <= 120]);
+    const calm = w8.isolation.runs.find((r) => r.other === 'healthy')!.healthy.latency.p99;
+    for (const run of w8.isolation.runs) {
+      const p99 = run.healthy.latency.p99;
+      out.push([
+        `W8 healthy endpoint paced ${w8.isolation.perSecond}/s p50 / p99 ms, other endpoint ${run.other}`,
+        `${f(run.healthy.latency.p50, 1)} / ${f(p99, 1)}${run.other === 'healthy' ? '' : ` (${f(p99 / calm, 2)}×)`}`,
+        run.other === 'healthy' ? '' : '≤ 1.5× the healthy run',
+        run.other === 'healthy' ? undefined : p99 <= 1.5 * calm,
+      ]);
+    }
+    out.push([
+      'W8 isolation lost / duplicates (healthy endpoint)',
+      w8.isolation.runs.map((r) => `${r.healthy.lost} / ${r.healthy.duplicates}`).join(', '),
+      '0 / 0',
+      w8.isolation.runs.every((r) => r.healthy.lost === 0 && r.healthy.duplicates === 0),
+    ]);
+  }
   const w6 = results.W6 as any;
   if (w6) {
     out.push(['W6 delivered events/s without / while retention deletes', `${f(w6.without)} / ${f(w6.with)}`, '', undefined]);
@@ -876,6 +930,7 @@ async function main(): Promise<void> {
   if (ONLY.has('W4')) await w4(configPath);
   // Before W5, which leaves 200,000 events pending.
   if (ONLY.has('W6')) await w6(configPath);
+  if (ONLY.has('W8')) await w8(configPath);
   if (ONLY.has('W5')) await w5(configPath);
   const meta = {
     date: new Date().toISOString(),

@@ -1,9 +1,10 @@
 // Composes the parts into the running service and its one shutdown path.
-import type { Config } from './config/config.ts';
+import { type Config, endpointsOf } from './config/config.ts';
 import { createPool, type Db, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
-import { NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
+import { type ClaimFailures, NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
+import { Fanout } from './delivery/fanout.ts';
 import { startTracing, type Tracing } from './delivery/tracing.ts';
 import { Drainer } from './wake/drainer.ts';
 import { watchCaptureTriggers } from './capture/triggerWatch.ts';
@@ -20,7 +21,7 @@ import { readiness } from './http/health.ts';
 import { Metrics, type MetricsReading } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
-import { readCounts } from './outbox/status.ts';
+import { configuredEndpoints, readCounts } from './outbox/status.ts';
 import { breakerSettings } from './delivery/breaker.ts';
 import { EndpointStates, readEndpointStates } from './outbox/endpointState.ts';
 import { Alerter, AlertSender } from './alerts/alerter.ts';
@@ -37,14 +38,28 @@ export interface Service {
 }
 
 export async function startService(config: Config, log: Logger, tls?: TlsAgentOptions): Promise<Service> {
-  const { webHook, database } = config;
+  const { database } = config;
+  const endpoints = endpointsOf(config);
+  const enabled = endpoints.filter((e) => e.hook.enabled);
   // TLS files are checked first: a wrong file or password stops the start before any connection.
-  const loaded = tls ? { options: tls, warnings: [] } : loadTls(webHook);
-  for (const warning of loaded.warnings) log.warn(warning);
+  const loaded = new Map(
+    enabled.map((e) => {
+      const files = tls ? { options: tls, warnings: [] } : loadTls(e.hook);
+      for (const warning of files.warnings) log.warn({ endpoint: e.name }, warning);
+      return [e.name, files.options] as const;
+    }),
+  );
   const alertsTls = config.alerts ? loadTls(config.alerts, new Date(), 'alerts') : undefined;
   for (const warning of alertsTls?.warnings ?? []) log.warn(warning);
   const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
-  const pool = createPool(database.url, log, 6, database.statementTimeout);
+  // Each endpoint's dispatcher claims and records on its own (one of each at a time): two connections
+  // per endpoint beside the journal's claims, so that one endpoint's busy statements never queue another's.
+  const pool = createPool(
+    database.url,
+    log,
+    4 + 2 * Math.max(1, endpointsOf(config).filter((e) => e.hook.enabled).length),
+    database.statementTimeout,
+  );
   const release: (() => Promise<void> | void)[] = [() => pool.end()];
   // Each step is bounded: a step that hangs (pg-listen retrying a lost connection after close,
   // say) must not keep the process from exiting.
@@ -82,7 +97,11 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     if (wakeUp.warning) log.warn(wakeUp.warning);
     if (config.tracing) {
       // Released after the dispatcher stops (the list runs in reverse), so the last attempts' spans go out too.
-      tracing = await startTracing(config.tracing, webHook, log);
+      tracing = await startTracing(
+        config.tracing,
+        enabled.map((e) => ({ name: e.name, endpoint: e.hook.endpoint, key: e.hook.key })),
+        log,
+      );
       release.push(() => tracing!.shutdown());
     }
   } catch (error) {
@@ -90,36 +109,89 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     throw databaseFailure(error);
   }
 
-  const metrics = config.http ? new Metrics(() => readMetrics(pool, database.schema), log, true) : undefined;
-  const sender = new Sender(webHook, loaded.options);
-  release.push(() => sender.close());
-  const store = new PostgresEventStore(pool, database.schema, installation, {
-    transitions: config.orders.transitions,
-    events: webHook.events,
-  });
+  const metrics = config.http
+    ? new Metrics(
+        () =>
+          readMetrics(
+            pool,
+            database.schema,
+            endpoints.map((e) => e.name),
+          ),
+        log,
+        true,
+        endpoints.map((e) => e.name),
+      )
+    : undefined;
+  const store = new PostgresEventStore(
+    pool,
+    database.schema,
+    installation,
+    config.orders.transitions,
+    endpoints.map((e) => ({ name: e.name, events: e.hook.events })),
+  );
+  // One sender and one dispatcher per enabled endpoint: its own sockets, slots, claims and retries,
+  // so that one receiver's trouble never takes another's. A disabled endpoint's events wait, pending.
   // Each endpoint's state (up, down, paused), shared by every instance through the database.
-  const endpoints = new EndpointStates(pool, database.schema, log, new Map([['default', breakerSettings(webHook.circuitBreaker)]]));
+  const states = new EndpointStates(
+    pool,
+    database.schema,
+    log,
+    new Map(endpoints.map((e) => [e.name, breakerSettings(e.hook.circuitBreaker)])),
+  );
   try {
-    await endpoints.start();
+    await states.start();
   } catch (error) {
     await releaseAll();
     throw error;
   }
-  release.push(() => endpoints.stop());
-  const dispatcher = new Dispatcher(store, sender, log, {
-    concurrency: webHook.concurrency,
-    leaseMs: webHook.leaseTimeout,
-    retryDelaysMs: webHook.retry.delays,
-    onResult: metrics?.onResult,
-    endpoint: 'default',
-    gate: endpoints,
-    tracer: tracing?.tracer,
-  });
+  release.push(() => states.stop());
+  const dispatchers = new Map<string, Dispatcher>();
+  let fanout!: Fanout;
+  for (const e of enabled) {
+    const sender = new Sender(e.hook, loaded.get(e.name));
+    release.push(() => sender.close());
+    const dispatcher = new Dispatcher(store, sender, log.child({ endpoint: e.name }), {
+      endpoint: e.name,
+      concurrency: e.hook.concurrency,
+      leaseMs: e.hook.leaseTimeout,
+      retryDelaysMs: e.hook.retry.delays,
+      onResult: metrics?.onResult,
+      onNewChangesFreed: () => fanout.changesFreed(),
+      gate: states,
+      tracer: tracing?.tracer,
+    });
+    dispatchers.set(e.name, dispatcher);
+  }
+  // The journal's claims are leased for the longest lease of any endpoint: its first attempts run under it.
+  const leaseMs = Math.max(...enabled.map((e) => e.hook.leaseTimeout));
+  fanout = new Fanout(store, dispatchers, log, { leaseMs, single: endpoints.length === 1 });
+  const lookAgain = () => {
+    for (const d of dispatchers.values()) d.lookAgain();
+  };
+  const stats = () => {
+    const sum = { ...fanout.stats, delivered: 0, failedAttempts: 0, failedEvents: 0, inFlight: 0 };
+    for (const d of dispatchers.values()) {
+      sum.delivered += d.stats.delivered;
+      sum.failedAttempts += d.stats.failedAttempts;
+      sum.failedEvents += d.stats.failedEvents;
+      sum.inFlight += d.inFlightCount;
+    }
+    return sum;
+  };
+  // The claims failing longest, of the journal's or any endpoint's: one fact for /readyz and the page.
+  const claimFailures = (): ClaimFailures => {
+    let oldest = fanout.claims.current;
+    for (const d of dispatchers.values()) {
+      const c = d.claims.current;
+      if (c.since !== null && (oldest.since === null || c.since < oldest.since)) oldest = c;
+    }
+    return oldest;
+  };
   let listener: WakeListener | undefined;
   const wakeLock = new WakeLock(database.url, database.schema, log, () => drainer.wake(), {
     wakeUp: database.wakeUp,
   });
-  const drainer: Drainer = new Drainer(dispatcher, wakeLock, log, {
+  const drainer: Drainer = new Drainer(fanout, wakeLock, log, {
     pollIntervalMs: database.pollInterval,
     idlePollMs: database.idlePollInterval,
     listening: () => listener?.connected ?? false,
@@ -134,7 +206,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     stopping ??= (async () => {
       log.info('stopping: no new claims; finishing requests in flight');
       await releaseAll();
-      log.info({ ...dispatcher.stats }, 'stopped');
+      log.info(stats(), 'stopped');
       resolveStopped(code);
       return code;
     })();
@@ -153,7 +225,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
             stopping: () => stopping !== undefined,
             ping: () => pool.query('SELECT 1'),
             listening: () => listener?.connected ?? false,
-            claims: () => dispatcher.claims.current,
+            claims: claimFailures,
           }),
           metrics: () => metrics.render(),
         },
@@ -164,10 +236,10 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
               schema: database.schema,
               target,
               enabled: true,
-              endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+              endpoints: configuredEndpoints(config),
               token: config.http.token,
               idlePollMs: database.idlePollInterval,
-              runtime: () => ({ enabled: true, listening: listener?.connected ?? false, claims: dispatcher.claims.current }),
+              runtime: () => ({ enabled: true, listening: listener?.connected ?? false, claims: claimFailures() }),
               log,
             })
           : undefined,
@@ -195,7 +267,9 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     await releaseAll();
     throw databaseFailure(error);
   }
-  release.push(() => dispatcher.stop(SHUTDOWN_GRACE_MS).then(() => undefined));
+  // Stopped in reverse: the drainer, then the fan-out's claims, then every dispatcher at once.
+  release.push(() => Promise.all([...dispatchers.values()].map((d) => d.stop(SHUTDOWN_GRACE_MS))).then(() => undefined));
+  release.push(() => fanout.stop(SHUTDOWN_GRACE_MS));
   release.push(() => drainer.stop());
   release.push(() => listener.close());
 
@@ -203,49 +277,64 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     deliveredMs: config.retention.delivered,
     failedMs: config.retention.failed,
   });
-  metrics?.watch({ dispatcher, listener, retention });
+  metrics?.watch({
+    dispatcher: {
+      get stats() {
+        return fanout.stats;
+      },
+      get inFlightCount() {
+        return stats().inFlight;
+      },
+    },
+    listener,
+    retention,
+  });
   if (config.alerts && alertsTls) {
     // Its own loop and HTTP client: a dead alert endpoint delays no webhook.
     const alerter = new Alerter(
       config.alerts,
       new AlertSender(config.alerts, alertsTls.options, log),
-      { db: pool, schema: database.schema, target, endpoints: ['default'] },
+      { db: pool, schema: database.schema, target, endpoints: endpoints.map((e) => e.name) },
       log,
     );
     alerter.start();
     release.push(() => alerter.stop());
   }
-  // Up again (a probe succeeded, here or elsewhere, or resumed): every waiting order goes out now.
-  endpoints.onChange(() => {
-    dispatcher.lookAgain();
+  // Up again (a probe succeeded, here or elsewhere, or resumed): its waiting orders go out now.
+  states.onChange((endpoint) => {
+    dispatchers.get(endpoint)?.lookAgain();
     drainer.wake();
   });
   drainer.start();
-  dispatcher.lookAgain();
+  lookAgain();
   retention.start();
   release.push(() => retention.stop());
   // The fallback poll: covers a lost NOTIFY, retries coming due, and leases of dead instances.
   const poll = setInterval(() => {
     drainer.wake();
-    dispatcher.lookAgain();
+    lookAgain();
   }, database.pollInterval);
-  const stats = setInterval(() => log.info({ ...dispatcher.stats, inFlight: dispatcher.inFlightCount }, 'stats'), STATS_INTERVAL_MS);
-  stats.unref();
+  const statsTimer = setInterval(() => log.info(stats(), 'stats'), STATS_INTERVAL_MS);
+  statsTimer.unref();
   const triggers = watchCaptureTriggers(pool, target, log, database.captureCheckInterval);
   release.push(() => {
     clearInterval(poll);
-    clearInterval(stats);
+    clearInterval(statsTimer);
     triggers.stop();
   });
 
   log.info(
     {
-      endpoint: redactUrl(endpointUrl(webHook.endpoint!, webHook.key)),
+      endpoints: endpoints.map((e) => ({
+        name: e.name,
+        enabled: e.hook.enabled,
+        url: redactUrl(endpointUrl(e.hook.endpoint!, e.hook.key)),
+        concurrency: e.hook.concurrency,
+        signed: e.hook.secret !== undefined,
+        standardWebhookSecrets: e.hook.standardWebhooks?.secrets.length ?? 0,
+      })),
       orders: `${config.orders.schema}.${config.orders.table}`,
       schema: database.schema,
-      concurrency: webHook.concurrency,
-      signed: webHook.secret !== undefined,
-      standardWebhookSecrets: webHook.standardWebhooks?.secrets.length ?? 0,
       tracing: config.tracing ? `${config.tracing.protocol} to ${redactUrl(config.tracing.url)}` : 'off',
     },
     'started',
@@ -270,7 +359,17 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
   if (config.http) {
     const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
     release.push(() => pool.end());
-    const metrics = new Metrics(() => readMetrics(pool, config.database.schema), log, false);
+    const metrics = new Metrics(
+      () =>
+        readMetrics(
+          pool,
+          config.database.schema,
+          endpointsOf(config).map((e) => e.name),
+        ),
+      log,
+      false,
+      endpointsOf(config).map((e) => e.name),
+    );
     try {
       const http = await startHttpServer(
         config.http,
@@ -291,7 +390,7 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
               schema: config.database.schema,
               target: { schema: config.database.schema, orders: config.orders, wakeUp: config.database.wakeUp },
               enabled: false,
-              endpoint: config.webHook.endpoint ? redactUrl(endpointUrl(config.webHook.endpoint, config.webHook.key)) : null,
+              endpoints: configuredEndpoints(config),
               token: config.http.token,
               idlePollMs: config.database.idlePollInterval,
               // Idle: nothing listens or claims, by choice; the page says webhooks are disabled.
@@ -324,6 +423,6 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
 }
 
 /** The database gauges of /metrics: the backlog and each endpoint's status, one reading per scrape. */
-async function readMetrics(pool: Db, schema: string): Promise<MetricsReading> {
-  return { ...(await readCounts(pool, schema)), endpoints: await readEndpointStates(pool, schema, ['default']) };
+async function readMetrics(pool: Db, schema: string, endpoints: string[]): Promise<MetricsReading> {
+  return { ...(await readCounts(pool, schema)), endpointStatus: await readEndpointStates(pool, schema, endpoints) };
 }

@@ -105,6 +105,7 @@ describe('circuit breaker', () => {
     assert.ok(!isFreeAttempt(fail('http_status', 400, true)));
     const event: ClaimedEvent = {
       source: 'outbox',
+      endpoint: 'default',
       id: '1',
       eventId: 'e',
       orderId: 'o',

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadConfig, parseConfig } from '../src/config/config.ts';
+import { endpointsOf, loadConfig, parseConfig } from '../src/config/config.ts';
 import { ConfigError } from '../src/errors.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 
@@ -61,7 +61,7 @@ describe('config', () => {
       /^webHook\.connectionTimeout: "60s" is not an ISO-8601 duration/,
     ],
     ['bad start timeout', { database: { ...db, startTimeout: '1m' } }, /^database\.startTimeout: "1m" is not an ISO-8601 duration/],
-    ['bad retry delay', { database: db, webHook: { retry: { delays: ['PT1S', 'soon'] } } }, /^webHook\.retry\.delays\.1: "soon" is not/],
+    ['bad retry delay', { database: db, webHook: { retry: { delays: ['PT1S', 'soon'] } } }, /^webHook\.retry\.delays\[1\]: "soon" is not/],
     ['bad retention', { database: db, retention: { failed: 'forever' } }, /^retention\.failed: "forever" is not/],
     ['trailing junk in a duration', { database: db, webHook: { requestTimeout: 'PT5Sabc' } }, /^webHook\.requestTimeout: "PT5Sabc" is not/],
     [
@@ -74,8 +74,12 @@ describe('config', () => {
       { database: db, webHook: { enabled: true, endpoint: 'ftp://x/y' } },
       /^webHook\.endpoint: expected an absolute http/,
     ],
-    ['unknown event type', { database: db, webHook: { events: ['OrderShipped'] } }, /^webHook\.events\.0: expected one of "OrderCreated"/],
-    ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\.0\.event: expected one of/],
+    [
+      'unknown event type',
+      { database: db, webHook: { events: ['OrderShipped'] } },
+      /^webHook\.events\[0\]: expected one of "OrderCreated"/,
+    ],
+    ['bad transition', { database: db, orders: { transitions: [{ to: 'x' }] } }, /^orders\.transitions\[0\]\.event: expected one of/],
     ['no database url', {}, /^database\.url: expected a PostgreSQL connection URL \(or set DATABASE_URL\)$/],
     ['unknown section', { database: db, webhook: {} }, /^webhook: unknown key$/],
     ['unknown wake-up', { database: { ...db, wakeUp: 'listen' } }, /^database\.wakeUp: expected one of "auto", "notify", "poll"$/],
@@ -98,7 +102,7 @@ describe('config', () => {
     [
       'a Standard Webhooks secret without whsec_',
       { database: db, webHook: { standardWebhooks: { secrets: ['c2VjcmV0'] } } },
-      /^webHook\.standardWebhooks\.secrets\.0: expected "whsec_" followed by the base64 of the key/,
+      /^webHook\.standardWebhooks\.secrets\[0\]: expected "whsec_" followed by the base64 of the key/,
     ],
     [
       'an unknown signature encoding',
@@ -110,6 +114,63 @@ describe('config', () => {
       { database: db, webHook: { leaseTimeout: 'PT40S' } },
       /^webHook\.leaseTimeout: expected at least twice webHook\.requestTimeout \(30000 ms\)/,
     ],
+    [
+      'a webHooks entry without an endpoint',
+      { database: db, webHooks: [{ name: 'a', endpoint: 'http://127.0.0.1:1/a' }, { name: 'b' }] },
+      /^webHooks\[1\]\.endpoint: expected string/,
+    ],
+    [
+      'a webHooks entry with a bad endpoint',
+      {
+        database: db,
+        webHooks: [
+          { name: 'a', endpoint: 'http://127.0.0.1:1/a' },
+          { name: 'b', endpoint: 'ftp://x' },
+        ],
+      },
+      /^webHooks\[1\]\.endpoint: expected an absolute http:\/\/ or https:\/\/ URL$/,
+    ],
+    [
+      'a webHooks entry without a name',
+      { database: db, webHooks: [{ endpoint: 'http://127.0.0.1:1/a' }] },
+      /^webHooks\[0\]\.name: expected string/,
+    ],
+    [
+      'a webHooks name with capitals',
+      { database: db, webHooks: [{ name: 'Billing', endpoint: 'http://127.0.0.1:1/a' }] },
+      /^webHooks\[0\]\.name: expected 1 to 40 characters of a-z, 0-9 and -$/,
+    ],
+    [
+      'a webHooks name of 41 characters',
+      { database: db, webHooks: [{ name: 'a'.repeat(41), endpoint: 'http://127.0.0.1:1/a' }] },
+      /^webHooks\[0\]\.name: expected 1 to 40 characters/,
+    ],
+    [
+      'a webHooks entry named default',
+      { database: db, webHooks: [{ name: 'default', endpoint: 'http://127.0.0.1:1/a' }] },
+      /^webHooks\[0\]\.name: expected another name: "default" is the endpoint of webHook$/,
+    ],
+    [
+      'two webHooks entries of one name',
+      {
+        database: db,
+        webHooks: [
+          { name: 'crm', endpoint: 'http://127.0.0.1:1/a' },
+          { name: 'crm', endpoint: 'http://127.0.0.1:1/b' },
+        ],
+      },
+      /^webHooks\[1\]\.name: expected a unique name: "crm" is used twice$/,
+    ],
+    [
+      'a webHooks entry with an unknown key',
+      { database: db, webHooks: [{ name: 'crm', endpoint: 'http://127.0.0.1:1/a', url: 'x' }] },
+      /^webHooks\[0\]\.url: unknown key$/,
+    ],
+    [
+      'a webHooks entry with a short lease',
+      { database: db, webHooks: [{ name: 'crm', endpoint: 'http://127.0.0.1:1/a', leaseTimeout: 'PT40S' }] },
+      /^webHooks\[0\]\.leaseTimeout: expected at least twice/,
+    ],
   ];
   for (const [name, raw, message] of errors) {
     it(`rejects ${name} with one line naming the key`, () => {
@@ -119,6 +180,50 @@ describe('config', () => {
       );
     });
   }
+
+  it('webHooks: every key of webHook plus a name, enabled by default; webHook is the endpoint default, listed first', () => {
+    const config = parseConfig(
+      {
+        database: db,
+        webHook: { enabled: true, endpoint: 'https://sign.example/automation', key: 'k', secret: 'sign-secret' },
+        webHooks: [
+          {
+            name: 'billing',
+            enabled: true,
+            endpoint: 'https://billing.example/hooks',
+            secret: { env: 'BILLING_SECRET' },
+            events: ['OrderSigned', 'OrderCanceled'],
+            concurrency: 8,
+          },
+          {
+            name: 'audit',
+            endpoint: 'https://audit.example/in',
+            standardWebhooks: { secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'] },
+          },
+        ],
+      },
+      { BILLING_SECRET: 'billing-secret' },
+    );
+    const endpoints = endpointsOf(config);
+    assert.deepEqual(
+      endpoints.map((e) => [e.name, e.hook.enabled, e.hook.endpoint, e.hook.concurrency, e.hook.secret ?? null, e.hook.events ?? null]),
+      [
+        ['default', true, 'https://sign.example/automation', 32, 'sign-secret', null],
+        ['billing', true, 'https://billing.example/hooks', 8, 'billing-secret', ['OrderSigned', 'OrderCanceled']],
+        ['audit', true, 'https://audit.example/in', 32, null, null],
+      ],
+    );
+    assert.equal(endpoints[2]!.hook.requestTimeout, 30_000, 'the defaults of webHook');
+    // Either form may stand alone.
+    assert.deepEqual(
+      endpointsOf(parseConfig({ database: db, webHooks: [{ name: 'crm', endpoint: 'http://127.0.0.1:1/a' }] }, {})).map((e) => e.name),
+      ['crm'],
+    );
+    assert.deepEqual(
+      endpointsOf(parseConfig({ database: db, webHook: { enabled: true, endpoint: 'http://127.0.0.1:1/a' } }, {})).map((e) => e.name),
+      ['default'],
+    );
+  });
 
   it('exits 2 with one line for every config error, from the command line', async () => {
     for (const [name, raw, message] of errors) {
@@ -195,7 +300,7 @@ describe('config', () => {
         [{ database: db, webHook: { secret: { env: 'EMPTY' } } }, /^webHook\.secret: expected a non-empty value$/],
         [
           { database: db, webHook: { standardWebhooks: { secrets: [{ env: 'BAD_WHSEC' }] } } },
-          /^webHook\.standardWebhooks\.secrets\.0: expected "whsec_" followed by the base64 of the key/,
+          /^webHook\.standardWebhooks\.secrets\[0\]: expected "whsec_" followed by the base64 of the key/,
         ],
         [
           { database: db, webHook: { secret: { env: 'A', file: 'b' } } },

@@ -3,15 +3,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { claimRoom, Dispatcher, isStale, resultOf } from '../src/delivery/dispatcher.ts';
+import { Fanout } from '../src/delivery/fanout.ts';
 import type { Outcome, Outgoing } from '../src/delivery/sender.ts';
 import { createLogger } from '../src/log.ts';
-import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../src/delivery/eventStore.ts';
+import type { AttemptRecord, ChangeStore, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../src/delivery/eventStore.ts';
 import { waitFor } from './helpers/poll.ts';
 
 const log = createLogger('silent');
 
 function event(n: number, source: 'journal' | 'outbox' = 'journal', attempt = 1): ClaimedEvent {
-  return { source, id: String(n), eventId: `e${n}`, orderId: `o${n}`, eventType: 'OrderCreated', body: `{"n":${n}}`, attempt };
+  return {
+    source,
+    id: String(n),
+    endpoint: 'default',
+    eventId: `e${n}`,
+    orderId: `o${n}`,
+    eventType: 'OrderCreated',
+    body: `{"n":${n}}`,
+    attempt,
+  };
 }
 
 const ok = (): Outcome => ({
@@ -34,7 +44,7 @@ const refused = (): Outcome => ({
 });
 
 /** An event store in memory: new changes to hand out, and a log of every call. */
-class MemoryStore implements EventStore {
+class MemoryStore implements EventStore, ChangeStore {
   readonly batchSize = 10;
   newEvents: ClaimedEvent[] = [];
   recorded: AttemptRecord[] = [];
@@ -53,7 +63,7 @@ class MemoryStore implements EventStore {
     const send = this.newEvents.splice(0, limit);
     const queueError = this.queueError;
     this.queueError = undefined;
-    return { changes: send.length, send, queued: 0, queueError, unmatched: 0, filtered: 0 };
+    return { changes: send.length, send, queued: 0, queuedFor: [], queueError, unmatched: 0, filtered: 0 };
   }
 
   async claimDue(): Promise<ClaimedEvent[]> {
@@ -94,7 +104,15 @@ class ScriptedSender {
   }
 }
 
-const options = { concurrency: 2, leaseMs: 60_000, retryDelaysMs: [1000, 2000], retryWriteMs: 10 };
+const options = { endpoint: 'default', concurrency: 2, leaseMs: 60_000, retryDelaysMs: [1000, 2000], retryWriteMs: 10 };
+
+/** One endpoint's dispatcher, with the fan-out that claims its new changes (as the service wires them). */
+function delivering(store: MemoryStore, sender: ScriptedSender): { dispatcher: Dispatcher; fanout: Fanout } {
+  let fanout!: Fanout;
+  const dispatcher = new Dispatcher(store, sender, log, { ...options, onNewChangesFreed: () => fanout.changesFreed() });
+  fanout = new Fanout(store, new Map([['default', dispatcher]]), log, { leaseMs: options.leaseMs, single: true });
+  return { dispatcher, fanout };
+}
 
 describe('dispatcher decisions', () => {
   it('claims up to one batch beyond the free slots, and none while some wait and less than half a batch is free', () => {
@@ -129,23 +147,16 @@ describe('dispatcher', () => {
     store.newEvents = [event(1), event(2), event(3)];
     store.failRecords = 1;
     const sender = new ScriptedSender((o) => (o.eventId === 'e2' ? refused() : ok()));
-    const dispatcher = new Dispatcher(store, sender, log, options);
-    assert.equal(await dispatcher.drainNew(), true);
+    const { dispatcher, fanout } = delivering(store, sender);
+    assert.equal(await fanout.drainNew(), true);
     await waitFor(() => store.recorded.length === 3, { what: 'three results recorded' });
     assert.deepEqual(store.recorded.map((r) => [r.event.eventId, r.status]).sort(), [
       ['e1', 'delivered'],
       ['e2', 'pending'],
       ['e3', 'delivered'],
     ]);
-    assert.deepEqual(dispatcher.stats, {
-      changes: 3,
-      events: 3,
-      unmatched: 0,
-      filtered: 0,
-      delivered: 2,
-      failedAttempts: 1,
-      failedEvents: 0,
-    });
+    assert.deepEqual(fanout.stats, { changes: 3, events: 3, unmatched: 0, filtered: 0 });
+    assert.deepEqual(dispatcher.stats, { delivered: 2, failedAttempts: 1, failedEvents: 0 });
     assert.equal(await dispatcher.stop(1000), true);
   });
 
@@ -153,8 +164,8 @@ describe('dispatcher', () => {
     const store = new MemoryStore();
     store.newEvents = [event(1)];
     store.queueError = new Error('outbox unavailable');
-    const dispatcher = new Dispatcher(store, new ScriptedSender(ok), log, options);
-    await dispatcher.drainNew();
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender(ok));
+    await fanout.drainNew();
     await waitFor(() => store.recorded.length === 1, { what: 'the first attempt recorded' });
     assert.equal(store.recorded[0]!.status, 'delivered');
     await dispatcher.stop(1000);
@@ -163,8 +174,8 @@ describe('dispatcher', () => {
   it('a sender that throws becomes a failed attempt of kind internal, not a crash', async () => {
     const store = new MemoryStore();
     store.newEvents = [event(1)];
-    const dispatcher = new Dispatcher(store, new ScriptedSender(() => Promise.reject(new Error('bug'))), log, options);
-    await dispatcher.drainNew();
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender(() => Promise.reject(new Error('bug'))));
+    await fanout.drainNew();
     const [record] = await waitFor(() => store.recorded.length === 1 && store.recorded, { what: 'the result' });
     assert.deepEqual([record!.status, record!.errorKind, record!.error], ['pending', 'internal', 'internal: bug']);
     await dispatcher.stop(1000);
@@ -176,8 +187,8 @@ describe('dispatcher', () => {
     store.newEvents = [event(1)];
     let answerFirst!: (outcome: Outcome) => void;
     const first = new Promise<Outcome>((resolve) => (answerFirst = resolve));
-    const dispatcher = new Dispatcher(store, new ScriptedSender((o) => (o.eventId === 'e1' ? first : ok())), log, options);
-    await dispatcher.drainNew();
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender((o) => (o.eventId === 'e1' ? first : ok())));
+    await fanout.drainNew();
     // A later change of the order arrives while the first is in flight; no drainer will say so.
     store.newEvents = [event(2)];
     answerFirst(ok());
@@ -189,8 +200,8 @@ describe('dispatcher', () => {
     const store = new MemoryStore();
     store.newEvents = [event(1), event(2), event(3), event(4)];
     // Every request hangs: two in flight (concurrency 2), two waiting for a slot.
-    const dispatcher = new Dispatcher(store, new ScriptedSender(() => undefined), log, options);
-    await dispatcher.drainNew();
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender(() => undefined));
+    await fanout.drainNew();
     assert.equal(dispatcher.inFlightCount, 2);
     assert.equal(await dispatcher.stop(50), false);
     assert.deepEqual(store.unclaimed.map((e) => e.eventId).sort(), ['e3', 'e4']);
@@ -200,11 +211,12 @@ describe('dispatcher', () => {
 
   it('claims nothing once stopping, and gives back at once what a claim brings then', async () => {
     const store = new MemoryStore();
-    const dispatcher = new Dispatcher(store, new ScriptedSender(ok), log, options);
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender(ok));
     await dispatcher.stop(10);
+    await fanout.stop(10);
     store.newEvents = [event(1)];
     assert.equal(dispatcher.room(), 0);
-    await dispatcher.drainNew();
+    await fanout.drainNew();
     assert.equal(store.claimNewCalls, 0);
   });
 });

@@ -16,7 +16,10 @@ describe('journal claims', () => {
   /** The journal's claim, mapped as the event store maps it. */
   const claim = async (limit: number, leaseMs: number) => {
     const changes = await journal.claim(limit, leaseMs);
-    return { changes: changes.length, ...planClaim(changes, installation, {}) };
+    return {
+      changes: changes.length,
+      ...planClaim(changes, installation, undefined, [{ name: 'default' }], new Map([['default', Infinity]])),
+    };
   };
   let claimPool: pg.Pool;
   const changes = () =>

@@ -35,7 +35,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
-/** One sample's value from Prometheus text, e.g. sample(text, 'order_webhooks_attempts_total{outcome="2xx"}'). */
+/** One sample's value from Prometheus text, e.g. sample(text, 'order_webhooks_attempts_total{endpoint="default",outcome="2xx"}'). */
 function sample(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   assert.ok(line, `no sample ${name} in /metrics`);
@@ -61,7 +61,7 @@ describe('monitoring', () => {
     const before = await get(port, '/metrics');
     assert.equal(before.status, 200);
     assert.match(before.type!, /^text\/plain; version=0\.0\.4/);
-    assert.equal(sample(before.body, 'order_webhooks_attempts_total{outcome="2xx"}'), 0);
+    assert.equal(sample(before.body, 'order_webhooks_attempts_total{endpoint="default",outcome="2xx"}'), 0);
     assert.equal(sample(before.body, 'order_webhooks_enabled'), 1);
     assert.match(before.body, /^process_cpu_user_seconds_total /m, 'default process metrics');
     assert.match(before.body, /^nodejs_eventloop_lag_seconds /m);
@@ -88,24 +88,24 @@ describe('monitoring', () => {
     const after = await waitFor(
       async () => {
         const text = (await get(port, '/metrics')).body;
-        return sample(text, 'order_webhooks_events_failed') === 1 && text;
+        return sample(text, 'order_webhooks_events_failed{endpoint="default"}') === 1 && text;
       },
       { what: 'events_failed 1 in /metrics' },
     );
-    assert.equal(sample(after, 'order_webhooks_attempts_total{outcome="2xx"}'), 3);
-    assert.equal(sample(after, 'order_webhooks_attempts_total{outcome="http_status"}'), 3);
-    assert.equal(sample(after, 'order_webhooks_attempts_total{outcome="timeout"}'), 0);
+    assert.equal(sample(after, 'order_webhooks_attempts_total{endpoint="default",outcome="2xx"}'), 3);
+    assert.equal(sample(after, 'order_webhooks_attempts_total{endpoint="default",outcome="http_status"}'), 3);
+    assert.equal(sample(after, 'order_webhooks_attempts_total{endpoint="default",outcome="timeout"}'), 0);
     assert.equal(sample(after, 'order_webhooks_changes_total'), 4);
     assert.equal(sample(after, 'order_webhooks_events_created_total'), 4);
-    assert.equal(sample(after, 'order_webhooks_events_total{event_type="OrderCreated",outcome="delivered"}'), 3);
-    assert.equal(sample(after, 'order_webhooks_events_total{event_type="OrderCreated",outcome="failed"}'), 1);
-    assert.equal(sample(after, 'order_webhooks_events_total{event_type="OrderAccepted",outcome="delivered"}'), 0);
-    assert.equal(sample(after, 'order_webhooks_request_duration_seconds_count'), 6);
-    assert.equal(sample(after, 'order_webhooks_delivery_lag_seconds_count'), 3);
+    assert.equal(sample(after, 'order_webhooks_events_total{endpoint="default",event_type="OrderCreated",outcome="delivered"}'), 3);
+    assert.equal(sample(after, 'order_webhooks_events_total{endpoint="default",event_type="OrderCreated",outcome="failed"}'), 1);
+    assert.equal(sample(after, 'order_webhooks_events_total{endpoint="default",event_type="OrderAccepted",outcome="delivered"}'), 0);
+    assert.equal(sample(after, 'order_webhooks_request_duration_seconds_count{endpoint="default"}'), 6);
+    assert.equal(sample(after, 'order_webhooks_delivery_lag_seconds_count{endpoint="default"}'), 3);
     // Lag from the change's time: positive, and under the test's length.
-    const lagSum = sample(after, 'order_webhooks_delivery_lag_seconds_sum');
+    const lagSum = sample(after, 'order_webhooks_delivery_lag_seconds_sum{endpoint="default"}');
     assert.ok(lagSum > 0 && lagSum < 3 * 60, `lag sum ${lagSum}`);
-    assert.equal(sample(after, 'order_webhooks_events_pending'), 0);
+    assert.equal(sample(after, 'order_webhooks_events_pending{endpoint="default"}'), 0);
     assert.equal(sample(after, 'order_webhooks_journal_backlog'), 0);
     assert.equal(sample(after, 'order_webhooks_oldest_pending_age_seconds'), 0);
     assert.equal(sample(after, 'order_webhooks_listener_connected'), 1);

@@ -69,7 +69,10 @@ describe('outage: a move and a result for the same order at once', () => {
   /** The journal's claim, mapped as the event store maps it. */
   const claim = async (limit: number, leaseMs: number) => {
     const changes = await journal.claim(limit, leaseMs);
-    return { changes: changes.length, ...planClaim(changes, installation, {}) };
+    return {
+      changes: changes.length,
+      ...planClaim(changes, installation, undefined, [{ name: 'default' }], new Map([['default', Infinity]])),
+    };
   };
   let store: Outbox;
   let other: pg.Client;
@@ -149,7 +152,16 @@ describe('outage: a move and a result for the same order at once', () => {
     const now = new Date();
     const recording = store.record([
       {
-        event: { source: 'outbox', id: head.id, eventId: head.event_id, orderId: '', eventType: 'OrderCreated', body: '{}', attempt: 1 },
+        event: {
+          source: 'outbox',
+          id: head.id,
+          endpoint: 'default',
+          eventId: head.event_id,
+          orderId: '',
+          eventType: 'OrderCreated',
+          body: '{}',
+          attempt: 1,
+        },
         startedAt: now,
         durationMs: 1,
         httpStatus: 200,

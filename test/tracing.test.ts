@@ -178,6 +178,7 @@ describe('tracing', () => {
       'server.address': '127.0.0.1',
       'server.port': Number(port),
       'webhook.event.type': 'OrderCreated',
+      'webhook.endpoint': 'default',
     };
     const delivered = spans.filter((span) => span.attributes['webhook.order.id'] === ok);
     assert.equal(delivered.length, 1);

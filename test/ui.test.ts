@@ -10,6 +10,7 @@ import { ConfigError } from '../src/errors.ts';
 import { run, type ServiceProcess, startService, writeConfig } from './helpers/cli.ts';
 import { playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
+import { startReceiver } from './helpers/receiver.ts';
 import { type Stack, stacksClosedAfter } from './helpers/stack.ts';
 import { itNeeding, toolPath } from './helpers/tools.ts';
 
@@ -178,9 +179,18 @@ describe('web page', () => {
       response.statusCode = failing ? 503 : 200;
       response.end();
     };
+    // A second endpoint, healthy, that wants one event type: its card beside default's.
+    const billing = await startReceiver('/billing');
+    s.config.webHooks = [{ name: 'billing', endpoint: billing.url, events: ['OrderSigned'] }];
+    const closeStack = s.close;
+    s.close = async () => {
+      await billing.close();
+      await closeStack();
+    };
     const port = await startWithUi(s, {});
     await playOrders(s.db, 3);
     const total = 12;
+    await billing.waitForCount(3);
     await waitFor(
       async () => {
         const [row] = await s.db.query<{ n: number }>("SELECT count(*)::int AS n FROM order_webhooks.outbox WHERE status = 'failed'");
@@ -209,6 +219,8 @@ describe('web page', () => {
       page.on('console', (message) => message.type() === 'error' && errors.push(message.text()));
       await page.goto(`http://127.0.0.1:${port}/`);
       assert.equal(await page.locator('#count-failed').textContent(), String(total));
+      assert.match((await page.locator('[data-endpoint="default"]').first().textContent()) ?? '', /enabled.*12 failed/s);
+      assert.match((await page.locator('[data-endpoint="billing"]').first().textContent()) ?? '', /enabled.*0 failed.*last success/s);
 
       await page.getByLabel('Status').selectOption('failed');
       await page.getByRole('button', { name: 'Filter' }).click();
@@ -236,13 +248,13 @@ describe('web page', () => {
       assert.match((await page.locator('.notice').textContent()) ?? '', new RegExp(`^${total} event\\(s\\) sent back to pending`));
 
       // The page updates by itself: no reload from here on.
-      await waitFor(async () => (await page.locator('tr[data-status="delivered"]').count()) === total, {
+      await waitFor(async () => (await page.locator('tr[data-status="delivered"]').count()) === total + 3, {
         what: 'the page to show every event delivered',
         timeoutMs: 30_000,
         intervalMs: 200,
       });
       await waitFor(async () => (await page.locator('#count-failed').textContent()) === '0', { what: 'the failed count to reach 0' });
-      assert.equal(await page.locator('#count-delivered').textContent(), String(total));
+      assert.equal(await page.locator('#count-delivered').textContent(), String(total + 3), "default's and billing's");
       assert.deepEqual(errors, []);
 
       const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { AlertSender } from '../alerts/alerter.ts';
-import type { Config } from '../config/config.ts';
+import { type Config, endpointsOf, type WebHookConfig } from '../config/config.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { Sender } from '../delivery/sender.ts';
 import { loadTls } from '../delivery/tls.ts';
@@ -55,7 +55,10 @@ async function check(options: CheckOptions): Promise<void> {
   }
   if (config) {
     await checkDatabase(config, items);
-    await checkEndpoint(config, items, Boolean(options.send));
+    const endpoints = endpointsOf(config);
+    if (endpoints.length === 0) items.push({ item: 'endpoint', ok: !config.webHook.enabled, detail: 'none configured (webHook.endpoint)' });
+    // Every endpoint, one after the other: its TLS files, a HEAD, and with --send a test request.
+    for (const e of endpoints) await checkEndpoint(e.name, e.hook, items, Boolean(options.send));
     if (config.alerts && options.send) await checkAlerts(config.alerts, items);
   }
   if (options.json) printJson({ ok: items.every((i) => i.ok), items });
@@ -158,27 +161,29 @@ async function checkAlerts(alerts: NonNullable<Config['alerts']>, items: Item[])
   }
 }
 
-async function checkEndpoint(config: Config, items: Item[], send: boolean): Promise<void> {
-  const hook = config.webHook;
-  if (!hook.endpoint) {
-    items.push({ item: 'endpoint', ok: !hook.enabled, detail: 'none configured (webHook.endpoint)' });
-    return;
-  }
+/** One endpoint's lines; `default`'s are named plainly (tls, endpoint, send), another's with its name. */
+async function checkEndpoint(name: string, hook: WebHookConfig, items: Item[], send: boolean): Promise<void> {
+  const named = (item: string) => (name === 'default' ? item : `${item} ${name}`);
+  if (!hook.endpoint) return;
   const where = redactUrl(endpointUrl(hook.endpoint, hook.key));
   let tls: ReturnType<typeof loadTls>;
   try {
     tls = loadTls(hook);
     const warnings = tls.warnings.length ? `; warning: ${tls.warnings.join('; ')}` : '';
-    items.push({ item: 'tls', ok: true, detail: `${hook.endpoint.startsWith('https:') ? 'files loaded' : 'not used (http)'}${warnings}` });
+    items.push({
+      item: named('tls'),
+      ok: true,
+      detail: `${hook.endpoint.startsWith('https:') ? 'files loaded' : 'not used (http)'}${warnings}`,
+    });
   } catch (error) {
-    items.push({ item: 'tls', ok: false, detail: (error as Error).message });
+    items.push({ item: named('tls'), ok: false, detail: (error as Error).message });
     return;
   }
   const sender = new Sender(hook, tls.options);
   try {
     const probe = await sender.probe();
     items.push({
-      item: 'endpoint',
+      item: named('endpoint'),
       ok: probe.ok,
       detail: probe.ok ? `${where} reachable (HEAD answered ${probe.httpStatus})` : `${where}: ${probe.error}`,
     });
@@ -190,10 +195,10 @@ async function checkEndpoint(config: Config, items: Item[], send: boolean): Prom
         extraHeaders: { [CHECK_HEADER.toLowerCase()]: '1' },
       });
       items.push({
-        item: 'send',
+        item: named('send'),
         ok: outcome.ok,
         detail: outcome.ok
-          ? `test request answered ${outcome.httpStatus} in ${outcome.durationMs} ms${hook.secret ? ' (signed)' : ' (unsigned: no webHook.secret)'}`
+          ? `test request answered ${outcome.httpStatus} in ${outcome.durationMs} ms${hook.secret ? ' (signed)' : ` (unsigned: no ${name === 'default' ? 'webHook' : name}.secret)`}`
           : `test request ${outcome.httpStatus ? `answered ${outcome.httpStatus}` : 'failed'}: ${outcome.error}`,
       });
     }

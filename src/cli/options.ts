@@ -20,3 +20,23 @@ export function readConfig(path: string | undefined): Config {
     throw error;
   }
 }
+
+export interface EndpointOption {
+  endpoint?: string;
+}
+
+/** `--endpoint NAME`: one endpoint's events (`default` is webHook's). */
+export function withEndpointOption(
+  command: Command,
+  what = 'only the events of this endpoint (default: webHook; else a webHooks name)',
+): Command {
+  return command.option('--endpoint <name>', what);
+}
+
+/** The --endpoint value, checked for the form of an endpoint name. */
+export function endpointOption(options: EndpointOption): string | undefined {
+  if (options.endpoint !== undefined && !/^[a-z0-9-]{1,40}$/.test(options.endpoint)) {
+    fail('--endpoint: expected an endpoint name (1 to 40 characters of a-z, 0-9 and -)', EXIT_USAGE);
+  }
+  return options.endpoint;
+}

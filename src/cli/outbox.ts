@@ -4,11 +4,11 @@ import { EVENT_TYPES } from '../events.ts';
 import { EVENT_STATUSES, type EventStatus } from '../outbox/status.ts';
 import { listEvents, showEvent } from '../outbox/reads.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail } from './exit.ts';
-import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
 import { withCurrentSchema } from './output.ts';
 import { formatTime, type JsonOption, parseTime, printJson, printPairs, printTable } from './output.ts';
 
-interface ListOptions extends ConfigOption, JsonOption {
+interface ListOptions extends ConfigOption, JsonOption, EndpointOption {
   status?: string;
   order?: string;
   eventType?: string;
@@ -19,7 +19,7 @@ interface ListOptions extends ConfigOption, JsonOption {
 
 export function outboxCommand(program: Command): void {
   const outbox = program.command('outbox').description('list events and show one with every attempt');
-  withConfigOption(outbox.command('list'))
+  withEndpointOption(withConfigOption(outbox.command('list')))
     .description('list events, newest first (one order: in its original order)')
     .option('--status <status>', `only this status: ${EVENT_STATUSES.join(', ')}`)
     .option('--order <id>', 'only this order')
@@ -47,6 +47,7 @@ async function list(options: ListOptions): Promise<void> {
   const limit = Number(options.limit);
   if (!Number.isInteger(limit) || limit < 1) fail('--limit: expected a whole number of at least 1', EXIT_USAGE);
   const filter = {
+    endpoint: endpointOption(options),
     status: options.status as EventStatus | undefined,
     orderId: options.order,
     eventType: options.eventType,
@@ -57,9 +58,10 @@ async function list(options: ListOptions): Promise<void> {
   const events = await withCurrentSchema('outbox list', config, (db) => listEvents(db, config.database.schema, filter));
   if (options.json) return printJson(events);
   printTable(
-    ['event id', 'order', 'type', 'status', 'attempts', 'created', 'last failure'],
+    ['event id', 'endpoint', 'order', 'type', 'status', 'attempts', 'created', 'last failure'],
     events.map((e) => [
       e.eventId,
+      e.endpoint,
       e.orderId,
       e.eventType,
       e.inFlight ? `${e.status} (in flight)` : e.status,
@@ -81,6 +83,7 @@ async function show(eventId: string, options: ConfigOption & JsonOption): Promis
   if (options.json) return printJson(event);
   printPairs([
     ['event id', event.eventId],
+    ['endpoint', event.endpoint],
     ['order', event.orderId],
     ['type', event.eventType],
     ['status', event.inFlight ? `${event.status} (an attempt is in flight)` : event.status],

@@ -3,10 +3,10 @@
 import type { Command } from 'commander';
 import { REPLAY_BATCH, replayEvent, replayFailed, replayOrder, replayRange } from '../outbox/replay.ts';
 import { EXIT_USAGE, fail } from './exit.ts';
-import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
 import { type JsonOption, parseTime, printJson, progressBar, withCurrentSchema } from './output.ts';
 
-interface ReplayOptions extends ConfigOption, JsonOption {
+interface ReplayOptions extends ConfigOption, JsonOption, EndpointOption {
   event?: string;
   failed?: boolean;
   order?: string;
@@ -15,7 +15,7 @@ interface ReplayOptions extends ConfigOption, JsonOption {
 }
 
 export function replayCommand(program: Command): void {
-  withConfigOption(program.command('replay'))
+  withEndpointOption(withConfigOption(program.command('replay')), 'only the events of this endpoint (with --failed, --order or a range)')
     .description('send events again (back to pending, same event ids, attempt numbers continue, per-order order kept)')
     .option('--event <event-id>', 'one event')
     .option('--failed', 'every failed event (with --since: created since then)')
@@ -33,6 +33,8 @@ export function replayCommand(program: Command): void {
 async function replay(options: ReplayOptions): Promise<void> {
   const config = readConfig(options.config);
   const schema = config.database.schema;
+  const endpoint = endpointOption(options);
+  const to = endpoint ? ` to endpoint ${endpoint}` : '';
   const modes = [
     options.event !== undefined,
     options.failed === true,
@@ -44,6 +46,8 @@ async function replay(options: ReplayOptions): Promise<void> {
   }
   if (options.failed && options.until !== undefined)
     fail('replay: --until goes with a range (--since and --until), not with --failed', EXIT_USAGE);
+  if (options.event !== undefined && endpoint !== undefined)
+    fail('replay: --endpoint goes with --failed, --order or a range; an event id names one endpoint already', EXIT_USAGE);
   if (options.event !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(options.event)) {
     fail(`--event: "${options.event}" is not an event id (a UUID, as in X-Event-Id)`, EXIT_USAGE);
   }
@@ -60,15 +64,15 @@ async function replay(options: ReplayOptions): Promise<void> {
         return await replayEvent(db, schema, options.event);
       }
       if (options.order !== undefined) {
-        what = `order ${options.order}`;
-        return await replayOrder(db, schema, options.order);
+        what = `order ${options.order}${to}`;
+        return await replayOrder(db, schema, options.order, endpoint);
       }
       if (options.failed) {
-        what = since ? `failed events created since ${since.toISOString()}` : 'failed events';
-        return await replayFailed(db, schema, since, bar);
+        what = `${since ? `failed events created since ${since.toISOString()}` : 'failed events'}${to}`;
+        return await replayFailed(db, schema, since, bar, endpoint);
       }
-      what = `events created from ${since!.toISOString()} to ${until!.toISOString()}`;
-      return await replayRange(db, schema, since!, until!, bar);
+      what = `events created from ${since!.toISOString()} to ${until!.toISOString()}${to}`;
+      return await replayRange(db, schema, since!, until!, bar, endpoint);
     } finally {
       bar.stop();
     }

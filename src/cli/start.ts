@@ -1,5 +1,6 @@
 // `order-webhooks start`: runs the service until SIGTERM or SIGINT.
 import type { Command } from 'commander';
+import { anyEndpointEnabled } from '../config/config.ts';
 import { createLogger } from '../log.ts';
 import { startIdleService, startService } from '../service.ts';
 import { EXIT_FAILURE, reporting } from './exit.ts';
@@ -13,14 +14,15 @@ export async function start(options: ConfigOption): Promise<void> {
   const config = readConfig(options.config);
   const log = createLogger(config.logLevel);
   for (const warning of config.warnings) log.warn(warning);
-  if (!config.webHook.enabled) {
+  const enabled = anyEndpointEnabled(config);
+  if (!enabled) {
     log.warn(
-      'webhooks are disabled (webHook.enabled is false): running idle until stopped; nothing is sent; order changes stay in the journal and are delivered once enabled',
+      `webhooks are disabled (webHook.enabled is false)${config.webHooks.length ? ' and so is every webHooks entry' : ''}: running idle until stopped; nothing is sent; order changes stay in the journal and are delivered once enabled`,
     );
   }
-  const service = await reporting('start', () =>
-    config.webHook.enabled ? startService(config, log) : startIdleService(config, log),
-  ).finally(() => log.flush());
+  const service = await reporting('start', () => (enabled ? startService(config, log) : startIdleService(config, log))).finally(() =>
+    log.flush(),
+  );
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

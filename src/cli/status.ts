@@ -2,22 +2,23 @@
 // when the health model (src/health/model.ts) finds any problem (what `start` would refuse, capture
 // not as configured, failed events, lag over --max-lag), 2 when the config is bad.
 import type { Command } from 'commander';
+import { anyEndpointEnabled, endpointsOf } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { readEndpointStates } from '../outbox/endpointState.ts';
 import { assess, inScope } from '../health/model.ts';
 import { observeInstall } from '../health/observe.ts';
-import { outboxStatus } from '../outbox/status.ts';
+import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus } from '../outbox/status.ts';
 import { EXIT_FAILURE, EXIT_USAGE, fail, reporting } from './exit.ts';
-import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
+import { type ConfigOption, type EndpointOption, endpointOption, readConfig, withConfigOption, withEndpointOption } from './options.ts';
 import { connect, formatAge, formatTime, type JsonOption, paint, printJson, printPairs } from './output.ts';
 
-interface StatusOptions extends ConfigOption, JsonOption {
+interface StatusOptions extends ConfigOption, JsonOption, EndpointOption {
   maxLag?: string;
 }
 
 export function statusCommand(program: Command): void {
-  withConfigOption(program.command('status'))
+  withEndpointOption(withConfigOption(program.command('status')), 'only this endpoint: its line, counts, lag and failures')
     .description('show whether webhooks flow: trigger, schema, backlog, lag, failures, instances (exit 1 when something needs attention)')
     .option('--max-lag <duration>', 'ISO-8601 duration: exit 1 when the oldest pending event is older (e.g. PT5M)')
     .option('--json', 'print JSON')
@@ -26,6 +27,7 @@ export function statusCommand(program: Command): void {
 
 async function status(options: StatusOptions): Promise<void> {
   const config = readConfig(options.config);
+  const only = endpointOption(options);
   let maxLagMs: number | undefined;
   if (options.maxLag !== undefined) {
     try {
@@ -40,22 +42,38 @@ async function status(options: StatusOptions): Promise<void> {
     const db = await connect(config.database);
     try {
       const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
-      const outbox = observed.schema?.current ? await outboxStatus(db, schema) : null;
-      const endpoints = observed.schema?.current ? await readEndpointStates(db, schema, ['default']) : [];
-      return { observed, outbox, endpoints };
+      const outbox = observed.schema?.current ? await outboxStatus(db, schema, only) : null;
+      const counts = observed.schema?.current ? await endpointCounts(db, schema) : [];
+      const breakers = observed.schema?.current
+        ? await readEndpointStates(
+            db,
+            schema,
+            endpointsOf(config).map((e) => e.name),
+          )
+        : [];
+      return { observed, outbox, counts, breakers };
     } finally {
       await db.end().catch(() => undefined);
     }
   });
-  const { observed, outbox, endpoints } = report;
+  const { observed, outbox } = report;
   const { schema: schemaInfo, trigger, wakeUp } = observed;
+  // Each endpoint's line (enabled, counts) with its status (up, down: circuit breaker open, paused).
+  const statusOf = new Map(report.breakers.map((b) => [b.endpoint, b]));
+  const endpoints = endpointStates(configuredEndpoints(config), report.counts)
+    .filter((e) => only === undefined || e.endpoint === only)
+    .map((e) => {
+      const b = statusOf.get(e.endpoint);
+      return { ...e, status: b?.status ?? 'up', openedAt: b?.openedAt ?? null, nextProbeAt: b?.nextProbeAt ?? null };
+    });
   // The health model decides; status shows every problem it can see.
   const problems = inScope(
     'status',
     assess({
       ...observed.facts,
       failed: outbox?.counts.failed,
-      endpoints,
+      removedEndpoints: endpoints.filter((e) => e.state === 'removed').map((e) => ({ name: e.endpoint, pending: e.pending })),
+      endpoints: report.breakers.filter((e) => only === undefined || e.endpoint === only),
       lag:
         outbox && maxLagMs !== undefined
           ? { seconds: outbox.lagSeconds, maxSeconds: maxLagMs / 1000, limit: `--max-lag ${options.maxLag}` }
@@ -70,7 +88,7 @@ async function status(options: StatusOptions): Promise<void> {
       ok: problems.length === 0,
       attention,
       problems,
-      webhooks: { enabled: config.webHook.enabled, endpoint },
+      webhooks: { enabled: anyEndpointEnabled(config), endpoint },
       endpoints,
       schema: schemaInfo ?? null,
       trigger,
@@ -86,12 +104,8 @@ async function status(options: StatusOptions): Promise<void> {
     });
   } else {
     const pairs: [string, string | number][] = [
-      ['webhooks', config.webHook.enabled ? 'enabled' : 'disabled (webHook.enabled is false)'],
+      ['webhooks', anyEndpointEnabled(config) ? 'enabled' : 'disabled (webHook.enabled is false)'],
       ['endpoint', endpoint ?? '(none)'],
-      ...endpoints.map((e): [string, string] => [
-        `endpoint ${e.endpoint}`,
-        e.status === 'down' ? `down since ${formatTime(e.openedAt)}, next probe ${formatTime(e.nextProbeAt)}` : e.status,
-      ]),
       [
         'schema',
         schemaInfo ? `${schema} version ${schemaInfo.version ?? 'none'} (this release: ${schemaInfo.latest})` : `${schema} (not readable)`,
@@ -126,6 +140,16 @@ async function status(options: StatusOptions): Promise<void> {
       pairs.push([
         'instances',
         `${outbox.instances} running${outbox.connections.length ? ` (${outbox.connections.map((c) => `${c.application} x${c.connections}`).join(', ')})` : ''}`,
+      ]);
+    }
+    for (const e of endpoints) {
+      const lag = e.pending > 0 ? `lag ${formatAge(e.lagSeconds)}` : 'none pending';
+      const success = e.lastSuccessAt ? `last success ${formatTime(e.lastSuccessAt)}` : 'no success yet';
+      const state = e.state === 'removed' ? 'removed from the config' : e.state;
+      const breaker = e.status === 'down' ? `down since ${formatTime(e.openedAt)}, next probe ${formatTime(e.nextProbeAt)}` : e.status;
+      pairs.push([
+        `endpoint ${e.endpoint}`,
+        `${state}, ${breaker}, ${e.pending} pending, ${e.failed} failed, ${lag}, ${success}${e.url ? ` (${e.url})` : ''}`,
       ]);
     }
     printPairs(pairs);

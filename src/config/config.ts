@@ -83,65 +83,103 @@ const circuitBreaker = z
     }
   });
 
-const webHook = z
+// Every key of a receiver, as `webHook` takes them (the spec's) and each `webHooks` entry too.
+const webHookShape = {
+  // The spec's keys, names and defaults.
+  enabled: z.boolean().default(false),
+  endpoint: endpoint.optional(),
+  key: secret().optional(),
+  connectionTimeout: duration('PT30S'),
+  secret: secret().optional(),
+  useSslTrustAll: z.boolean().default(true),
+  useSslClientCert: z.boolean().default(false),
+  sslTrustFile: z.string().min(1).optional(),
+  sslKeyFile: z.string().min(1).optional(),
+  sslKeyPassword: secret(true).optional(),
+  // Ours.
+  signatureEncoding: z.enum(['hex', 'base64']).default('hex'),
+  standardWebhooks: z
+    .strictObject({
+      secrets: z
+        .array(
+          secret().pipe(
+            z.string().regex(WHSEC, 'expected "whsec_" followed by the base64 of the key, as Standard Webhooks secrets are written'),
+          ),
+        )
+        .min(1, 'expected at least one "whsec_…" secret'),
+    })
+    .optional(),
+  requestTimeout: duration('PT30S'),
+  events: z.array(z.enum(EVENT_TYPES)).optional(),
+  concurrency: z.number().int().min(1).max(1024).default(32),
+  leaseTimeout: duration('PT1M'),
+  retry: z
+    .strictObject({
+      delays: z.array(isoDuration).prefault(DEFAULT_RETRY_DELAYS),
+    })
+    .prefault({}),
+  circuitBreaker,
+};
+
+function checkHook(
+  hook: {
+    enabled: boolean;
+    endpoint?: string | undefined;
+    leaseTimeout: number;
+    requestTimeout: number;
+    useSslClientCert: boolean;
+    sslKeyFile?: string | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (hook.enabled && !hook.endpoint) {
+    ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
+  }
+  // An event is sent within half its lease of the claim (else it is given back unsent), and the
+  // request ends within requestTimeout: so the lease cannot run out while a request is under way,
+  // which would let another instance send the event again.
+  if (hook.leaseTimeout < 2 * hook.requestTimeout) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['leaseTimeout'],
+      message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
+    });
+  }
+  if (hook.useSslClientCert && !hook.sslKeyFile) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['sslKeyFile'],
+      message: 'expected a key file (the client identity) when useSslClientCert is true',
+    });
+  }
+}
+
+const webHook = z.strictObject(webHookShape).superRefine(checkHook);
+
+/** The name of the endpoint that `webHook` configures. */
+export const DEFAULT_ENDPOINT = 'default';
+
+// One entry of `webHooks`: every key of `webHook` plus a name; enabled unless it says otherwise.
+const namedWebHook = z
   .strictObject({
-    // The spec's keys, names and defaults.
-    enabled: z.boolean().default(false),
-    endpoint: endpoint.optional(),
-    key: secret().optional(),
-    connectionTimeout: duration('PT30S'),
-    secret: secret().optional(),
-    useSslTrustAll: z.boolean().default(true),
-    useSslClientCert: z.boolean().default(false),
-    sslTrustFile: z.string().min(1).optional(),
-    sslKeyFile: z.string().min(1).optional(),
-    sslKeyPassword: secret(true).optional(),
-    // Ours.
-    signatureEncoding: z.enum(['hex', 'base64']).default('hex'),
-    standardWebhooks: z
-      .strictObject({
-        secrets: z
-          .array(
-            secret().pipe(
-              z.string().regex(WHSEC, 'expected "whsec_" followed by the base64 of the key, as Standard Webhooks secrets are written'),
-            ),
-          )
-          .min(1, 'expected at least one "whsec_…" secret'),
-      })
-      .optional(),
-    requestTimeout: duration('PT30S'),
-    events: z.array(z.enum(EVENT_TYPES)).optional(),
-    concurrency: z.number().int().min(1).max(1024).default(32),
-    leaseTimeout: duration('PT1M'),
-    retry: z
-      .strictObject({
-        delays: z.array(isoDuration).prefault(DEFAULT_RETRY_DELAYS),
-      })
-      .prefault({}),
-    circuitBreaker,
+    ...webHookShape,
+    name: z
+      .string()
+      .regex(/^[a-z0-9-]{1,40}$/, 'expected 1 to 40 characters of a-z, 0-9 and -')
+      .refine((name) => name !== DEFAULT_ENDPOINT, `expected another name: "${DEFAULT_ENDPOINT}" is the endpoint of webHook`),
+    enabled: z.boolean().default(true),
+    endpoint,
   })
-  .superRefine((hook, ctx) => {
-    if (hook.enabled && !hook.endpoint) {
-      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'expected an endpoint URL when enabled is true' });
-    }
-    // An event is sent within half its lease of the claim (else it is given back unsent), and the
-    // request ends within requestTimeout: so the lease cannot run out while a request is under way,
-    // which would let another instance send the event again.
-    if (hook.leaseTimeout < 2 * hook.requestTimeout) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['leaseTimeout'],
-        message: `expected at least twice webHook.requestTimeout (${hook.requestTimeout} ms), so that a lease never ends while its request runs`,
-      });
-    }
-    if (hook.useSslClientCert && !hook.sslKeyFile) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['sslKeyFile'],
-        message: 'expected a key file (the client identity) when useSslClientCert is true',
-      });
-    }
-  });
+  .superRefine(checkHook);
+
+const webHooks = z.array(namedWebHook).superRefine((hooks, ctx) => {
+  const seen = new Set<string>();
+  for (const [n, hook] of hooks.entries()) {
+    if (seen.has(hook.name))
+      ctx.addIssue({ code: 'custom', path: [n, 'name'], message: `expected a unique name: "${hook.name}" is used twice` });
+    seen.add(hook.name);
+  }
+});
 
 /** How the trigger wakes an idle service (docs/security.md, "Two-phase commit"). */
 export const WAKE_UP_MODES = ['auto', 'notify', 'poll'] as const;
@@ -231,6 +269,7 @@ const retention = z.strictObject({
 
 const configSchema = z.strictObject({
   webHook: webHook.default(() => webHook.parse({})),
+  webHooks: webHooks.default([]),
   database: database.default(() => database.parse({})),
   orders: z
     .strictObject({
@@ -268,6 +307,28 @@ export type Config = z.output<typeof configSchema> & {
   tracing?: TracingConfig;
 };
 export type WebHookConfig = Config['webHook'];
+
+/** One receiver: `webHook` (named `default`) or an entry of `webHooks`. */
+export interface EndpointConfig {
+  name: string;
+  hook: WebHookConfig;
+}
+
+/**
+ * Every configured receiver, `default` first: `webHook` when it names an endpoint, then each entry
+ * of `webHooks`. A change gives events only for these; events of any other name wait unsent.
+ */
+export function endpointsOf(config: Pick<Config, 'webHook' | 'webHooks'>): EndpointConfig[] {
+  const list: EndpointConfig[] = [];
+  if (config.webHook.endpoint) list.push({ name: DEFAULT_ENDPOINT, hook: config.webHook });
+  for (const { name, ...hook } of config.webHooks) list.push({ name, hook });
+  return list;
+}
+
+/** Whether any receiver is enabled: without one, `start` runs idle and the journal keeps every change. */
+export function anyEndpointEnabled(config: Pick<Config, 'webHook' | 'webHooks'>): boolean {
+  return endpointsOf(config).some((e) => e.hook.enabled);
+}
 export type OrdersConfig = Config['orders'];
 export type HttpConfig = NonNullable<Config['http']>;
 export type RetentionConfig = Config['retention'];
@@ -333,7 +394,8 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
 
 // One line naming the key path and what was expected; never the value (it may be a secret).
 function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map(String).join('.');
+  // webHooks[1].endpoint: an array index in brackets, as a person writes it.
+  const path = issue.path.map((part, n) => (typeof part === 'number' ? `[${part}]` : `${n > 0 ? '.' : ''}${String(part)}`)).join('');
   if (issue.code === 'unrecognized_keys') {
     // A key of any shape is shown quoted, so that the message stays one line.
     const keys = issue.keys.map((key) => (/^[\w$-]+$/.test(key) ? key : JSON.stringify(key))).map((key) => (path ? `${path}.${key}` : key));

@@ -1,10 +1,9 @@
-// The loop that delivers events: keeps up to `concurrency` requests in flight, claims new changes
-// (when the drainer says the journal may hold some) and due events (when the outbox may hold some)
-// from the event store, and writes results back in batches. Nothing is dropped: a result that cannot
-// be written is kept and written later; an event whose result never gets written is claimed again
-// once its lease runs out.
-// One cohesive thing (over 350 lines): the delivery loop's state (room, claims, results, give-back) is
-// shared by every step, so splitting it would spread one invariant over several files.
+// The loop that delivers to one endpoint: keeps up to its `concurrency` requests in flight, takes the
+// first attempts the fan-out (src/delivery/fanout.ts) claimed for it, claims its due events (when the
+// outbox may hold some) from the event store, and writes results back in batches. Each endpoint has
+// its own, so one endpoint's slow or failing receiver never holds another's slots or claims. Nothing
+// is dropped: a result that cannot be written is kept and written later; an event whose result
+// never gets written is claimed again once its lease runs out.
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
@@ -22,6 +21,8 @@ export interface Send {
 }
 
 export interface DispatcherOptions {
+  /** The endpoint this dispatcher delivers to: it claims only that endpoint's events. */
+  endpoint: string;
   concurrency: number;
   leaseMs: number;
   retryDelaysMs: readonly number[];
@@ -29,26 +30,19 @@ export interface DispatcherOptions {
   retryWriteMs?: number;
   /** Told of every attempt's result as it comes (metrics). */
   onResult?: (result: AttemptRecord) => void;
-  /** The endpoint this dispatcher sends to (`default`: webHook). */
-  endpoint?: string;
   /** The endpoint's state (up, down, paused): nothing is claimed or sent unless up, but one probe when down. */
   gate?: EndpointGate;
+  /** First attempts left the journal: later changes of their orders may be claimable now. */
+  onNewChangesFreed?: () => void;
   /** A span per attempt, its context sent with the webhook (set only when tracing is on). */
   tracer?: AttemptTracer;
 }
 
 export interface DispatchStats {
-  changes: number;
-  events: number;
-  unmatched: number;
-  filtered: number;
   delivered: number;
   failedAttempts: number;
   failedEvents: number;
 }
-
-/** How long a drain waits, while the endpoint is not up, before it says so again. */
-const HELD_BACK_MS = 250;
 
 /** Whether a claimed event that waited `waitedMs` for a slot must go back unsent: it had half its lease. */
 export function isStale(waitedMs: number, leaseMs: number): boolean {
@@ -88,8 +82,8 @@ export function resultOf(
 }
 
 export class Dispatcher {
-  readonly stats: DispatchStats = { changes: 0, events: 0, unmatched: 0, filtered: 0, delivered: 0, failedAttempts: 0, failedEvents: 0 };
-  /** Claims that failed in a row (a claim only logs and retries; /readyz reads this). */
+  readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
+  /** Claims of due events that failed in a row (a claim only logs and retries; /readyz reads this). */
   readonly claims = new ClaimStreaks();
   /** By event id. */
   private readonly inFlight = new Map<string, ClaimedEvent>();
@@ -98,8 +92,6 @@ export class Dispatcher {
   private results: AttemptRecord[] = [];
   private filling: Promise<void> | undefined;
   private fillAgain = false;
-  private draining: Promise<boolean> | undefined;
-  private drainAgain = false;
   /**
    * Bumped whenever the outbox may hold due events we have not looked for (a poll, events queued
    * there, a retry coming due, an event that left `pending` with later ones of its order waiting).
@@ -116,8 +108,6 @@ export class Dispatcher {
   /** The event sent as the down endpoint's probe, while it is claimed or in flight. */
   private probeId: string | undefined;
   private probing = false;
-  /** Ends a heldBack() wait early. */
-  private releaseHeld: (() => void) | undefined;
   private readonly endpoint: string;
   private readonly gate: EndpointGate;
 
@@ -127,7 +117,7 @@ export class Dispatcher {
     private readonly log: Logger,
     private readonly options: DispatcherOptions,
   ) {
-    this.endpoint = options.endpoint ?? 'default';
+    this.endpoint = options.endpoint;
     this.gate = options.gate ?? ALWAYS_UP;
   }
 
@@ -145,78 +135,14 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
-  /**
-   * Claims new changes until the journal has nothing more for us now (or we have no room: then the
-   * changes wait where they are). Resolves with whether any were claimed; a call while a drain runs
-   * makes that drain go round once more and shares its result.
-   */
-  drainNew(): Promise<boolean> {
-    if (this.draining) {
-      this.drainAgain = true;
-      return this.draining;
-    }
-    this.draining = (async () => {
-      let worked = false;
-      do {
-        this.drainAgain = false;
-        if (await this.claimNewBatches()) worked = true;
-      } while (this.drainAgain && !this.stopping);
-      return worked;
-    })().finally(() => {
-      this.draining = undefined;
-    });
-    return this.draining;
-  }
-
   /** The outbox may have due events now (a poll, a retry coming due, the endpoint's state changed): look. */
   lookAgain(): void {
     this.outboxHint++;
-    this.releaseHeld?.();
     this.wake();
   }
 
-  private async claimNewBatches(): Promise<boolean> {
-    let worked = false;
-    while (!this.stopping) {
-      if (this.status() !== 'up') {
-        // The endpoint is down or paused: new changes wait in the journal, where they cost nothing,
-        // and go out from there once it is up. Busy, so that the drainer does not go idle (and have
-        // the trigger NOTIFY each change), but not spinning: a change of state wakes it at once.
-        await this.heldBack();
-        return true;
-      }
-      const limit = Math.min(this.room(), this.store.batchSize);
-      if (limit === 0) return true;
-      const claimed = await this.store.claimNew(limit, this.options.leaseMs).catch((error: unknown) => {
-        this.claims.failed('new', describeDbError(error));
-        throw error;
-      });
-      this.claims.succeeded('new');
-      if (claimed.changes === 0) return worked;
-      worked = true;
-      this.stats.changes += claimed.changes;
-      this.stats.unmatched += claimed.unmatched;
-      this.stats.filtered += claimed.filtered;
-      this.stats.events += claimed.send.length + claimed.queued;
-      if (claimed.unmatched > 0) {
-        this.log.debug({ changes: claimed.unmatched }, 'state changes with no matching transition rule: no event sent');
-      }
-      this.take(claimed.send);
-      if (claimed.queued > 0) this.lookAgain();
-      if (claimed.queueError !== undefined) {
-        this.log.warn(
-          { error: describeDbError(claimed.queueError) },
-          'moving changes to the outbox failed; they are claimed again when their lease ends',
-        );
-      }
-      // A short batch means the journal's front is claimed; the next wake-up picks up what arrives meanwhile.
-      if (claimed.changes < limit) return worked;
-    }
-    return worked;
-  }
-
-  /** Queues claimed events for a slot and starts them. */
-  private take(events: readonly ClaimedEvent[]): void {
+  /** Queues claimed events for a slot and starts them (first attempts the fan-out claimed for us, or due events). */
+  accept(events: readonly ClaimedEvent[]): void {
     if (events.length === 0) return;
     if (this.stopping) {
       // Claimed while we were stopping: give them back at once, their attempt not counted.
@@ -255,11 +181,11 @@ export class Dispatcher {
         const room = this.room();
         if (room === 0) break;
         const hint = this.outboxHint;
-        const events = await this.store.claimDue(room, this.options.leaseMs);
+        const events = await this.store.claimDue(this.options.endpoint, room, this.options.leaseMs);
         this.claims.succeeded('due');
         if (events.length < room) this.outboxSeen = hint;
         else this.fillAgain = true;
-        this.take(events);
+        this.accept(events);
       } while (this.fillAgain && !this.stopping && this.outboxSeen !== this.outboxHint);
     } catch (error) {
       this.claims.failed('due', describeDbError(error));
@@ -268,23 +194,10 @@ export class Dispatcher {
     }
   }
 
-  /** Resolves after a while (the endpoint is not up), or at once when woken (its state changed). */
-  private heldBack(): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, HELD_BACK_MS);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.releaseHeld = undefined;
-        resolve();
-      }
-      this.releaseHeld = done;
-    });
-  }
-
   /**
    * Claims the down endpoint's probe (one for all instances) and its event: the earliest due in the
-   * outbox, else (nothing due there) the first change waiting in the journal.
+   * outbox (a single endpoint's new changes wait in the journal meanwhile; the failures that opened
+   * the breaker are in the outbox).
    */
   private async sendProbe(): Promise<void> {
     if (this.probing || this.probeId !== undefined || !this.gate.probeDue(this.endpoint)) return;
@@ -293,13 +206,7 @@ export class Dispatcher {
       if (!(await this.gate.claimProbe(this.endpoint, this.options.leaseMs))) return;
       let events: ClaimedEvent[];
       try {
-        events = await this.store.claimDue(1, this.options.leaseMs, this.gate.instance);
-        if (events.length === 0) {
-          const claimed = await this.store.claimNew(1, this.options.leaseMs);
-          events = claimed.send;
-          // Moved to the outbox instead (its order has events ahead): the next look finds one due there.
-          if (claimed.queued > 0) this.outboxHint++;
-        }
+        events = await this.store.claimDue(this.endpoint, 1, this.options.leaseMs, this.gate.instance);
       } catch (error) {
         void this.gate.releaseProbe(this.endpoint);
         throw error;
@@ -310,7 +217,7 @@ export class Dispatcher {
       }
       this.probeId = events[0]!.eventId;
       this.log.info({ endpoint: this.endpoint, eventId: this.probeId }, 'endpoint is down: sending one event as a probe');
-      this.take(events);
+      this.accept(events);
     } finally {
       this.probing = false;
     }
@@ -392,6 +299,7 @@ export class Dispatcher {
           this.stats.failedAttempts++;
           if (result.status === 'failed') this.stats.failedEvents++;
           const fields = {
+            endpoint: event.endpoint,
             eventId: event.eventId,
             orderId: event.orderId,
             eventType: event.eventType,
@@ -457,7 +365,7 @@ export class Dispatcher {
           }
           for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
           if (outcome.dueEventsFreed) this.outboxHint++;
-          if (outcome.newChangesFreed) void this.drainNew().catch((error) => this.claimFailed(error));
+          if (outcome.newChangesFreed) this.options.onNewChangesFreed?.();
           return outcome.unwritten;
         },
         (error: unknown) => ({ records: batch, error }),
@@ -480,10 +388,6 @@ export class Dispatcher {
       });
   }
 
-  private claimFailed(error: unknown): void {
-    this.log.warn({ error: describeDbError(error) }, 'claiming changes from the journal failed; will retry');
-  }
-
   /** Wakes a waiting stop() once nothing is in flight and every result is written. */
   private resolveIfSettled(): void {
     if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) {
@@ -494,7 +398,6 @@ export class Dispatcher {
   /** Stops claiming, waits up to `graceMs` for requests in flight and for their results to be written. */
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
-    this.releaseHeld?.();
     clearTimeout(this.retryTimer);
     for (const timer of this.dueTimers) clearTimeout(timer);
     this.dueTimers.clear();
@@ -510,7 +413,7 @@ export class Dispatcher {
       ]);
       clearTimeout(timer);
     };
-    await withinGrace(Promise.all([this.filling, this.draining]));
+    await withinGrace(this.filling);
     const unsent = this.ready.map((r) => r.event);
     this.ready = [];
     if (unsent.length > 0) await withinGrace(this.unclaim(unsent));

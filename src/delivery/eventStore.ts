@@ -7,6 +7,8 @@ export interface ClaimedEvent {
   /** Where the store holds it: a journal change (first attempt) or an outbox row. Only the store reads these two. */
   readonly source: 'journal' | 'outbox';
   readonly id: string;
+  /** The receiver it goes to (`default` for `webHook`). */
+  readonly endpoint: string;
   readonly eventId: string;
   readonly orderId: string;
   readonly eventType: string;
@@ -39,15 +41,17 @@ export interface AttemptRecord extends AttemptResult {
 export interface NewChanges {
   /** Changes claimed from the journal. */
   changes: number;
-  /** First attempts to send now (each the only event of its change, its order otherwise quiet). */
+  /** First attempts to send now (each the only event of its change, its order otherwise quiet), for their endpoints. */
   send: ClaimedEvent[];
   /** Events put in the outbox unsent (they wait behind their order's earlier events): look for due events. */
   queued: number;
+  /** The endpoints those queued events are for. */
+  queuedFor: string[];
   /** Why moving the changes that must wait failed (they are claimed again when their lease ends); the first attempts are good. */
   queueError?: unknown;
   /** Changes whose state change matched no transition rule. */
   unmatched: number;
-  /** Events left out by webHook.events. */
+  /** Events left out by an endpoint's `events`. */
   filtered: number;
 }
 
@@ -62,17 +66,24 @@ export interface RecordOutcome {
   dueEventsFreed: boolean;
 }
 
-export interface EventStore {
+/** Where new changes come from: the journal, mapped into events for every endpoint. */
+export interface ChangeStore {
   /** At most this many changes are claimed at once. */
   readonly batchSize: number;
-  /** Claims up to `limit` new changes from the journal. */
-  claimNew(limit: number, leaseMs: number): Promise<NewChanges>;
   /**
-   * Claims up to `limit` due outbox events, each its order's earliest pending one; none while the
-   * endpoint is down or paused, but with `probeBy` (the instance holding the endpoint's probe) the
-   * earliest due one while it is down.
+   * Claims up to `limit` new changes from the journal. A change with exactly one event may be sent
+   * at once while `room` (per endpoint, counted down as they are given) allows; the rest go to the outbox.
    */
-  claimDue(limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]>;
+  claimNew(limit: number, leaseMs: number, room: ReadonlyMap<string, number>): Promise<NewChanges>;
+}
+
+export interface EventStore {
+  /**
+   * Claims up to `limit` due outbox events of one endpoint, each its order's earliest pending one
+   * there; none while the endpoint is down or paused, but with `probeBy` (the instance holding the
+   * endpoint's probe) the earliest due one while it is down.
+   */
+  claimDue(endpoint: string, limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]>;
   record(results: readonly AttemptRecord[]): Promise<RecordOutcome>;
   /** Claimed and never sent: claimable again at once, the claim's attempt not counted. */
   unclaim(events: readonly ClaimedEvent[]): Promise<void>;

@@ -14,6 +14,8 @@ export const TRACING_SHUTDOWN_MS = 5000;
 const WARN_EVERY_MS = 60_000;
 
 export interface Attempt {
+  /** The endpoint it goes to (its URL is on the span). */
+  endpoint?: string;
   eventId: string;
   eventType: string;
   orderId: string;
@@ -44,7 +46,8 @@ export function traceIdOf(eventId: string): string | undefined {
 
 export async function startTracing(
   config: TracingConfig,
-  hook: { endpoint?: string | undefined; key?: string | undefined },
+  /** Every endpoint attempts go to, by name. */
+  hooks: readonly { name: string; endpoint?: string | undefined; key?: string | undefined }[],
   log: Logger,
 ): Promise<Tracing> {
   const [api, core, resources, sdk, exporters] = await Promise.all([
@@ -81,15 +84,20 @@ export async function startTracing(
   const tracer = provider.getTracer('order-webhooks', version);
 
   // Without the key's value (and any credentials): the semantic conventions' redaction of url.full.
-  const url = hook.endpoint ? new URL(endpointUrl(hook.endpoint, hook.key)) : undefined;
-  const common = {
-    'http.request.method': 'POST',
-    ...(url && {
-      'url.full': redactUrl(url.toString()),
-      'server.address': url.hostname,
-      'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-    }),
+  const attributesOf = (hook: (typeof hooks)[number]) => {
+    const url = hook.endpoint ? new URL(endpointUrl(hook.endpoint, hook.key)) : undefined;
+    return {
+      'http.request.method': 'POST',
+      'webhook.endpoint': hook.name,
+      ...(url && {
+        'url.full': redactUrl(url.toString()),
+        'server.address': url.hostname,
+        'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+      }),
+    };
   };
+  const byEndpoint = new Map(hooks.map((hook) => [hook.name, attributesOf(hook)]));
+  const fallback = { 'http.request.method': 'POST' };
 
   return {
     tracer: {
@@ -102,7 +110,7 @@ export async function startTracing(
             {
               kind: api.SpanKind.CLIENT,
               attributes: {
-                ...common,
+                ...(byEndpoint.get(attempt.endpoint ?? 'default') ?? fallback),
                 'webhook.event.id': attempt.eventId,
                 'webhook.event.type': attempt.eventType,
                 'webhook.order.id': attempt.orderId,

@@ -44,6 +44,8 @@ export interface Facts {
   failed?: number;
   /** Each endpoint that is not up (endpoint_states): its circuit breaker open, or paused by an operator. */
   endpoints?: { endpoint: string; status: 'up' | 'down' | 'paused'; failures: number; openedAt: Date | null; nextProbeAt: Date | null }[];
+  /** Endpoints no longer in the config whose events still wait in the outbox, unsent. */
+  removedEndpoints?: { name: string; pending: number }[];
   /** The delivery lag and the most it may be (`limit` names where that comes from, e.g. `--max-lag PT5M`). */
   lag?: { seconds: number; maxSeconds: number; limit: string };
   /** The time the facts were read at (epoch ms), for how long claims have failed. */
@@ -71,6 +73,7 @@ export type ProblemCode =
   | 'claims_failing'
   // backlog
   | 'events_failed'
+  | 'endpoint_removed'
   | 'lag_over_max'
   | 'endpoint_down'
   | 'endpoint_paused';
@@ -105,6 +108,7 @@ const KIND: Record<ProblemCode, Kind> = {
   listener_down: 'runtime',
   claims_failing: 'runtime',
   events_failed: 'backlog',
+  endpoint_removed: 'backlog',
   lag_over_max: 'backlog',
   endpoint_down: 'backlog',
   endpoint_paused: 'backlog',
@@ -228,9 +232,15 @@ export function assess(facts: Facts): Problem[] {
     }
   }
   if (facts.failed) error('events_failed', `${facts.failed} failed event(s): see \`order-webhooks outbox list --status failed\``);
+  for (const e of facts.removedEndpoints ?? []) if (e.pending > 0) error('endpoint_removed', removedEndpointLine(e.name, e.pending));
   const lag = facts.lag;
   if (lag && lag.seconds > lag.maxSeconds) error('lag_over_max', `lag ${formatAge(lag.seconds)} is over ${lag.limit}`);
   return problems;
+}
+
+/** The line for an endpoint removed from the config whose pending events still wait, unsent. */
+export function removedEndpointLine(name: string, pending: number): string {
+  return `endpoint ${name} is not in the config: its ${pending} pending event(s) are not sent; \`order-webhooks purge --endpoint ${name}\` deletes them`;
 }
 
 /** What `start` refuses with: the first set-up problem, as the error its code belongs to (exit 2). */

@@ -13,7 +13,7 @@ import type { EndpointReport } from '../outbox/endpointState.ts';
 import type { Counts } from '../outbox/status.ts';
 
 /** What the database gauges show: the backlog, and each endpoint's status. */
-export type MetricsReading = Counts & { endpoints?: Pick<EndpointReport, 'endpoint' | 'status'>[] };
+export type MetricsReading = Counts & { endpointStatus?: Pick<EndpointReport, 'endpoint' | 'status'>[] };
 
 /** How long one reading of the database gauges serves scrapes. */
 export const BACKLOG_CACHE_MS = 5000;
@@ -30,16 +30,18 @@ const PREFIX = 'order_webhooks_';
 export class Metrics {
   readonly registry = new Registry();
   private sources: MetricSources = {};
-  private readonly attempts: Counter<'outcome'>;
-  private readonly events: Counter<'event_type' | 'outcome'>;
-  private readonly duration: Histogram;
-  private readonly lag: Histogram;
+  private readonly attempts: Counter<'endpoint' | 'outcome'>;
+  private readonly events: Counter<'endpoint' | 'event_type' | 'outcome'>;
+  private readonly duration: Histogram<'endpoint'>;
+  private readonly lag: Histogram<'endpoint'>;
   private backlog: { at: number; reading: Promise<MetricsReading | undefined> } | undefined;
 
   constructor(
     private readonly readCounts: () => Promise<MetricsReading>,
     private readonly log: Logger,
     enabled: boolean,
+    /** Every configured endpoint: each series starts at 0 for each. */
+    endpoints: readonly string[] = ['default'],
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -80,29 +82,36 @@ export class Metrics {
     this.events = new Counter({
       name: `${PREFIX}events_total`,
       help: 'Events that reached a final status: delivered, or failed (given up), by event type.',
-      labelNames: ['event_type', 'outcome'],
+      labelNames: ['endpoint', 'event_type', 'outcome'],
       registers,
     });
-    for (const type of EVENT_TYPES) for (const outcome of ['delivered', 'failed']) this.events.inc({ event_type: type, outcome }, 0);
     this.attempts = new Counter({
       name: `${PREFIX}attempts_total`,
-      help: 'Delivery attempts by outcome: 2xx, or the failure kind (http_status, timeout, connect, tls, ...).',
-      labelNames: ['outcome'],
+      help: 'Delivery attempts by endpoint and outcome: 2xx, or the failure kind (http_status, timeout, connect, tls, ...).',
+      labelNames: ['endpoint', 'outcome'],
       registers,
     });
-    for (const outcome of ['2xx', ...FAILURE_KINDS]) this.attempts.inc({ outcome }, 0);
     this.duration = new Histogram({
       name: `${PREFIX}request_duration_seconds`,
-      help: 'Duration of delivery requests, from start to the complete answer or the failure.',
+      help: 'Duration of delivery requests, from start to the complete answer or the failure, by endpoint.',
+      labelNames: ['endpoint'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.lag = new Histogram({
       name: `${PREFIX}delivery_lag_seconds`,
-      help: "From the order change (its transaction's start, the event id's time) to its event's 2xx answer.",
+      help: "From the order change (its transaction's start, the event id's time) to its event's 2xx answer, by endpoint.",
+      labelNames: ['endpoint'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600],
       registers,
     });
+    for (const endpoint of endpoints) {
+      for (const type of EVENT_TYPES)
+        for (const outcome of ['delivered', 'failed']) this.events.inc({ endpoint, event_type: type, outcome }, 0);
+      for (const outcome of ['2xx', ...FAILURE_KINDS]) this.attempts.inc({ endpoint, outcome }, 0);
+      this.duration.zero({ endpoint });
+      this.lag.zero({ endpoint });
+    }
     new Gauge({
       name: `${PREFIX}enabled`,
       help: 'Whether webhooks are enabled (webHook.enabled): 0 means the service runs idle and sends nothing.',
@@ -132,12 +141,26 @@ export class Metrics {
         },
       });
     fromDatabase('journal_backlog', 'Changes in the journal not yet turned into events.', (b) => b.journal);
-    fromDatabase(
+    // Per endpoint: every configured one (0 when it has none), and any other that still has events.
+    const perEndpoint = (name: string, help: string, read: (e: Counts['endpoints'][number]) => number) =>
+      new Gauge({
+        name: PREFIX + name,
+        help: `${help} NaN when the database could not be read.`,
+        labelNames: ['endpoint'],
+        registers,
+        async collect() {
+          const backlog = await self.cachedBacklog();
+          this.reset();
+          for (const endpoint of endpoints) this.set({ endpoint }, backlog ? 0 : Number.NaN);
+          for (const e of backlog?.endpoints ?? []) this.set({ endpoint: e.endpoint }, read(e));
+        },
+      });
+    perEndpoint(
       'events_pending',
-      "Outbox events not yet delivered or given up (status pending): due, retrying, in flight, or waiting behind their order's head.",
-      (b) => b.pending,
+      "Outbox events not yet delivered or given up (status pending): due, retrying, in flight, or waiting behind their order's head; by endpoint.",
+      (e) => e.pending,
     );
-    fromDatabase('events_failed', 'Outbox events given up on (status failed), until replayed or purged.', (b) => b.failed);
+    perEndpoint('events_failed', 'Outbox events given up on (status failed), until replayed or purged, by endpoint.', (e) => e.failed);
     new Gauge({
       name: `${PREFIX}endpoint_status`,
       help: 'Each endpoint: 1 for the status it is in (up; down: circuit breaker open; paused by an operator), 0 for the others.',
@@ -146,7 +169,7 @@ export class Metrics {
       async collect() {
         const backlog = await self.cachedBacklog();
         this.reset();
-        for (const e of backlog?.endpoints ?? []) {
+        for (const e of backlog?.endpointStatus ?? []) {
           for (const status of ENDPOINT_STATUSES) this.set({ endpoint: e.endpoint, status }, e.status === status ? 1 : 0);
         }
       },
@@ -165,12 +188,13 @@ export class Metrics {
 
   /** The dispatcher's result callback. */
   readonly onResult = (result: AttemptRecord): void => {
-    this.attempts.inc({ outcome: result.status === 'delivered' ? '2xx' : (result.errorKind ?? 'internal') });
-    this.duration.observe(result.durationMs / 1000);
-    if (result.status !== 'pending') this.events.inc({ event_type: result.event.eventType, outcome: result.status });
+    const endpoint = result.event.endpoint;
+    this.attempts.inc({ endpoint, outcome: result.status === 'delivered' ? '2xx' : (result.errorKind ?? 'internal') });
+    this.duration.observe({ endpoint }, result.durationMs / 1000);
+    if (result.status !== 'pending') this.events.inc({ endpoint, event_type: result.event.eventType, outcome: result.status });
     if (result.status === 'delivered') {
       const changedAt = eventTimeMs(result.event.eventId);
-      if (Number.isFinite(changedAt)) this.lag.observe(Math.max(0, Date.now() - changedAt) / 1000);
+      if (Number.isFinite(changedAt)) this.lag.observe({ endpoint }, Math.max(0, Date.now() - changedAt) / 1000);
     }
   };
 

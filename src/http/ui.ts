@@ -8,7 +8,15 @@ import type { CaptureTarget } from '../capture/render.ts';
 import { assess, type Facts, inScope } from '../health/model.ts';
 import { observeInstall } from '../health/observe.ts';
 import type { Logger } from '../log.ts';
-import { attemptsPerMinute, DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EventStatus, outboxStatus } from '../outbox/status.ts';
+import {
+  attemptsPerMinute,
+  DELIVERED_WINDOW_MINUTES,
+  EVENT_STATUSES,
+  type EventStatus,
+  endpointCounts,
+  endpointStates,
+  outboxStatus,
+} from '../outbox/status.ts';
 import { countReplayable, type ReplayScope, replay } from '../outbox/replay.ts';
 import { type ListFilter, listEvents, showEvent } from '../outbox/reads.ts';
 import { readEndpointStates, setPaused } from '../outbox/endpointState.ts';
@@ -21,8 +29,8 @@ export interface UiOptions {
   schema: string;
   target: CaptureTarget;
   enabled: boolean;
-  /** The endpoint with its key redacted, or null. */
-  endpoint: string | null;
+  /** The configured endpoints, their URLs redacted (`configuredEndpoints` of src/outbox/status.ts). */
+  endpoints: readonly { name: string; enabled: boolean; url: string }[];
   /** When set, every request to the page needs it (cookie after `/?token=…`, or `Authorization: Bearer`). */
   token?: string;
   /** database.idlePollInterval (the wake-up's summary). */
@@ -30,14 +38,20 @@ export interface UiOptions {
   /** The running service's facts for the health model: enabled, listening, claims. */
   runtime(): Facts;
   log: Logger;
-  /** The configured endpoints' names (`default`: webHook). */
-  endpoints?: readonly string[];
 }
 
 /** Answers a request to the page; the probes (/healthz …) never reach it. */
 export type UiHandler = (request: IncomingMessage, response: ServerResponse, url: URL) => Promise<void>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ENDPOINT = /^[a-z0-9-]{1,40}$/;
+
+/** The `endpoint` parameter: one endpoint's name, or none (all). */
+function endpointParam(params: URLSearchParams): string | undefined {
+  const endpoint = params.get('endpoint')?.trim() || undefined;
+  if (endpoint !== undefined && !ENDPOINT.test(endpoint)) throw new BadRequest('endpoint: expected an endpoint name');
+  return endpoint;
+}
 const MAX_FORM_BYTES = 16 * 1024;
 
 class BadRequest extends Error {}
@@ -69,7 +83,7 @@ export function createUi(options: UiOptions): UiHandler {
         throw error;
       }
       const replayed = await replay(options.db, options.schema, scope);
-      options.log.info({ scope: scope.kind, replayed }, 'replay from the web page');
+      options.log.info({ scope: scope.kind, endpoint: scope.endpoint, replayed }, 'replay from the web page');
       response.writeHead(303, { Location: `/?replayed=${replayed}`, 'Cache-Control': 'no-store' });
       response.end();
       return;
@@ -118,7 +132,11 @@ export function createUi(options: UiOptions): UiHandler {
 async function endpointAction(options: UiOptions, form: URLSearchParams, csrf: string, response: ServerResponse): Promise<void> {
   const name = form.get('endpoint') ?? '';
   const action = form.get('action');
-  const known = await readEndpointStates(options.db, options.schema, options.endpoints ?? ['default']);
+  const known = await readEndpointStates(
+    options.db,
+    options.schema,
+    options.endpoints.map((e) => e.name),
+  );
   const endpoint = known.find((e) => e.endpoint === name);
   if (!endpoint || (action !== 'pause' && action !== 'resume')) {
     return send(response, 400, 'text/plain; charset=utf-8', 'expected a known endpoint and action pause or resume\n');
@@ -152,6 +170,7 @@ function eventFilter(params: URLSearchParams): ListFilter & { page: number } {
     throw new BadRequest(`status: "${status}" is unknown`);
   const page = Math.max(1, Math.trunc(Number(params.get('page') ?? '1')) || 1);
   return {
+    endpoint: endpointParam(params),
     status: status as EventStatus | undefined,
     orderId: params.get('order')?.trim() || undefined,
     eventType: params.get('type') || undefined,
@@ -164,6 +183,11 @@ function eventFilter(params: URLSearchParams): ListFilter & { page: number } {
 }
 
 function replayScope(params: URLSearchParams): ReplayScope {
+  const endpoint = endpointParam(params);
+  return endpoint === undefined ? scopeOf(params) : { ...scopeOf(params), endpoint };
+}
+
+function scopeOf(params: URLSearchParams): ReplayScope {
   const kind = params.get('kind');
   if (kind === 'event') {
     const eventId = params.get('event')?.trim() ?? '';
@@ -187,17 +211,22 @@ function replayScope(params: URLSearchParams): ReplayScope {
 }
 
 async function readSummary(options: UiOptions): Promise<Summary> {
-  const [status, observed, minutes, endpoints] = await Promise.all([
+  const [status, observed, minutes, counts, breakers] = await Promise.all([
     outboxStatus(options.db, options.schema),
     observeInstall(options.db, { target: options.target, idlePollMs: options.idlePollMs }),
     attemptsPerMinute(options.db, options.schema, 60),
-    readEndpointStates(options.db, options.schema, options.endpoints ?? ['default']),
+    endpointCounts(options.db, options.schema),
+    readEndpointStates(
+      options.db,
+      options.schema,
+      options.endpoints.map((e) => e.name),
+    ),
   ]);
   // The health model's problems of the page's scope: set-up, capture and the running service.
   const problems = inScope('page', assess({ ...observed.facts, ...options.runtime(), now: Date.now() }));
   return {
     enabled: options.enabled,
-    endpoint: options.endpoint,
+    endpoints: endpointStates(options.endpoints, counts),
     captureHealthy: !problems.some((p) => p.level === 'error'),
     capture: problems.length === 0 ? 'trigger enabled, listener connected, claims working' : problems.map((p) => p.line).join('; '),
     problems,
@@ -207,7 +236,7 @@ async function readSummary(options: UiOptions): Promise<Summary> {
     lagSeconds: status.lagSeconds,
     deliveredPerMinute: Math.round((status.deliveredRecently / DELIVERED_WINDOW_MINUTES) * 10) / 10,
     minutes,
-    endpoints,
+    breakers,
     at: new Date(),
   };
 }

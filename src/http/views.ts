@@ -1,8 +1,8 @@
 // The operator's page as HTML: the summary cards and chart, the outbox table, the replay forms and
 // one event with its attempts. Every value goes through `html`, which escapes it.
 import { EVENT_TYPES } from '../events.ts';
-import type { Problem } from '../health/model.ts';
-import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type MinuteCounts } from '../outbox/status.ts';
+import { type Problem, removedEndpointLine } from '../health/model.ts';
+import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EndpointState, type MinuteCounts } from '../outbox/status.ts';
 import type { EventDetail, EventRow, ListFilter } from '../outbox/reads.ts';
 import type { EndpointReport } from '../outbox/endpointState.ts';
 import { type Html, html } from './html.ts';
@@ -12,7 +12,8 @@ export const PAGE_SIZE = 50;
 
 export interface Summary {
   enabled: boolean;
-  endpoint: string | null;
+  /** Every endpoint: configured ones, then any removed from the config that still has events. */
+  endpoints: EndpointState[];
   /** No error among the health model's problems of the page's scope. */
   captureHealthy: boolean;
   /** Their lines, or what is well. */
@@ -25,13 +26,13 @@ export interface Summary {
   deliveredPerMinute: number;
   minutes: MinuteCounts[];
   /** Each endpoint's status: up, down (circuit breaker open) or paused. */
-  endpoints: EndpointReport[];
+  breakers: EndpointReport[];
   at: Date;
 }
 
 const ENDPOINT_TONE = { up: 'ok', down: 'bad', paused: 'warn' } as const;
 
-function endpointCard(e: EndpointReport): Html {
+function breakerCard(e: EndpointReport): Html {
   const detail =
     e.status === 'down'
       ? `circuit breaker open since ${formatTime(e.openedAt)}; next probe ${formatTime(e.nextProbeAt)}`
@@ -52,8 +53,8 @@ export function summaryHtml(s: Summary): Html {
     html`<div class="card ${tone}"><dt>${label}</dt><dd>${value}</dd></div>`;
   return html`<dl class="cards">
     ${item('Webhooks', s.enabled ? 'enabled' : 'disabled', s.enabled ? 'ok' : 'warn')}
-    ${item('Endpoint', html`<span class="wrap">${s.endpoint ?? '(none)'}</span>`)}
-    ${s.endpoints.map(endpointCard)}
+    ${s.endpoints.length === 0 ? item('Endpoint', '(none)') : ''}
+    ${s.breakers.map(breakerCard)}
     ${item(
       'Capture',
       html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`,
@@ -65,7 +66,19 @@ export function summaryHtml(s: Summary): Html {
     ${item('Lag', s.pending === 0 ? 'none pending' : formatLag(s.lagSeconds))}
     ${item('Delivered / min', html`${s.deliveredPerMinute}<small>last ${DELIVERED_WINDOW_MINUTES} minutes</small>`)}
   </dl>
+  <dl class="cards endpoints">${s.endpoints.map((e) => endpointCard(e))}</dl>
   ${chart(s.minutes, s.at)}`;
+}
+
+/** One endpoint at a glance: its state, what waits and failed, its lag and last success. */
+function endpointCard(e: EndpointState): Html {
+  const tone = e.state === 'enabled' ? (e.failed > 0 ? 'bad' : 'ok') : e.state === 'removed' ? 'bad' : 'warn';
+  const state = e.state === 'removed' ? 'removed from the config' : e.state;
+  const note = e.state === 'removed' && e.pending > 0 ? removedEndpointLine(e.endpoint, e.pending) : undefined;
+  return html`<div class="card ${tone}" data-endpoint="${e.endpoint}"><dt>Endpoint ${e.endpoint}</dt><dd>${state}
+    <small>${e.pending} pending · ${e.failed} failed · ${e.pending === 0 ? 'none pending' : `lag ${formatLag(e.lagSeconds)}`}</small>
+    <small>${e.lastSuccessAt ? `last success ${formatTime(e.lastSuccessAt)}` : 'no success yet'}</small>
+    ${e.url ? html`<small class="wrap">${e.url}</small>` : ''}${note ? html`<small>${note}</small>` : ''}</dd></div>`;
 }
 
 /** Delivered and failed attempts per minute of the last hour, as bars (inline SVG, no library). */
@@ -116,14 +129,14 @@ export function eventsHtml(rows: EventRow[], filter: ListFilter & { page: number
   };
   return html`<div class="scroll"><table>
     <caption>Events${filter.status ? `: ${filter.status}` : ''}, page ${filter.page} (newest first${filter.orderId ? '; one order: oldest first' : ''})</caption>
-    <thead><tr><th scope="col">Event</th><th scope="col">Order</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th><th scope="col">Last failure</th></tr></thead>
+    <thead><tr><th scope="col">Event</th><th scope="col">Endpoint</th><th scope="col">Order</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th><th scope="col">Last failure</th></tr></thead>
     <tbody>${
       shown.length === 0
-        ? html`<tr><td colspan="7" class="empty">No events match.</td></tr>`
+        ? html`<tr><td colspan="8" class="empty">No events match.</td></tr>`
         : shown.map(
-            (e) => html`<tr data-event="${e.eventId}" data-status="${e.status}">
+            (e) => html`<tr data-event="${e.eventId}" data-status="${e.status}" data-endpoint="${e.endpoint}">
       <td><a href="/events/${e.eventId}" aria-label="event ${e.eventId}">…${e.eventId.slice(-12)}</a></td>
-      <td class="wrap">${e.orderId}</td><td>${e.eventType}</td>
+      <td>${e.endpoint}</td><td class="wrap">${e.orderId}</td><td>${e.eventType}</td>
       <td><span class="status ${e.status}">${e.status}${e.inFlight ? ' (sending)' : ''}</span></td>
       <td>${e.attempts}</td><td>${formatTime(e.createdAt)}</td>
       <td class="wrap">${e.lastError ? `${e.lastErrorKind ?? 'failed'}: ${e.lastError}` : ''}</td></tr>`,
@@ -134,6 +147,13 @@ export function eventsHtml(rows: EventRow[], filter: ListFilter & { page: number
 
 function field(label: string, name: string, value: string | null, placeholder = ''): Html {
   return html`<label>${label}<input name="${name}" value="${value ?? ''}" placeholder="${placeholder}" autocomplete="off"></label>`;
+}
+
+/** A choice of endpoint: any (all of them) or one. */
+function endpointSelect(endpoints: readonly EndpointState[], chosen: string | null | undefined, any: string): Html {
+  return html`<label>Endpoint<select name="endpoint"><option value="">${any}</option>${endpoints.map(
+    (e) => html`<option value="${e.endpoint}"${chosen === e.endpoint ? html` selected` : ''}>${e.endpoint}</option>`,
+  )}</select></label>`;
 }
 
 function replayForm(kind: string, title: string, csrf: string, fields: Html[], button: string): Html {
@@ -157,6 +177,7 @@ export function mainPage(
   <section aria-labelledby="summary-title"><h2 id="summary-title">At a glance</h2><div id="summary">${summaryHtml(summary)}</div></section>
   <section aria-labelledby="outbox-title"><h2 id="outbox-title">Outbox</h2>
     <form method="get" action="/" class="filters" id="filters">
+      ${endpointSelect(summary.endpoints, filter.endpoint, 'any')}
       <label>Status<select name="status"><option value="">any</option>${EVENT_STATUSES.map(
         (s) => html`<option value="${s}"${filter.status === s ? html` selected` : ''}>${s}</option>`,
       )}</select></label>
@@ -172,14 +193,14 @@ export function mainPage(
   </section>
   <section aria-labelledby="endpoints-title"><h2 id="endpoints-title">Endpoints</h2>
     <p class="muted">Pausing stops every instance sending to the endpoint; its events wait as pending. You are asked to confirm.</p>
-    <div class="replays">${summary.endpoints.map((e) => endpointForm(e, csrf, false))}</div>
+    <div class="replays">${summary.breakers.map((e) => endpointForm(e, csrf, false))}</div>
   </section>
   <section aria-labelledby="replay-title"><h2 id="replay-title">Replay</h2>
     <p class="muted">Sends events again under their own ids (pending events are left as they are). You are asked to confirm, with how many.</p>
     <div class="replays">
-    ${replayForm('failed', 'Every failed event', csrf, [field('Created since (optional)', 'since', null, '2026-12-02T14:00Z')], 'Replay failed events')}
-    ${replayForm('order', "An order's events", csrf, [field('Order id', 'order', null)], 'Replay order')}
-    ${replayForm('range', 'A time range (any status)', csrf, [field('From', 'from', null, '2026-12-02T14:00Z'), field('To', 'to', null, '2026-12-02T15:00Z')], 'Replay range')}
+    ${replayForm('failed', 'Every failed event', csrf, [endpointSelect(summary.endpoints, null, 'every endpoint'), field('Created since (optional)', 'since', null, '2026-12-02T14:00Z')], 'Replay failed events')}
+    ${replayForm('order', "An order's events", csrf, [endpointSelect(summary.endpoints, null, 'every endpoint'), field('Order id', 'order', null)], 'Replay order')}
+    ${replayForm('range', 'A time range (any status)', csrf, [endpointSelect(summary.endpoints, null, 'every endpoint'), field('From', 'from', null, '2026-12-02T14:00Z'), field('To', 'to', null, '2026-12-02T15:00Z')], 'Replay range')}
     ${replayForm('event', 'One event', csrf, [field('Event id', 'event', null)], 'Replay event')}
     </div>
   </section>`;
@@ -216,7 +237,7 @@ export function eventPage(e: EventDetail, csrf: string): Html {
   return html`<header><p><a href="/">← Outbox</a></p><h1>Event <span class="wrap">${e.eventId}</span></h1></header>
   <section aria-labelledby="event-title"><h2 id="event-title">${e.eventType} · <span class="status ${e.status}">${e.status}</span></h2>
     <dl class="pairs">
-      ${pair('Order', e.orderId)}${pair('Attempts', e.attempts)}${pair('Created', formatTime(e.createdAt))}
+      ${pair('Endpoint', e.endpoint)}${pair('Order', e.orderId)}${pair('Attempts', e.attempts)}${pair('Created', formatTime(e.createdAt))}
       ${pair('Delivered', formatTime(e.deliveredAt))}${pair('Next attempt', e.status === 'pending' ? formatTime(e.nextAttemptAt) : '')}
       ${pair('Replayed', formatTime(e.replayedAt))}${pair('Last failure', e.lastError ? `${e.lastErrorKind ?? 'failed'}: ${e.lastError}` : '')}
     </dl>

@@ -15,11 +15,33 @@ export interface EventSource {
   orderId: string;
 }
 
-/** The id of the `n`th event (from 0) of a change, for the installation whose random id is `installation`. */
-export function eventId(installation: string, source: EventSource, n: number): string {
-  const mac = createHmac('sha256', installation).update(`${source.changeId}\n${source.changedAtUs}\n${source.orderId}\n${n}`).digest();
+/** The endpoint that `webHook` configures: its ids are derived without a name, as before there were several. */
+const DEFAULT_ENDPOINT = 'default';
+
+/**
+ * The id of the `n`th event (from 0) of a change to `endpoint`, for the installation whose random id
+ * is `installation`. Another endpoint's name is part of the key, so each endpoint's event has its own id.
+ */
+export function eventId(installation: string, source: EventSource, n: number, endpoint = DEFAULT_ENDPOINT): string {
+  const named = endpoint === DEFAULT_ENDPOINT ? '' : `\n${endpoint}`;
+  const mac = createHmac('sha256', installation)
+    .update(`${source.changeId}\n${source.changedAtUs}\n${source.orderId}\n${n}${named}`)
+    .digest();
+  return uuid7(Number(source.changedAtUs) / 1000, mac);
+}
+
+/**
+ * The id of a backfilled event: the event `sourceEventId` (of another endpoint) made again for
+ * `endpoint`. Same time as its source, so ids stay sorted by the change's time.
+ */
+export function backfillEventId(installation: string, sourceEventId: string, endpoint: string): string {
+  const mac = createHmac('sha256', installation).update(`backfill\n${sourceEventId}\n${endpoint}`).digest();
+  return uuid7(eventTimeMs(sourceEventId), mac);
+}
+
+function uuid7(timeMs: number, mac: Buffer): string {
   const b = Buffer.alloc(16);
-  b.writeUIntBE(Math.floor(Number(source.changedAtUs) / 1000), 0, 6);
+  b.writeUIntBE(Math.floor(timeMs), 0, 6);
   mac.copy(b, 6, 0, 10);
   b[6] = (b[6]! & 0x0f) | 0x70; // version 7
   b[8] = (b[8]! & 0x3f) | 0x80; // variant 10

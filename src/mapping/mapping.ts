@@ -98,13 +98,15 @@ export function eventsOfChange(
   change: Change & { changedAtUs: string },
   installation: string,
   options: MappingOptions = {},
+  /** The endpoint's name: part of the ids of every endpoint but `default`. */
+  endpoint?: string,
 ): Omit<MappedChange, 'events'> & { events: MappedEvent[] } {
   const mapped = mapChange(change, options);
   const source = { changeId: change.id, changedAtUs: change.changedAtUs, orderId: change.orderId };
   return {
     ...mapped,
     events: mapped.events.map((type, n) => ({
-      eventId: eventId(installation, source, n),
+      eventId: eventId(installation, source, n, endpoint),
       orderId: change.orderId,
       eventType: type,
       body: eventBody(change.orderId, type),

@@ -95,33 +95,36 @@ export class Journal {
                   AS alone`;
     // Every statement that ends a claim checks that it is still ours (same attempt number): if our
     // lease ran out and another instance claimed the change, its claim decides.
-    // A move deletes the changes and inserts their events, pending, in journal order. Only an order's
-    // head is due (migration 7): an event is due now only if it is its order's first here and the
-    // order has nothing pending in the outbox; the others wait, with no time, for the trigger that
-    // makes them due when the one ahead leaves `pending`. The order's earliest pending event is locked
-    // while we decide (in id order, the order results lock rows in), so that a result taking it out
-    // of `pending` meanwhile is seen here, and one that comes later sees our events from its trigger.
+    // A move deletes the changes and inserts their events, pending, in journal order. Only the head of
+    // an (endpoint, order) queue is due (migrations 7 and 9): an event is due now only if it is the
+    // first of its order and endpoint here and the outbox has nothing of that order pending for that
+    // endpoint; the others wait, with no time, for the trigger that makes them due when the one ahead
+    // leaves `pending`. Those earliest pending events are locked while we decide (in id order, the
+    // order results lock rows in), so that a result taking one out of `pending` meanwhile is seen
+    // here, and one that comes later sees our events from its trigger.
     this.moveSql = `WITH m AS (SELECT * FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)),
       done AS (
         DELETE FROM ${schema}.change c USING m
          WHERE c.id = ANY($1::bigint[]) AND c.id = m.id AND c.attempts = m.attempt
         RETURNING c.id),
       e AS (
-        SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
-          WITH ORDINALITY AS e(change_id, event_id, order_id, event_type, body, attempts, n)),
+        SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[])
+          WITH ORDINALITY AS e(change_id, event_id, order_id, event_type, body, attempts, endpoint, n)),
       ahead AS MATERIALIZED (
-        SELECT o.order_id FROM ${schema}.outbox o
+        SELECT o.endpoint, o.order_id FROM ${schema}.outbox o
          WHERE o.id = ANY (ARRAY(
-                 SELECT (SELECT p.id FROM ${schema}.outbox p WHERE p.order_id = x.order_id AND p.status = 'pending'
+                 SELECT (SELECT p.id FROM ${schema}.outbox p
+                          WHERE p.order_id = x.order_id AND p.endpoint = x.endpoint AND p.status = 'pending'
                           ORDER BY p.id LIMIT 1)
-                   FROM (SELECT DISTINCT order_id FROM unnest($5::text[]) AS u(order_id)) x))
+                   FROM (SELECT DISTINCT order_id, endpoint FROM unnest($5::text[], $9::text[]) AS u(order_id, endpoint)) x))
            AND o.status = 'pending'
          ORDER BY o.id
            FOR SHARE),
       moved AS (
-        INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, attempts, next_attempt_at)
-        SELECT e.event_id, e.change_id, e.order_id, e.event_type, e.body, e.attempts,
-               CASE WHEN e.n = min(e.n) OVER (PARTITION BY e.order_id) AND e.order_id NOT IN (SELECT order_id FROM ahead)
+        INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, attempts, endpoint, next_attempt_at)
+        SELECT e.event_id, e.change_id, e.order_id, e.event_type, e.body, e.attempts, e.endpoint,
+               CASE WHEN e.n = min(e.n) OVER (PARTITION BY e.endpoint, e.order_id)
+                     AND (e.endpoint, e.order_id) NOT IN (SELECT endpoint, order_id FROM ahead)
                     THEN now() END
           FROM e WHERE e.change_id IN (SELECT id FROM done) ORDER BY e.n
         RETURNING 1)
@@ -131,19 +134,19 @@ export class Journal {
     // delivered, failed or pending its retry, with the attempt's row.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                             $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::text[], $13::text[])
+                             $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::text[], $13::text[], $14::text[])
           WITH ORDINALITY AS r(change_id, attempt, event_id, order_id, event_type, body, status, next_attempt_at,
-                               started_at, duration_ms, http_status, error, error_kind, n)),
+                               started_at, duration_ms, http_status, error, error_kind, endpoint, n)),
       done AS (
         DELETE FROM ${schema}.change c USING r
          WHERE c.id = ANY($1::bigint[]) AND c.id = r.change_id AND c.attempts = r.attempt
         RETURNING c.id),
       events AS (
         INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, status, attempts, next_attempt_at,
-                                      last_status, last_error, last_error_kind, response_ms, delivered_at)
+                                      last_status, last_error, last_error_kind, response_ms, delivered_at, endpoint)
         SELECT r.event_id, r.change_id, r.order_id, r.event_type, r.body, r.status, r.attempt,
                CASE WHEN r.status = 'pending' THEN r.next_attempt_at END, r.http_status, r.error, r.error_kind, r.duration_ms,
-               CASE WHEN r.status = 'delivered' THEN now() END
+               CASE WHEN r.status = 'delivered' THEN now() END, r.endpoint
           FROM r WHERE r.change_id IN (SELECT id FROM done) ORDER BY r.n
         RETURNING id, event_id),
       attempts AS (
@@ -205,6 +208,7 @@ export class Journal {
         events.map(({ e }) => e.eventType),
         events.map(({ e }) => e.body),
         events.map(({ attempts }) => attempts),
+        events.map(({ e }) => e.endpoint),
       ],
     });
     const { changes: moved, events: inserted } = rows[0]!;
@@ -231,6 +235,7 @@ export class Journal {
         'httpStatus',
         'error',
         'errorKind',
+        'endpoint',
       ]),
     });
     return { recorded: rows[0]!.recorded };

@@ -19,6 +19,7 @@ const ATTEMPT_FIELDS = {
   error: (r: AttemptRecord) => r.error,
   errorKind: (r: AttemptRecord) => r.errorKind,
   free: (r: AttemptRecord) => r.free === true,
+  endpoint: (r: AttemptRecord) => r.event.endpoint,
 } satisfies Record<string, (r: AttemptRecord) => unknown>;
 type AttemptField = keyof typeof ATTEMPT_FIELDS;
 
@@ -36,12 +37,11 @@ export class Outbox {
   constructor(
     private readonly pool: pg.Pool,
     schemaName: string,
-    /** The endpoint whose state (migration 10) the claims heed. */
-    private readonly endpoint = 'default',
   ) {
     const schema = ident(schemaName);
     this.schema = schema;
-    // Only the earliest pending event of each order is claimable: later ones wait for it
+    // Each endpoint claims its own events (an endpoint's backlog never sits in front of another's in
+    // outbox_due). Only the earliest pending event of each order for the endpoint is claimable: later ones wait for it
     // (delivered or failed). They wait with no next_attempt_at (migration 7), outside outbox_due, so
     // a claim walks only heads that are due however long the queues behind them; the per-order
     // check stays for the rare second head (a move that raced a result, an operator's redelivery).
@@ -60,18 +60,19 @@ export class Outbox {
     // by the one instance that holds the probe in endpoint_state.
     const claim = (gate: string) => `WITH due AS (
         SELECT o.id FROM ${schema}.outbox o
-         WHERE o.next_attempt_at <= now() AND ${gate}
+         WHERE o.endpoint = $3 AND o.next_attempt_at <= now() AND ${gate}
            -- "<=" means "=" here (o is pending, so the minimum is at most o.id), but its default
            -- selectivity lets the planner walk outbox_due in order and stop at the limit; with "="
            -- (one row in a million) it reads every due row and sorts them: O(backlog) per claim.
-           AND o.id <= (SELECT min(p.id) FROM ${schema}.outbox p WHERE p.status = 'pending' AND p.order_id = o.order_id)
+           AND o.id <= (SELECT min(p.id) FROM ${schema}.outbox p
+                         WHERE p.status = 'pending' AND p.order_id = o.order_id AND p.endpoint = o.endpoint)
          ORDER BY o.next_attempt_at, o.id
          LIMIT $1
            FOR UPDATE SKIP LOCKED)
       UPDATE ${schema}.outbox o
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
         FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
-      RETURNING 'outbox' AS source, o.id::text AS id, o.event_id::text AS "eventId", o.order_id AS "orderId",
+      RETURNING 'outbox' AS source, o.id::text AS id, o.endpoint, o.event_id::text AS "eventId", o.order_id AS "orderId",
                 o.event_type AS "eventType", o.body, o.attempts AS attempt, o.attempts - o.free_attempts AS counted`;
     this.claimSql = claim(`NOT EXISTS (SELECT 1 FROM ${schema}.endpoint_state s WHERE s.endpoint = $3 AND (s.paused OR s.state = 'down'))`);
     this.probeSql = claim(
@@ -110,12 +111,15 @@ export class Outbox {
     return this.claimSql;
   }
 
-  /** Due events, none while the endpoint is down or paused; with `probeBy`, the probe's (see the constructor). */
-  async claimDue(limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
+  /**
+   * Claims due heads of one endpoint's (order) queues; none while the endpoint is down or paused, but
+   * with `probeBy` its probe (see the constructor).
+   */
+  async claimDue(endpoint: string, limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
     const { rows } =
       probeBy === undefined
-        ? await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs, this.endpoint])
-        : await this.pool.query<ClaimedEvent>(this.probeSql, [1, leaseMs, this.endpoint, probeBy]);
+        ? await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs, endpoint])
+        : await this.pool.query<ClaimedEvent>(this.probeSql, [1, leaseMs, endpoint, probeBy]);
     // The earliest first, so that the first slots go to the oldest events.
     return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
   }

@@ -4,6 +4,8 @@ import type { EventStatus } from './status.ts';
 
 export interface EventRow {
   eventId: string;
+  /** The receiver it goes to (`default`: webHook). */
+  endpoint: string;
   orderId: string;
   eventType: string;
   status: EventStatus;
@@ -20,12 +22,13 @@ export interface EventRow {
   unrecordedAttempts: number;
 }
 
-const EVENT_COLUMNS = `event_id AS "eventId", order_id AS "orderId", event_type AS "eventType", status, attempts,
+const EVENT_COLUMNS = `event_id AS "eventId", endpoint, order_id AS "orderId", event_type AS "eventType", status, attempts,
   created_at AS "createdAt", next_attempt_at AS "nextAttemptAt", delivered_at AS "deliveredAt", replayed_at AS "replayedAt",
   last_status AS "lastStatus", last_error_kind AS "lastErrorKind", last_error AS "lastError", response_ms AS "responseMs",
   in_flight AS "inFlight", unrecorded_attempts AS "unrecordedAttempts"`;
 
 export interface ListFilter {
+  endpoint?: string;
   status?: EventStatus;
   orderId?: string;
   eventType?: string;
@@ -44,6 +47,7 @@ export async function listEvents(db: Db, schema: string, filter: ListFilter): Pr
     values.push(value);
     where.push(condition.replace('?', `$${values.length}`));
   };
+  if (filter.endpoint) add('endpoint = ?', filter.endpoint);
   if (filter.status) add('status = ?', filter.status);
   if (filter.orderId) add('order_id = ?', filter.orderId);
   if (filter.eventType) add('event_type = ?', filter.eventType);

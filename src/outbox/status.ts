@@ -1,7 +1,9 @@
 // What waits, what failed and what was sent lately: the counts every operator surface shows.
 // `readCounts` is the one reading of the backlog behind /metrics, `status` and the web page; the
 // rest reads the views of migrations/000005_operations.sql, so psql and the commands agree.
+import { type Config, endpointsOf } from '../config/config.ts';
 import { type Db, ident } from '../db.ts';
+import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 
 export const EVENT_STATUSES = ['pending', 'delivered', 'failed'] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
@@ -41,6 +43,8 @@ export interface Counts {
   oldestPendingAt: Date | null;
   /** Its age in seconds (0 when none): the delivery lag now. */
   oldestPendingSeconds: number;
+  /** Pending and failed events per endpoint (those with none are left out). */
+  endpoints: { endpoint: string; pending: number; failed: number }[];
 }
 
 /**
@@ -50,22 +54,31 @@ export interface Counts {
  * predicate of outbox_order_pending, so it counts the events waiting behind their order's head too
  * (they have no next_attempt_at, migration 7).
  */
-export async function readCounts(db: Db, schema: string): Promise<Counts> {
+export async function readCounts(db: Db, schema: string, endpoint?: string): Promise<Counts> {
   const s = ident(schema);
+  // $1: one endpoint's events, or null for all; the journal's changes are every endpoint's.
+  const of = '($1::text IS NULL OR endpoint = $1)';
   const { rows } = await db.query<{ journal: string; pending: string; failed: string; oldest: Date | null; age: number | null }>(
     `SELECT j.journal::text AS journal, p.pending::text AS pending, f.failed::text AS failed,
             least(p.oldest, j.oldest) AS oldest, extract(epoch FROM now() - least(p.oldest, j.oldest))::float8 AS age
-       FROM (SELECT count(*) AS pending, min(created_at) AS oldest FROM ${s}.outbox WHERE status = 'pending') p,
-            (SELECT count(*) AS failed FROM ${s}.outbox WHERE status = 'failed') f,
+       FROM (SELECT count(*) AS pending, min(created_at) AS oldest FROM ${s}.outbox WHERE status = 'pending' AND ${of}) p,
+            (SELECT count(*) AS failed FROM ${s}.outbox WHERE status = 'failed' AND ${of}) f,
             (SELECT count(*) AS journal, (SELECT changed_at FROM ${s}.change ORDER BY id LIMIT 1) AS oldest FROM ${s}.change) j`,
+    [endpoint ?? null],
   );
   const row = rows[0]!;
+  const { rows: per } = await db.query<{ endpoint: string; pending: string; failed: string }>(
+    `SELECT endpoint, count(*) FILTER (WHERE status = 'pending')::text AS pending, count(*) FILTER (WHERE status = 'failed')::text AS failed
+       FROM ${s}.outbox WHERE status IN ('pending', 'failed') AND ${of} GROUP BY endpoint ORDER BY endpoint`,
+    [endpoint ?? null],
+  );
   return {
     journal: Number(row.journal),
     pending: Number(row.pending),
     failed: Number(row.failed),
     oldestPendingAt: row.oldest,
     oldestPendingSeconds: Math.max(0, Math.round(row.age ?? 0)),
+    endpoints: per.map((e) => ({ endpoint: e.endpoint, pending: Number(e.pending), failed: Number(e.failed) })),
   };
 }
 
@@ -83,20 +96,23 @@ export interface OutboxStatus {
   connections: Instance[];
 }
 
-/** Counts, lag and recent activity (our schema must be installed). */
-export async function outboxStatus(db: Db, schema: string): Promise<OutboxStatus> {
+/** Counts, lag and recent activity, of one endpoint or all (our schema must be installed). */
+export async function outboxStatus(db: Db, schema: string, endpoint?: string): Promise<OutboxStatus> {
   const s = ident(schema);
-  const backlog = await readCounts(db, schema);
+  // $1 is the endpoint, or null for all of them.
+  const of = '($1::text IS NULL OR endpoint = $1)';
+  const backlog = await readCounts(db, schema, endpoint);
   const numbers = await db.query<{ delivered: string; recently: string }>(
-    `SELECT (SELECT count(*) FROM ${s}.outbox WHERE status = 'delivered')::text AS delivered,
+    `SELECT (SELECT count(*) FROM ${s}.outbox WHERE status = 'delivered' AND ${of})::text AS delivered,
             (SELECT count(*) FROM ${s}.attempts
-              WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $1))::text AS recently`,
-    [DELIVERED_WINDOW_MINUTES],
+              WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $2) AND ${of})::text AS recently`,
+    [endpoint ?? null, DELIVERED_WINDOW_MINUTES],
   );
   const failure = await db.query<Failure>(
     `SELECT event_id AS "eventId", order_id AS "orderId", event_type AS "eventType", attempt, started_at AS at,
             error_kind AS kind, error AS reason, http_status AS "httpStatus"
-       FROM ${s}.attempts WHERE outcome <> 'delivered' ORDER BY started_at DESC LIMIT 1`,
+       FROM ${s}.attempts WHERE outcome <> 'delivered' AND ${of} ORDER BY started_at DESC LIMIT 1`,
+    [endpoint ?? null],
   );
   const instances = await db.query<Instance>(
     `SELECT application_name AS application, host(client_addr) AS client, count(*)::int AS connections, min(backend_start) AS since
@@ -116,6 +132,89 @@ export async function outboxStatus(db: Db, schema: string): Promise<OutboxStatus
     instances: instances.rows.filter((row) => row.application === 'order-webhooks listen').reduce((sum, row) => sum + row.connections, 0),
     connections: instances.rows,
   };
+}
+
+/** One endpoint's events as the outbox holds them: what `status` shows per endpoint. */
+export interface EndpointCounts {
+  endpoint: string;
+  pending: number;
+  delivered: number;
+  failed: number;
+  /** Seconds since its oldest pending event was created (0 when none is pending). */
+  lagSeconds: number;
+  /** When it last answered 2xx (null: never, or not within the attempts kept). */
+  lastSuccessAt: Date | null;
+}
+
+/** Every endpoint that has events in the outbox, with its counts, lag and last success (from the views). */
+export async function endpointCounts(db: Db, schema: string): Promise<EndpointCounts[]> {
+  const s = ident(schema);
+  const { rows } = await db.query<{ endpoint: string; pending: string; delivered: string; failed: string; lag: number | null }>(
+    `SELECT endpoint,
+            coalesce(sum(events) FILTER (WHERE status = 'pending'), 0)::text AS pending,
+            coalesce(sum(events) FILTER (WHERE status = 'delivered'), 0)::text AS delivered,
+            coalesce(sum(events) FILTER (WHERE status = 'failed'), 0)::text AS failed,
+            extract(epoch FROM now() - min(oldest) FILTER (WHERE status = 'pending'))::float8 AS lag
+       FROM ${s}.summary GROUP BY endpoint ORDER BY endpoint`,
+  );
+  const out: EndpointCounts[] = [];
+  for (const row of rows) {
+    // The newest attempts first, by the started_at index: stops at the endpoint's latest 2xx.
+    const last = await db.query<{ at: Date }>(
+      `SELECT started_at AS at FROM ${s}.attempts WHERE endpoint = $1 AND outcome = 'delivered' ORDER BY started_at DESC LIMIT 1`,
+      [row.endpoint],
+    );
+    out.push({
+      endpoint: row.endpoint,
+      pending: Number(row.pending),
+      delivered: Number(row.delivered),
+      failed: Number(row.failed),
+      lagSeconds: Math.max(0, Math.round(row.lag ?? 0)),
+      lastSuccessAt: last.rows[0]?.at ?? null,
+    });
+  }
+  return out;
+}
+
+/** An endpoint as every surface shows it: the config says whether it is enabled, the outbox the rest. */
+export interface EndpointState extends EndpointCounts {
+  /** `removed`: it has events in the outbox but is no longer in the config; they are not sent. */
+  state: 'enabled' | 'disabled' | 'removed';
+  /** Its URL without credentials or query values (null when removed). */
+  url: string | null;
+}
+
+/** The endpoints of a config, as `endpointStates` takes them. */
+export function configuredEndpoints(config: Pick<Config, 'webHook' | 'webHooks'>): { name: string; enabled: boolean; url: string }[] {
+  return endpointsOf(config).map((e) => ({
+    name: e.name,
+    enabled: e.hook.enabled,
+    url: redactUrl(endpointUrl(e.hook.endpoint!, e.hook.key)),
+  }));
+}
+
+/** The configured endpoints (in config order) and then those removed from the config that still have events. */
+export function endpointStates(
+  configured: readonly { name: string; enabled: boolean; url: string }[],
+  counts: readonly EndpointCounts[],
+): EndpointState[] {
+  const byName = new Map(counts.map((c) => [c.endpoint, c]));
+  const none = (endpoint: string): EndpointCounts => ({
+    endpoint,
+    pending: 0,
+    delivered: 0,
+    failed: 0,
+    lagSeconds: 0,
+    lastSuccessAt: null,
+  });
+  const states: EndpointState[] = configured.map((e) => ({
+    ...(byName.get(e.name) ?? none(e.name)),
+    state: e.enabled ? 'enabled' : 'disabled',
+    url: e.url,
+  }));
+  const known = new Set(configured.map((e) => e.name));
+  for (const c of counts) if (!known.has(c.endpoint)) states.push({ ...c, state: 'removed', url: null });
+  return states;
 }
 
 export interface MinuteCounts {

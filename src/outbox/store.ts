@@ -3,11 +3,17 @@
 // Each operation splits its events by where they are held; callers never need to know.
 import type pg from 'pg';
 import { eventsOfChange, type MappingOptions } from '../mapping/mapping.ts';
-import type { AttemptRecord, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../delivery/eventStore.ts';
+import type { AttemptRecord, ChangeStore, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../delivery/eventStore.ts';
 import { type ClaimedChange, Journal, type MovedChange } from './journal.ts';
 import { Outbox } from './outbox.ts';
 
-export class PostgresEventStore implements EventStore {
+/** One receiver, as the mapping sees it: its name and which event types it wants (all when unset). */
+export interface EndpointFilter {
+  name: string;
+  events?: MappingOptions['events'];
+}
+
+export class PostgresEventStore implements EventStore, ChangeStore {
   private readonly journal: Journal;
   private readonly outbox: Outbox;
 
@@ -16,21 +22,22 @@ export class PostgresEventStore implements EventStore {
     schema: string,
     /** This installation's random id (`installation.id`), the key of every event id. */
     private readonly installation: string,
-    private readonly mapping: MappingOptions,
-    /** The endpoint whose state (endpoint_state) the outbox claims heed. */
-    endpoint = 'default',
+    /** The transition rules. */
+    private readonly transitions: MappingOptions['transitions'],
+    /** Every configured endpoint, enabled or not: a change gets an event for each that wants it. */
+    private readonly endpoints: readonly EndpointFilter[],
   ) {
     this.journal = new Journal(pool, schema);
-    this.outbox = new Outbox(pool, schema, endpoint);
+    this.outbox = new Outbox(pool, schema);
   }
 
   get batchSize(): number {
     return this.journal.batch;
   }
 
-  async claimNew(limit: number, leaseMs: number): Promise<NewChanges> {
+  async claimNew(limit: number, leaseMs: number, room: ReadonlyMap<string, number>): Promise<NewChanges> {
     const changes = await this.journal.claim(limit, leaseMs);
-    const claimed = planClaim(changes, this.installation, this.mapping);
+    const claimed = planClaim(changes, this.installation, this.transitions, this.endpoints, room);
     // A move that fails must not hold back the first attempts claimed with it: they are sent, and the
     // changes to move stay claimed until their lease ends, then are claimed again.
     let queued = 0;
@@ -42,11 +49,20 @@ export class PostgresEventStore implements EventStore {
         queueError = error;
       }
     }
-    return { changes: changes.length, send: claimed.send, queued, queueError, unmatched: claimed.unmatched, filtered: claimed.filtered };
+    const queuedFor = [...new Set(claimed.move.flatMap((c) => c.events.map((e) => e.endpoint)))];
+    return {
+      changes: changes.length,
+      send: claimed.send,
+      queued,
+      queuedFor,
+      queueError,
+      unmatched: claimed.unmatched,
+      filtered: claimed.filtered,
+    };
   }
 
-  claimDue(limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
-    return this.outbox.claimDue(limit, leaseMs, probeBy);
+  claimDue(endpoint: string, limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
+    return this.outbox.claimDue(endpoint, limit, leaseMs, probeBy);
   }
 
   async record(results: readonly AttemptRecord[]): Promise<RecordOutcome> {
@@ -110,17 +126,39 @@ export interface ClaimPlan {
   filtered: number;
 }
 
-/** Maps claimed changes to events and decides which go out at once and which to the outbox. Pure. */
-export function planClaim(changes: readonly ClaimedChange[], installation: string, mapping: MappingOptions): ClaimPlan {
+/**
+ * Maps claimed changes to one event per endpoint that wants it, and decides which go out at once and
+ * which to the outbox. `room` is how many first attempts each endpoint's dispatcher may take now
+ * (absent: none, as for a disabled endpoint). Pure.
+ */
+export function planClaim(
+  changes: readonly ClaimedChange[],
+  installation: string,
+  transitions: MappingOptions['transitions'],
+  endpoints: readonly EndpointFilter[],
+  room: ReadonlyMap<string, number>,
+): ClaimPlan {
   const plan: ClaimPlan = { send: [], move: [], unmatched: 0, filtered: 0 };
+  const left = new Map(room);
   for (const change of changes) {
-    const mapped = eventsOfChange(change, installation, mapping);
-    if (mapped.unmatchedState) plan.unmatched++;
-    plan.filtered += mapped.filtered;
-    const events = mapped.events.map((e): ClaimedEvent => ({ source: 'journal', id: change.id, attempt: change.attempt, ...e }));
-    // Sent straight from the journal only when nothing of its order is ahead and it is one event.
-    if (change.alone && events.length === 1) plan.send.push(events[0]!);
-    else plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
+    const events: ClaimedEvent[] = [];
+    let unmatched = false;
+    for (const endpoint of endpoints) {
+      const mapped = eventsOfChange(change, installation, { transitions, events: endpoint.events }, endpoint.name);
+      unmatched ||= mapped.unmatchedState;
+      plan.filtered += mapped.filtered;
+      for (const e of mapped.events)
+        events.push({ source: 'journal', id: change.id, attempt: change.attempt, endpoint: endpoint.name, ...e });
+    }
+    if (unmatched) plan.unmatched++;
+    // Sent straight from the journal only when nothing of its order is ahead, it is one event, and
+    // its endpoint's dispatcher has room for it now.
+    const only = events.length === 1 ? events[0]! : undefined;
+    const free = only ? (left.get(only.endpoint) ?? 0) : 0;
+    if (change.alone && only && free > 0) {
+      plan.send.push(only);
+      left.set(only.endpoint, free - 1);
+    } else plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
   }
   return plan;
 }
