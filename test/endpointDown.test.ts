@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { request as httpRequest } from 'node:http';
+import { writeFileSync } from 'node:fs';
 import { run, startService, writeConfig } from './helpers/cli.ts';
+import { startReceiver } from './helpers/receiver.ts';
 import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
 import type { Received } from './helpers/receiver.ts';
@@ -101,6 +103,61 @@ describe('endpoint down: circuit breaker', () => {
       assert.equal(check.events, 6 * ORDER_LIFE.length);
     } finally {
       await second.kill();
+    }
+  });
+
+  it('per endpoint: with two endpoints, one down, its breaker opens and the other delivers everything; back up, the first gets all in order', async () => {
+    const s = await stack('breaker_two', {
+      startNow: false,
+      webHook: {
+        retry: { delays: ['PT0.2S', 'PT0.2S'] },
+        circuitBreaker: { failures: 3, probeInterval: 'PT1S', maxProbeInterval: 'PT1S' },
+      },
+    });
+    const billing = await startReceiver('/billing');
+    try {
+      s.config = { ...s.config, webHooks: [{ name: 'billing', endpoint: billing.url, retry: { delays: ['PT0.2S'] } }] };
+      writeFileSync(s.configPath, JSON.stringify(s.config));
+      s.receiver.respond = answer503;
+      await s.start();
+      const ids = await playOrders(s.db, 5);
+      await waitFor(async () => (await state(s.db))?.status === 'down', { what: 'default down', timeoutMs: 20_000 });
+      // The healthy endpoint gets every event meanwhile, and its breaker stays up.
+      await billing.waitForCount(5 * ORDER_LIFE.length);
+      const billingState = await s.db.query<{ status: string }>(
+        "SELECT status FROM order_webhooks.endpoint_states WHERE endpoint = 'billing'",
+      );
+      assert.equal(billingState[0]?.status ?? 'up', 'up');
+      const status = JSON.parse((await run(['status', '--json', '--config', s.configPath])).stdout);
+      assert.deepEqual(status.endpoints.map((e: { endpoint: string; status: string }) => [e.endpoint, e.status]).sort(), [
+        ['billing', 'up'],
+        ['default', 'down'],
+      ]);
+      s.receiver.respond = (_req, res) => res.end('ok');
+      await waitFor(async () => (await waiting(s.db)) === 0, { what: 'every event of both delivered', timeoutMs: 30_000 });
+      assert.equal((await state(s.db))?.status, 'up');
+      const rows = await s.db.query<{ status: string }>("SELECT status FROM order_webhooks.outbox WHERE status <> 'delivered'");
+      assert.deepEqual(rows, []);
+      for (const id of ids) {
+        const types = (r: { body: string }[]) =>
+          r
+            .map((x) => JSON.parse(x.body))
+            .filter((b) => b.orderId === id)
+            .map((b) => b.eventType);
+        const firstArrivals = (list: { body: string; headers: Record<string, unknown> }[]) => {
+          const seen = new Set<string>();
+          return list.filter((r) => {
+            const e = r.headers['x-event-id'] as string;
+            if (seen.has(e)) return false;
+            seen.add(e);
+            return true;
+          });
+        };
+        assert.deepEqual(types(firstArrivals(s.receiver.requests)), ORDER_LIFE, `default, order ${id}`);
+        assert.deepEqual(types(firstArrivals(billing.requests)), ORDER_LIFE, `billing, order ${id}`);
+      }
+    } finally {
+      await billing.close();
     }
   });
 
