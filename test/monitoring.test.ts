@@ -301,8 +301,8 @@ describe('monitoring', () => {
     const body = JSON.parse(status.stdout);
     assert.deepEqual(
       {
-        pending: sample(metrics, 'order_webhooks_events_pending'),
-        failed: sample(metrics, 'order_webhooks_events_failed'),
+        pending: sample(metrics, 'order_webhooks_events_pending{endpoint="default"}'),
+        failed: sample(metrics, 'order_webhooks_events_failed{endpoint="default"}'),
         journal: sample(metrics, 'order_webhooks_journal_backlog'),
       },
       { pending: body.outbox.pending, failed: body.outbox.failed, journal: body.journalBacklog },
