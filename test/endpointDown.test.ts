@@ -228,7 +228,7 @@ describe('pause and resume', () => {
     await s.service.waitForLog('"msg":"http listening');
     const port = Number(/"port":(\d+),"msg":"http listening/.exec(s.service.output())![1]);
     const page = await call(port, 'GET', '/');
-    assert.match(page.body, /Endpoint default/);
+    assert.match(page.body, /Sending to default/);
     const cookie = (page.headers['set-cookie'] as string[])[0]!.split(';')[0]!;
     const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(page.body)![1]!;
     const post = (body: string) =>

@@ -149,7 +149,7 @@ async function status(options: StatusOptions): Promise<void> {
       const breaker = e.status === 'down' ? `down since ${formatTime(e.openedAt)}, next probe ${formatTime(e.nextProbeAt)}` : e.status;
       pairs.push([
         `endpoint ${e.endpoint}`,
-        `${state}, ${breaker}, ${e.pending} pending, ${e.failed} failed, ${lag}, ${success}${e.url ? ` (${e.url})` : ''}`,
+        `${state}${e.status === 'up' ? '' : `, ${breaker}`}, ${e.pending} pending, ${e.failed} failed, ${lag}, ${success}${e.url ? ` (${e.url})` : ''}`,
       ]);
     }
     printPairs(pairs);

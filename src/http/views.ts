@@ -39,7 +39,7 @@ function breakerCard(e: EndpointReport): Html {
       : e.status === 'paused'
         ? `paused since ${formatTime(e.pausedAt)}; events wait`
         : 'sending';
-  return html`<div class="card ${ENDPOINT_TONE[e.status]}" data-endpoint="${e.endpoint}"><dt>Endpoint ${e.endpoint}</dt><dd><span class="endpoint-status">${e.status}</span><small>${detail}</small></dd></div>`;
+  return html`<div class="card ${ENDPOINT_TONE[e.status]}" data-breaker="${e.endpoint}"><dt>Sending to ${e.endpoint}</dt><dd><span class="endpoint-status">${e.status}</span><small>${detail}</small></dd></div>`;
 }
 
 function formatLag(seconds: number): string {
@@ -209,7 +209,7 @@ export function mainPage(
 /** Pause or resume (by the endpoint's status); `confirmed` posts the answer to the confirmation page. */
 function endpointForm(e: EndpointReport, csrf: string, confirmed: boolean): Html {
   const action = e.status === 'paused' ? 'resume' : 'pause';
-  return html`<form method="post" action="/endpoint" class="endpoint-action" data-endpoint="${e.endpoint}">
+  return html`<form method="post" action="/endpoint" class="endpoint-action" data-breaker="${e.endpoint}">
     <fieldset><legend>Endpoint ${e.endpoint}: ${e.status}</legend>
     <input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="endpoint" value="${e.endpoint}">
     <input type="hidden" name="action" value="${action}">${confirmed ? html`<input type="hidden" name="confirm" value="yes">` : ''}
