@@ -1,8 +1,9 @@
-// W5 (issue 15): a receiver outage. The receiver answers 503 while the order app keeps committing,
-// then 200; every 30 s of the outage we note what PostgreSQL pays for the retries (CPU of the
-// service's backends, read from /proc), the service's CPU and RSS, the claim statement's time
-// (EXPLAIN ANALYZE of the service's own statement, rolled back) and the events waiting; after it,
-// how fast and how correctly the backlog drains. W5b: 200,000 changes over 2,000 orders while the
+// W5 (issues 15, 23): a receiver outage. The receiver answers 503 while the order app keeps
+// committing, then 200; every 30 s of the outage we note what PostgreSQL pays (CPU of the service's
+// backends, read from /proc), the service's CPU and RSS, the claim statement's time (EXPLAIN ANALYZE
+// of the service's own statement, rolled back) and the events waiting; once the circuit breaker is
+// open, how many requests still reach the dead receiver; after it, how long until a probe finds the
+// receiver back, and how fast and how correctly the backlog drains. W5b: 200,000 changes over 2,000 orders while the
 // receiver is down, and the claim's time at the end against its time at 2,000 waiting events.
 import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
@@ -48,6 +49,8 @@ interface Sample {
   waiting: number;
   /** Service backends running the outbox claim at this sample. */
   claiming: number;
+  /** The endpoint's status (endpoint_states): up, down or paused. */
+  endpoint: string;
 }
 
 /** Samples the service's PostgreSQL backends, the service and the receiver once a second. */
@@ -85,6 +88,9 @@ class Sampler {
           lastWaiting = at;
         }
         const { accepted, rejected } = await this.ctx.receiver.counts();
+        const { rows: state } = await this.client.query<{ status: string }>(
+          `SELECT coalesce((SELECT status FROM ${SCHEMA}.endpoint_states WHERE endpoint = 'default'), 'up') AS status`,
+        );
         this.samples.push({
           t: (now() - this.start) / 1000,
           pgCpu: this.pgCpu,
@@ -94,6 +100,7 @@ class Sampler {
           rejected,
           waiting,
           claiming: backends.filter((b) => b.claiming).length,
+          endpoint: state[0]!.status,
         });
         await sleep(Math.max(0, 1000 - (Date.now() - at)));
       }
@@ -288,6 +295,19 @@ export interface OutageResult {
     failed: number;
     /** Events per second delivered in each 5 s of the drain. */
     perInterval: number[];
+    /** From the receiver's return to the first event it accepted (the next probe). */
+    detectionSeconds: number;
+  };
+  /** The circuit breaker during the outage (null fields: it never opened). */
+  breaker: {
+    /** Seconds into the outage when the endpoint was first seen down. */
+    openedAfter: number | null;
+    /** From 2 s after it opened (requests under way have finished) to the end of the outage. */
+    seconds: number;
+    requests: number;
+    requestsPerSecond: number;
+    pgCpuPct: number;
+    serviceCpuPct: number;
   };
   peakRssMb: number;
   /** PostgreSQL CPU ms per failed attempt over the whole outage. */
@@ -339,6 +359,7 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
   let duplicates = 0;
   let orderViolations = 0;
   let lastArrival = recovery;
+  let firstArrival = Number.POSITIVE_INFINITY;
   const arrivalTimes: number[] = [];
   for (const a of got.arrivals) {
     const row = byId.get(a.eventId);
@@ -350,18 +371,23 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
     seen.add(a.eventId);
     arrivalTimes.push(a.at);
     lastArrival = Math.max(lastArrival, a.at);
+    if (a.at >= recovery) firstArrival = Math.min(firstArrival, a.at);
     const change = BigInt(row.change_id);
     const before = lastChangeOf.get(row.order_id);
     if (before !== undefined && change < before) orderViolations++;
     lastChangeOf.set(row.order_id, change);
   }
-  const drainSeconds = (lastArrival - recovery) / 1000;
+  // The drain is timed from the first event the receiver accepted after its return (the probe that
+  // found it back): the time before is detection, set by the probe interval, reported apart.
+  const drainFrom = Number.isFinite(firstArrival) ? firstArrival : recovery;
+  const drainSeconds = (lastArrival - drainFrom) / 1000;
   const perInterval: number[] = [];
   for (let t = 0; t < drainSeconds; t += 5) {
-    perInterval.push(arrivalTimes.filter((at) => at - recovery >= t * 1000 && at - recovery < (t + 5) * 1000).length / 5);
+    perInterval.push(arrivalTimes.filter((at) => at - drainFrom >= t * 1000 && at - drainFrom < (t + 5) * 1000).length / 5);
   }
   const drain = {
     seconds: drainSeconds,
+    detectionSeconds: (drainFrom - recovery) / 1000,
     perSecond: seen.size / drainSeconds,
     events: outbox.length,
     delivered: seen.size,
@@ -371,8 +397,29 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
     failed: outbox.filter((r) => r.status === 'failed').length,
     perInterval,
   };
+  const opened = sampler.samples.find((s) => s.endpoint === 'down' && s.t <= OUTAGE_SECONDS);
+  const breaker: OutageResult['breaker'] = {
+    openedAfter: opened?.t ?? null,
+    seconds: 0,
+    requests: 0,
+    requestsPerSecond: Number.NaN,
+    pgCpuPct: Number.NaN,
+    serviceCpuPct: Number.NaN,
+  };
+  if (opened) {
+    const a = sampler.at(opened.t + 2);
+    const b = sampler.at(OUTAGE_SECONDS);
+    breaker.seconds = b.t - a.t;
+    breaker.requests = b.rejected - a.rejected;
+    breaker.requestsPerSecond = breaker.requests / breaker.seconds;
+    breaker.pgCpuPct = ((b.pgCpu - a.pgCpu) / breaker.seconds) * 100;
+    breaker.serviceCpuPct = ((b.serviceCpu - a.serviceCpu) / breaker.seconds) * 100;
+  }
   log(
-    `W5 drain: ${drain.delivered} events in ${drainSeconds.toFixed(1)} s, ${drain.perSecond.toFixed(0)} events/s ` +
+    `W5 breaker: ${opened ? `open after ${opened.t.toFixed(1)} s; then ${breaker.requests} requests to the dead receiver in ${breaker.seconds.toFixed(0)} s (${breaker.requestsPerSecond.toFixed(3)}/s), PostgreSQL ${breaker.pgCpuPct.toFixed(1)}% of a core, service ${breaker.serviceCpuPct.toFixed(1)}%` : 'never opened'}`,
+  );
+  log(
+    `W5 drain: receiver back → first delivery ${drain.detectionSeconds.toFixed(1)} s; ${drain.delivered} events in ${drainSeconds.toFixed(1)} s, ${drain.perSecond.toFixed(0)} events/s ` +
       `(per 5 s: ${perInterval.map((n) => n.toFixed(0)).join(', ')}); lost ${drain.lost}, duplicates ${duplicates}, ` +
       `order violations ${orderViolations}, failed ${drain.failed}; claim after the drain ${claimAfter.ms.toFixed(2)} ms`,
   );
@@ -401,6 +448,7 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
     changes,
     windows,
     drain,
+    breaker,
     peakRssMb: Math.max(...sampler.samples.map((s) => s.rssMb), ctx.service.peakRssMb()),
     pgMsPerRetry: ((whole.b.pgCpu - whole.a.pgCpu) * 1000) / (whole.b.rejected - whole.a.rejected),
     ratios: {
@@ -454,8 +502,8 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
 }
 
 export interface BigBacklogResult {
-  small: { waiting: number; inOutbox: number; claim: ClaimTime; pgMsPerRetry: number; journalEmptySeconds: number };
-  large: { waiting: number; inOutbox: number; claim: ClaimTime; pgMsPerRetry: number; journalEmptySeconds: number };
+  small: { waiting: number; inOutbox: number; claim: ClaimTime; pgMsPerRetry: number; pgCpuPct: number; journalEmptySeconds: number };
+  large: { waiting: number; inOutbox: number; claim: ClaimTime; pgMsPerRetry: number; pgCpuPct: number; journalEmptySeconds: number };
   ratio: number;
 }
 
@@ -494,6 +542,7 @@ export async function runBigBacklog(ctx: OutageContext): Promise<BigBacklogResul
       inOutbox: rows[0]!.n,
       claim,
       pgMsPerRetry: ((b.pgCpu - a.pgCpu) * 1000) / (b.rejected - a.rejected),
+      pgCpuPct: ((b.pgCpu - a.pgCpu) / Math.max(b.t - a.t, 1e-9)) * 100,
       journalEmptySeconds,
     };
   };
@@ -501,14 +550,14 @@ export async function runBigBacklog(ctx: OutageContext): Promise<BigBacklogResul
   await db.query(`${FLIP} ${where}`);
   const small = await measure(await journalEmpty(`${W5B_ORDERS} changes`));
   log(
-    `W5b at ${small.waiting} waiting (${small.inOutbox} in the outbox): claim ${small.claim.ms.toFixed(2)} ms (${small.claim.buffers.toFixed(0)} buffers), ${small.pgMsPerRetry.toFixed(2)} ms PostgreSQL CPU per failed attempt`,
+    `W5b at ${small.waiting} waiting (${small.inOutbox} in the outbox): claim ${small.claim.ms.toFixed(2)} ms (${small.claim.buffers.toFixed(0)} buffers), PostgreSQL ${small.pgCpuPct.toFixed(1)}% of a core, ${small.pgMsPerRetry.toFixed(2)} ms per failed attempt`,
   );
   const more = W5B_ORDERS * (W5B_CHANGES_PER_ORDER - 1);
   log(`W5b: ${more} more changes over the same orders`);
   for (let i = 1; i < W5B_CHANGES_PER_ORDER; i++) await db.query(`${FLIP} ${where}`);
   const large = await measure(await journalEmpty(`${more} changes`));
   log(
-    `W5b at ${large.waiting} waiting (${large.inOutbox} in the outbox): claim ${large.claim.ms.toFixed(2)} ms (${large.claim.buffers.toFixed(0)} buffers), ${large.pgMsPerRetry.toFixed(2)} ms PostgreSQL CPU per failed attempt`,
+    `W5b at ${large.waiting} waiting (${large.inOutbox} in the outbox): claim ${large.claim.ms.toFixed(2)} ms (${large.claim.buffers.toFixed(0)} buffers), PostgreSQL ${large.pgCpuPct.toFixed(1)}% of a core, ${large.pgMsPerRetry.toFixed(2)} ms per failed attempt`,
   );
   await sampler.end();
   await explain.end();

@@ -1,6 +1,6 @@
 // Composes the parts into the running service and its one shutdown path.
 import { type Config, endpointsOf } from './config/config.ts';
-import { createPool, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
+import { createPool, type Db, databaseFailure, describeDbError, waitForDatabase, wakeChannel } from './db.ts';
 import { Sender, type TlsAgentOptions } from './delivery/sender.ts';
 import { type ClaimFailures, NO_CLAIM_FAILURES } from './delivery/claimFailures.ts';
 import { Dispatcher } from './delivery/dispatcher.ts';
@@ -18,10 +18,13 @@ import { loadTls } from './delivery/tls.ts';
 import { assess, startRefusal } from './health/model.ts';
 import { observeInstall, observePooler } from './health/observe.ts';
 import { readiness } from './http/health.ts';
-import { Metrics } from './http/metrics.ts';
+import { Metrics, type MetricsReading } from './http/metrics.ts';
 import { type HttpServer, startHttpServer } from './http/server.ts';
 import { createUi } from './http/ui.ts';
 import { configuredEndpoints, readCounts } from './outbox/status.ts';
+import { breakerSettings } from './delivery/breaker.ts';
+import { EndpointStates, readEndpointStates } from './outbox/endpointState.ts';
+import { Alerter, AlertSender } from './alerts/alerter.ts';
 import { Retention } from './outbox/retention.ts';
 
 /** How long a stop waits for requests in flight before handing them back. */
@@ -46,6 +49,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       return [e.name, files.options] as const;
     }),
   );
+  const alertsTls = config.alerts ? loadTls(config.alerts, new Date(), 'alerts') : undefined;
+  for (const warning of alertsTls?.warnings ?? []) log.warn(warning);
   const target = { schema: database.schema, orders: config.orders, wakeUp: database.wakeUp };
   // Each endpoint's dispatcher claims and records on its own (one of each at a time): two connections
   // per endpoint beside the journal's claims, so that one endpoint's busy statements never queue another's.
@@ -106,7 +111,12 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
 
   const metrics = config.http
     ? new Metrics(
-        () => readCounts(pool, database.schema),
+        () =>
+          readMetrics(
+            pool,
+            database.schema,
+            endpoints.map((e) => e.name),
+          ),
         log,
         true,
         endpoints.map((e) => e.name),
@@ -121,6 +131,20 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
   );
   // One sender and one dispatcher per enabled endpoint: its own sockets, slots, claims and retries,
   // so that one receiver's trouble never takes another's. A disabled endpoint's events wait, pending.
+  // Each endpoint's state (up, down, paused), shared by every instance through the database.
+  const states = new EndpointStates(
+    pool,
+    database.schema,
+    log,
+    new Map(endpoints.map((e) => [e.name, breakerSettings(e.hook.circuitBreaker)])),
+  );
+  try {
+    await states.start();
+  } catch (error) {
+    await releaseAll();
+    throw error;
+  }
+  release.push(() => states.stop());
   const dispatchers = new Map<string, Dispatcher>();
   let fanout!: Fanout;
   for (const e of enabled) {
@@ -133,6 +157,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       retryDelaysMs: e.hook.retry.delays,
       onResult: metrics?.onResult,
       onNewChangesFreed: () => fanout.changesFreed(),
+      gate: states,
       tracer: tracing?.tracer,
     });
     dispatchers.set(e.name, dispatcher);
@@ -264,6 +289,22 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
     listener,
     retention,
   });
+  if (config.alerts && alertsTls) {
+    // Its own loop and HTTP client: a dead alert endpoint delays no webhook.
+    const alerter = new Alerter(
+      config.alerts,
+      new AlertSender(config.alerts, alertsTls.options, log),
+      { db: pool, schema: database.schema, target, endpoints: endpoints.map((e) => e.name) },
+      log,
+    );
+    alerter.start();
+    release.push(() => alerter.stop());
+  }
+  // Up again (a probe succeeded, here or elsewhere, or resumed): its waiting orders go out now.
+  states.onChange((endpoint) => {
+    dispatchers.get(endpoint)?.lookAgain();
+    drainer.wake();
+  });
   drainer.start();
   lookAgain();
   retention.start();
@@ -319,7 +360,12 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
     const pool = createPool(config.database.url, log, 2, config.database.statementTimeout);
     release.push(() => pool.end());
     const metrics = new Metrics(
-      () => readCounts(pool, config.database.schema),
+      () =>
+        readMetrics(
+          pool,
+          config.database.schema,
+          endpointsOf(config).map((e) => e.name),
+        ),
       log,
       false,
       endpointsOf(config).map((e) => e.name),
@@ -374,4 +420,9 @@ export async function startIdleService(config: Config, log: Logger): Promise<Ser
     return stopping;
   };
   return { stopped, stop };
+}
+
+/** The database gauges of /metrics: the backlog and each endpoint's status, one reading per scrape. */
+async function readMetrics(pool: Db, schema: string, endpoints: string[]): Promise<MetricsReading> {
+  return { ...(await readCounts(pool, schema)), endpointStatus: await readEndpointStates(pool, schema, endpoints) };
 }

@@ -307,7 +307,7 @@ describe('endpoints', () => {
     );
     assert.deepEqual(
       columns.map((c) => c.table_name),
-      ['attempts', 'events', 'failures', 'outbox', 'pending', 'summary'],
+      ['alert', 'attempts', 'endpoint_state', 'endpoint_states', 'events', 'failures', 'outbox', 'pending', 'summary'],
     );
     await s.start();
     await s.receiver.waitForCount(2);

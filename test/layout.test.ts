@@ -20,6 +20,7 @@ const ORDER = [
   'verify',
   'outbox',
   'health',
+  'alerts',
   'http',
   'service',
   'demo',

@@ -28,7 +28,10 @@ describe('outage', () => {
   const stack = stacksClosedAfter();
 
   it('receiver down: only each order’s earliest pending event has a time; back up: all delivered, in order', async () => {
-    const s = await stack('outage_down', { webHook: { retry: { delays: Array.from({ length: 40 }, () => 'PT0.2S') } } });
+    // The breaker off: this is about every event retrying against a dead receiver (test/endpointDown.test.ts has the breaker).
+    const s = await stack('outage_down', {
+      webHook: { retry: { delays: Array.from({ length: 40 }, () => 'PT0.2S') }, circuitBreaker: false },
+    });
     s.receiver.respond = (_req, res) => {
       res.statusCode = 503;
       res.end();

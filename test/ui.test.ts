@@ -172,7 +172,8 @@ describe('web page', () => {
   });
 
   itNeeding('chromium')('in a real browser: filter to failed events, replay them with confirmation, see them delivered', async () => {
-    const s = await stack('ui-browser', { startNow: false, webHook: { retry: { delays: ['PT0.2S'] } } });
+    // The breaker off: these events must fail, not wait for the receiver to come back.
+    const s = await stack('ui-browser', { startNow: false, webHook: { retry: { delays: ['PT0.2S'] }, circuitBreaker: false } });
     let failing = true;
     s.receiver.respond = (_request, response) => {
       response.statusCode = failing ? 503 : 200;

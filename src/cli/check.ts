@@ -2,9 +2,11 @@
 // config, database, every set-up check `start` makes (pooler, privileges, migrations, schema, orders
 // table, trigger: the health model's, so check fails exactly where start would), how the trigger
 // fires, the wake-up, TLS files, and the endpoint through the service's own TLS set-up. `--send`
-// also posts one signed test request.
+// also posts one signed test request, and a test alert when alerts are configured.
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import pino from 'pino';
+import { AlertSender } from '../alerts/alerter.ts';
 import { type Config, endpointsOf, type WebHookConfig } from '../config/config.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
 import { Sender } from '../delivery/sender.ts';
@@ -57,6 +59,7 @@ async function check(options: CheckOptions): Promise<void> {
     if (endpoints.length === 0) items.push({ item: 'endpoint', ok: !config.webHook.enabled, detail: 'none configured (webHook.endpoint)' });
     // Every endpoint, one after the other: its TLS files, a HEAD, and with --send a test request.
     for (const e of endpoints) await checkEndpoint(e.name, e.hook, items, Boolean(options.send));
+    if (config.alerts && options.send) await checkAlerts(config.alerts, items);
   }
   if (options.json) printJson({ ok: items.every((i) => i.ok), items });
   else {
@@ -123,6 +126,38 @@ async function checkDatabase(config: Config, items: Item[]): Promise<void> {
     items.push({ item: 'database', ok: false, detail: (error as Error).message });
   } finally {
     await db.end().catch(() => undefined);
+  }
+}
+
+/** Posts a test alert (`"alert":"test"`) through the service's own alert sender, tried once. */
+async function checkAlerts(alerts: NonNullable<Config['alerts']>, items: Item[]): Promise<void> {
+  let tls: ReturnType<typeof loadTls>;
+  try {
+    tls = loadTls(alerts, new Date(), 'alerts');
+  } catch (error) {
+    items.push({ item: 'alert', ok: false, detail: (error as Error).message });
+    return;
+  }
+  // Its failure is this command's line, not a log entry.
+  const sender = new AlertSender(alerts, tls.options, pino({ level: 'silent' }), []);
+  try {
+    const { ok, reason } = await sender.send({
+      alert: 'test',
+      state: 'firing',
+      endpoint: null,
+      text: 'order-webhooks: test alert from `order-webhooks check --send`',
+      at: new Date().toISOString(),
+    });
+    const where = redactUrl(alerts.endpoint);
+    items.push({
+      item: 'alert',
+      ok,
+      detail: ok
+        ? `test alert answered by ${where}${alerts.secret ? ' (signed)' : ' (unsigned: no alerts.secret)'}`
+        : `test alert to ${where} failed: ${reason}`,
+    });
+  } finally {
+    sender.close();
   }
 }
 

@@ -3,9 +3,10 @@
 // not as configured, failed events, lag over --max-lag), 2 when the config is bad.
 import type { Config } from '../config/config.ts';
 import type { Command } from 'commander';
-import { anyEndpointEnabled } from '../config/config.ts';
+import { anyEndpointEnabled, endpointsOf } from '../config/config.ts';
 import { parseDuration } from '../config/duration.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
+import { readEndpointStates } from '../outbox/endpointState.ts';
 import { assess, inScope } from '../health/model.ts';
 import { observeInstall } from '../health/observe.ts';
 import { configuredEndpoints, endpointCounts, endpointStates, outboxStatus } from '../outbox/status.ts';
@@ -42,14 +43,28 @@ async function status(config: Config, options: StatusOptions): Promise<void> {
       const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
       const outbox = observed.schema?.current ? await outboxStatus(db, schema, only) : null;
       const counts = observed.schema?.current ? await endpointCounts(db, schema) : [];
-      return { observed, outbox, counts };
+      const breakers = observed.schema?.current
+        ? await readEndpointStates(
+            db,
+            schema,
+            endpointsOf(config).map((e) => e.name),
+          )
+        : [];
+      return { observed, outbox, counts, breakers };
     } finally {
       await db.end().catch(() => undefined);
     }
   });
   const { observed, outbox } = report;
   const { schema: schemaInfo, trigger, wakeUp } = observed;
-  const endpoints = endpointStates(configuredEndpoints(config), report.counts).filter((e) => only === undefined || e.endpoint === only);
+  // Each endpoint's line (enabled, counts) with its status (up, down: circuit breaker open, paused).
+  const statusOf = new Map(report.breakers.map((b) => [b.endpoint, b]));
+  const endpoints = endpointStates(configuredEndpoints(config), report.counts)
+    .filter((e) => only === undefined || e.endpoint === only)
+    .map((e) => {
+      const b = statusOf.get(e.endpoint);
+      return { ...e, status: b?.status ?? 'up', openedAt: b?.openedAt ?? null, nextProbeAt: b?.nextProbeAt ?? null };
+    });
   // The health model decides; status shows every problem it can see.
   const problems = inScope(
     'status',
@@ -57,6 +72,7 @@ async function status(config: Config, options: StatusOptions): Promise<void> {
       ...observed.facts,
       failed: outbox?.counts.failed,
       removedEndpoints: endpoints.filter((e) => e.state === 'removed').map((e) => ({ name: e.endpoint, pending: e.pending })),
+      endpoints: report.breakers.filter((e) => only === undefined || e.endpoint === only),
       lag:
         outbox && maxLagMs !== undefined
           ? { seconds: outbox.lagSeconds, maxSeconds: maxLagMs / 1000, limit: `--max-lag ${options.maxLag}` }
@@ -129,9 +145,10 @@ async function status(config: Config, options: StatusOptions): Promise<void> {
       const lag = e.pending > 0 ? `lag ${formatAge(e.lagSeconds)}` : 'none pending';
       const success = e.lastSuccessAt ? `last success ${formatTime(e.lastSuccessAt)}` : 'no success yet';
       const state = e.state === 'removed' ? 'removed from the config' : e.state;
+      const breaker = e.status === 'down' ? `down since ${formatTime(e.openedAt)}, next probe ${formatTime(e.nextProbeAt)}` : e.status;
       pairs.push([
         `endpoint ${e.endpoint}`,
-        `${state}, ${e.pending} pending, ${e.failed} failed, ${lag}, ${success}${e.url ? ` (${e.url})` : ''}`,
+        `${state}${e.status === 'up' ? '' : `, ${breaker}`}, ${e.pending} pending, ${e.failed} failed, ${lag}, ${success}${e.url ? ` (${e.url})` : ''}`,
       ]);
     }
     printPairs(pairs);

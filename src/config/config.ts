@@ -63,6 +63,26 @@ const endpoint = z.string().refine((text) => {
   }
 }, 'expected an absolute http:// or https:// URL');
 
+// Per endpoint (src/delivery/breaker.ts); `false` turns it off. Defaults: docs/operations.md.
+const circuitBreaker = z
+  .union([
+    z.literal(false),
+    z.strictObject({
+      failures: z.number().int().min(1).max(1_000_000).default(20),
+      probeInterval: duration('PT10S'),
+      maxProbeInterval: duration('PT5M'),
+    }),
+  ])
+  .default(() => ({ failures: 20, probeInterval: parseDuration('PT10S'), maxProbeInterval: parseDuration('PT5M') }))
+  .superRefine((breaker, ctx) => {
+    if (breaker !== false && breaker.maxProbeInterval < breaker.probeInterval) {
+      ctx.addIssue({ code: 'custom', path: ['maxProbeInterval'], message: 'expected at least probeInterval' });
+    }
+    if (breaker !== false && breaker.probeInterval < 100) {
+      ctx.addIssue({ code: 'custom', path: ['probeInterval'], message: 'expected at least PT0.1S' });
+    }
+  });
+
 // Every key of a receiver, as `webHook` takes them (the spec's) and each `webHooks` entry too.
 const webHookShape = {
   // The spec's keys, names and defaults.
@@ -98,6 +118,7 @@ const webHookShape = {
       delays: z.array(isoDuration).prefault(DEFAULT_RETRY_DELAYS),
     })
     .prefault({}),
+  circuitBreaker,
 };
 
 function checkHook(
@@ -211,6 +232,34 @@ const http = z
     }
   });
 
+// Alerts to a person (src/alerts/): a POST of one JSON line per alert start, repeat and end.
+const alerts = z
+  .strictObject({
+    endpoint,
+    secret: secret().optional(),
+    lagOver: duration('PT5M'),
+    repeatEvery: duration('PT1H'),
+    // Ours: how often the conditions are looked at.
+    checkInterval: duration('PT15S'),
+    connectionTimeout: duration('PT10S'),
+    requestTimeout: duration('PT10S'),
+    useSslTrustAll: z.boolean().default(true),
+    useSslClientCert: z.boolean().default(false),
+    sslTrustFile: z.string().min(1).optional(),
+    sslKeyFile: z.string().min(1).optional(),
+    sslKeyPassword: secret(true).optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.useSslClientCert && !value.sslKeyFile) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sslKeyFile'],
+        message: 'expected a key file (the client identity) when useSslClientCert is true',
+      });
+    }
+    if (value.checkInterval < 100) ctx.addIssue({ code: 'custom', path: ['checkInterval'], message: 'expected at least PT0.1S' });
+  });
+
 const retention = z.strictObject({
   /** Delivered events (and their attempts) older than this, by delivered_at, are deleted. */
   delivered: keepFor('P30D'),
@@ -244,6 +293,7 @@ const configSchema = z.strictObject({
     })
     .default(() => ({ schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' as const })),
   http: http.optional(),
+  alerts: alerts.optional(),
   retention: retention.prefault({}),
   telemetry: telemetrySchema.optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -282,6 +332,7 @@ export function anyEndpointEnabled(config: Pick<Config, 'webHook' | 'webHooks'>)
 export type OrdersConfig = Config['orders'];
 export type HttpConfig = NonNullable<Config['http']>;
 export type RetentionConfig = Config['retention'];
+export type AlertsConfig = NonNullable<Config['alerts']>;
 export type Transition = z.output<typeof transition>;
 
 /** Where the config comes from: `--config`, else the path in ORDER_WEBHOOKS_CONFIG. */

@@ -69,6 +69,9 @@ export function literalSecrets(raw: unknown): string[] {
   const url = object(object(raw).database).url;
   if (typeof url === 'string' && hasPassword(url)) found.push('database.url');
   if (typeof object(object(raw).http).token === 'string') found.push('http.token');
+  const alerts = object(object(raw).alerts);
+  for (const name of ['secret', 'sslKeyPassword'])
+    if (typeof alerts[name] === 'string' && alerts[name] !== '') found.push(`alerts.${name}`);
   if (Object.values(object(object(object(object(raw).telemetry).otlp).headers)).some((v) => typeof v === 'string')) {
     found.push('telemetry.otlp.headers');
   }

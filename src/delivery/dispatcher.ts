@@ -7,9 +7,11 @@
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
+import { isFreeAttempt } from './breaker.ts';
 import { ClaimStreaks } from './claimFailures.ts';
 import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
+import { ALWAYS_UP, type EndpointGate, type EndpointStatus } from './gate.ts';
 import { nextAttempt } from './retryPolicy.ts';
 import type { Outcome, Outgoing } from './sender.ts';
 import type { AttemptSpan, AttemptTracer } from './tracing.ts';
@@ -28,6 +30,8 @@ export interface DispatcherOptions {
   retryWriteMs?: number;
   /** Told of every attempt's result as it comes (metrics). */
   onResult?: (result: AttemptRecord) => void;
+  /** The endpoint's state (up, down, paused): nothing is claimed or sent unless up, but one probe when down. */
+  gate?: EndpointGate;
   /** First attempts left the journal: later changes of their orders may be claimable now. */
   onNewChangesFreed?: () => void;
   /** A span per attempt, its context sent with the webhook (set only when tracing is on). */
@@ -55,18 +59,24 @@ export function claimRoom(concurrency: number, inFlight: number, waiting: number
   return room;
 }
 
-/** What an attempt's outcome makes of its event: delivered, pending until a time, or failed. */
+/**
+ * What an attempt's outcome makes of its event: delivered, pending until a time, or failed. A probe
+ * of an endpoint that is down and that finds it still down is free: the event stays due, its
+ * retries untouched (the outage is the endpoint's, not the event's).
+ */
 export function resultOf(
   event: ClaimedEvent,
   outcome: Outcome,
   retryDelaysMs: readonly number[],
   now: number,
   random: number,
+  probe = false,
 ): AttemptRecord {
   const { startedAt, durationMs, httpStatus, error, errorKind } = outcome;
   const base = { event, startedAt, durationMs, httpStatus, error, errorKind };
   if (outcome.ok) return { ...base, status: 'delivered', nextAttemptAt: null };
-  const next = nextAttempt(event.attempt, retryDelaysMs, outcome.retryAfterMs, random);
+  if (isFreeAttempt({ ...outcome, probe })) return { ...base, status: 'pending', nextAttemptAt: new Date(now), free: true };
+  const next = nextAttempt(event.counted ?? event.attempt, retryDelaysMs, outcome.retryAfterMs, random);
   if (next.status === 'failed') return { ...base, status: 'failed', nextAttemptAt: null };
   return { ...base, status: 'pending', nextAttemptAt: new Date(now + next.delayMs) };
 }
@@ -95,16 +105,29 @@ export class Dispatcher {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly dueTimers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
+  /** The event sent as the down endpoint's probe, while it is claimed or in flight. */
+  private probeId: string | undefined;
+  private probing = false;
+  private readonly endpoint: string;
+  private readonly gate: EndpointGate;
 
   constructor(
     private readonly store: EventStore,
     private readonly sender: Send,
     private readonly log: Logger,
     private readonly options: DispatcherOptions,
-  ) {}
+  ) {
+    this.endpoint = options.endpoint;
+    this.gate = options.gate ?? ALWAYS_UP;
+  }
 
+  private status(): EndpointStatus {
+    return this.gate.status(this.endpoint);
+  }
+
+  /** How many events are worth claiming now: none while stopping, or while the endpoint is down or paused. */
   room(): number {
-    if (this.stopping) return 0;
+    if (this.stopping || this.status() !== 'up') return 0;
     return claimRoom(this.options.concurrency, this.inFlight.size, this.ready.length);
   }
 
@@ -112,7 +135,7 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
-  /** The outbox may have due events now (a poll, or a retry coming due): look. */
+  /** The outbox may have due events now (a poll, a retry coming due, the endpoint's state changed): look. */
   lookAgain(): void {
     this.outboxHint++;
     this.wake();
@@ -148,6 +171,13 @@ export class Dispatcher {
     try {
       do {
         this.fillAgain = false;
+        const status = this.status();
+        if (status !== 'up') {
+          // Nothing is claimed for an endpoint that is down or paused; a down one gets its probe when due.
+          this.outboxSeen = this.outboxHint;
+          if (status === 'down') await this.sendProbe();
+          break;
+        }
         const room = this.room();
         if (room === 0) break;
         const hint = this.outboxHint;
@@ -164,15 +194,53 @@ export class Dispatcher {
     }
   }
 
-  /** Starts waiting events while slots are free. One that waited half its lease is given back unsent. */
+  /**
+   * Claims the down endpoint's probe (one for all instances) and its event: the earliest due in the
+   * outbox (a single endpoint's new changes wait in the journal meanwhile; the failures that opened
+   * the breaker are in the outbox).
+   */
+  private async sendProbe(): Promise<void> {
+    if (this.probing || this.probeId !== undefined || !this.gate.probeDue(this.endpoint)) return;
+    this.probing = true;
+    try {
+      if (!(await this.gate.claimProbe(this.endpoint, this.options.leaseMs))) return;
+      let events: ClaimedEvent[];
+      try {
+        events = await this.store.claimDue(this.endpoint, 1, this.options.leaseMs, this.gate.instance);
+      } catch (error) {
+        void this.gate.releaseProbe(this.endpoint);
+        throw error;
+      }
+      if (events.length === 0) {
+        await this.gate.releaseProbe(this.endpoint);
+        return;
+      }
+      this.probeId = events[0]!.eventId;
+      this.log.info({ endpoint: this.endpoint, eventId: this.probeId }, 'endpoint is down: sending one event as a probe');
+      this.accept(events);
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /**
+   * Starts waiting events while slots are free. One that waited half its lease is given back unsent,
+   * and so is one refused because its endpoint is not up (but the probe): refused, it is no attempt.
+   */
   private startReady(): void {
-    const stale: ClaimedEvent[] = [];
+    const giveBack: ClaimedEvent[] = [];
     while (!this.stopping && this.inFlight.size < this.options.concurrency && this.ready.length > 0) {
       const { event, claimedAt } = this.ready.shift()!;
-      if (isStale(Date.now() - claimedAt, this.options.leaseMs)) stale.push(event);
-      else this.deliver(event);
+      const refused = this.status() !== 'up' && !(this.status() === 'down' && event.eventId === this.probeId);
+      if (refused || isStale(Date.now() - claimedAt, this.options.leaseMs)) {
+        giveBack.push(event);
+        if (event.eventId === this.probeId) {
+          this.probeId = undefined;
+          void this.gate.releaseProbe(this.endpoint);
+        }
+      } else this.deliver(event);
     }
-    if (stale.length > 0) void this.unclaim(stale);
+    if (giveBack.length > 0) void this.unclaim(giveBack);
   }
 
   private async unclaim(events: ClaimedEvent[]): Promise<void> {
@@ -222,7 +290,10 @@ export class Dispatcher {
       })
       .then((outcome) => {
         if (span) this.endSpan(span, outcome);
-        const result = resultOf(event, outcome, this.options.retryDelaysMs, Date.now(), randomInt(1_000_000) / 1_000_000);
+        const probe = event.eventId === this.probeId;
+        if (probe) this.probeId = undefined;
+        this.gate.observe(this.endpoint, { ok: outcome.ok, errorKind: outcome.errorKind, httpStatus: outcome.httpStatus, probe });
+        const result = resultOf(event, outcome, this.options.retryDelaysMs, Date.now(), randomInt(1_000_000) / 1_000_000, probe);
         if (result.status === 'delivered') this.stats.delivered++;
         else {
           this.stats.failedAttempts++;
@@ -236,9 +307,11 @@ export class Dispatcher {
             kind: result.errorKind,
             reason: result.error,
             next: result.status === 'pending' ? result.nextAttemptAt : 'failed',
+            ...(probe ? { probe: true, endpoint: this.endpoint } : {}),
           };
           if (result.status === 'failed')
             this.log.error(fields, 'delivery attempt failed; no retries left: the event is given up (failed)');
+          else if (result.free) this.log.warn(fields, 'probe failed: the endpoint is still down; the event keeps its retries');
           else this.log.warn(fields, 'delivery attempt failed; will retry');
         }
         this.results.push(result);

@@ -16,6 +16,8 @@ export interface ClaimedEvent {
   readonly body: string;
   /** This claim's attempt number, from 1 (X-Event-Attempt). */
   readonly attempt: number;
+  /** Of those, the attempts that count against its retries (probes of a down endpoint do not); `attempt` when absent. */
+  readonly counted?: number;
 }
 
 /** How an attempt went, and what its event becomes. */
@@ -28,6 +30,8 @@ export interface AttemptResult {
   status: 'pending' | 'delivered' | 'failed';
   /** For `pending`: when to try again. */
   nextAttemptAt: Date | null;
+  /** A probe that found its endpoint still down: the attempt does not count against the event's retries. */
+  free?: boolean;
 }
 
 export interface AttemptRecord extends AttemptResult {
@@ -74,8 +78,12 @@ export interface ChangeStore {
 }
 
 export interface EventStore {
-  /** Claims up to `limit` due outbox events of one endpoint, each its order's earliest pending one there. */
-  claimDue(endpoint: string, limit: number, leaseMs: number): Promise<ClaimedEvent[]>;
+  /**
+   * Claims up to `limit` due outbox events of one endpoint, each its order's earliest pending one
+   * there; none while the endpoint is down or paused, but with `probeBy` (the instance holding the
+   * endpoint's probe) the earliest due one while it is down.
+   */
+  claimDue(endpoint: string, limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]>;
   record(results: readonly AttemptRecord[]): Promise<RecordOutcome>;
   /** Claimed and never sent: claimable again at once, the claim's attempt not counted. */
   unclaim(events: readonly ClaimedEvent[]): Promise<void>;

@@ -50,6 +50,21 @@ export interface TlsAgentOptions {
   passphrase?: string;
 }
 
+/** What a Sender needs of an endpoint's config (webHook, a webHooks entry, or alerts made to look like one). */
+export type SenderSettings = Pick<
+  WebHookConfig,
+  | 'endpoint'
+  | 'key'
+  | 'concurrency'
+  | 'useSslTrustAll'
+  | 'secret'
+  | 'sslKeyPassword'
+  | 'standardWebhooks'
+  | 'connectionTimeout'
+  | 'requestTimeout'
+  | 'signatureEncoding'
+>;
+
 export class Sender {
   private readonly url: string;
   private readonly client: Got;
@@ -57,7 +72,7 @@ export class Sender {
   private readonly secrets: string[];
 
   constructor(
-    private readonly hook: WebHookConfig,
+    private readonly hook: SenderSettings,
     tls: TlsAgentOptions = {},
   ) {
     if (!hook.endpoint) throw new ConfigError('webHook.endpoint: expected an endpoint URL to send to');

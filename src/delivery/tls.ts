@@ -20,36 +20,37 @@ const DAY_MS = 86_400_000;
 
 type TlsHook = Pick<WebHookConfig, 'endpoint' | 'useSslTrustAll' | 'useSslClientCert' | 'sslTrustFile' | 'sslKeyFile' | 'sslKeyPassword'>;
 
-export function loadTls(hook: TlsHook, now = new Date()): LoadedTls {
+/** `prefix`: the config key the TLS keys are under, for messages (`webHook`, `alerts`). */
+export function loadTls(hook: TlsHook, now = new Date(), prefix = 'webHook'): LoadedTls {
   const options: TlsAgentOptions = {};
   const warnings: string[] = [];
   const check = (setting: string, path: string, certificates: X509Certificate[]) =>
     warnings.push(...checkValidity(setting, path, certificates, now));
 
   if (hook.useSslClientCert) {
-    const path = required(hook.sslKeyFile, 'webHook.sslKeyFile', 'when useSslClientCert is true');
-    const identity = read('webHook.sslKeyFile', path, hook.sslKeyPassword, 'identity');
+    const path = required(hook.sslKeyFile, `${prefix}.sslKeyFile`, 'when useSslClientCert is true');
+    const identity = read(`${prefix}.sslKeyFile`, path, hook.sslKeyPassword, 'identity');
     const key = identity.privateKeys[0];
     if (!key) {
       throw new TlsConfigError(
-        `webHook.sslKeyFile: no private key in ${path}: a client certificate (useSslClientCert: true) needs the certificate and its private key`,
+        `${prefix}.sslKeyFile: no private key in ${path}: a client certificate (useSslClientCert: true) needs the certificate and its private key`,
       );
     }
     const leaf = identity.certificates.find((certificate) => certificate.checkPrivateKey(key));
-    if (!leaf) throw new TlsConfigError(`webHook.sslKeyFile: no certificate in ${path} matches its private key`);
+    if (!leaf) throw new TlsConfigError(`${prefix}.sslKeyFile: no certificate in ${path} matches its private key`);
     // The leaf first, then the rest of the chain, as the server expects it.
     const chain = [leaf, ...identity.certificates.filter((certificate) => certificate !== leaf)];
-    check('webHook.sslKeyFile', path, chain);
+    check(`${prefix}.sslKeyFile`, path, chain);
     options.cert = chain.map((certificate) => certificate.toString()).join('');
     options.key = key.export({ format: 'pem', type: 'pkcs8' }) as string;
   }
 
   // Without a client certificate, sslKeyFile is the spec's "keys": certificates to trust.
   const trustSettings: [string, string | undefined][] = hook.useSslClientCert
-    ? [['webHook.sslTrustFile', hook.sslTrustFile]]
+    ? [[`${prefix}.sslTrustFile`, hook.sslTrustFile]]
     : [
-        ['webHook.sslKeyFile', hook.sslKeyFile],
-        ['webHook.sslTrustFile', hook.sslTrustFile],
+        [`${prefix}.sslKeyFile`, hook.sslKeyFile],
+        [`${prefix}.sslTrustFile`, hook.sslTrustFile],
       ];
   const configured = trustSettings.filter((entry): entry is [string, string] => entry[1] !== undefined);
 
@@ -57,7 +58,7 @@ export function loadTls(hook: TlsHook, now = new Date()): LoadedTls {
     if (isHttps(hook.endpoint)) {
       const ignored = configured.length ? `; the certificates in ${configured.map(([setting]) => setting).join(' and ')} are not used` : '';
       warnings.push(
-        `webHook.useSslTrustAll is true (the default): the receiver's certificate is NOT verified, so anyone on the network path can pose as it${ignored}. ` +
+        `${prefix}.useSslTrustAll is true (the default): the receiver's certificate is NOT verified, so anyone on the network path can pose as it${ignored}. ` +
           'For testing only: set useSslTrustAll to false in production.',
       );
     }
@@ -79,15 +80,16 @@ export function loadTls(hook: TlsHook, now = new Date()): LoadedTls {
 }
 
 function read(setting: string, path: string, password: string | undefined, role: 'identity' | 'trust'): KeyStoreContents {
+  const prefix = setting.slice(0, setting.indexOf('.'));
   try {
     return readKeyStore(path, { password, role });
   } catch (error) {
     if (!(error instanceof KeyStoreError)) throw error;
     const locked = error.problem === 'wrong-password' || error.problem === 'needs-password';
     if (locked && password === undefined) {
-      throw new TlsConfigError(`${setting}: ${path} is password-protected and webHook.sslKeyPassword is not set`);
+      throw new TlsConfigError(`${setting}: ${path} is password-protected and ${prefix}.sslKeyPassword is not set`);
     }
-    const hint = locked ? ' (webHook.sslKeyPassword)' : '';
+    const hint = locked ? ` (${prefix}.sslKeyPassword)` : '';
     throw new TlsConfigError(`${setting}: ${error.message}${hint}`);
   }
 }

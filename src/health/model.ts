@@ -42,6 +42,8 @@ export interface Facts {
   claims?: ClaimFailures;
   /** Failed events in the outbox. */
   failed?: number;
+  /** Each endpoint that is not up (endpoint_states): its circuit breaker open, or paused by an operator. */
+  endpoints?: { endpoint: string; status: 'up' | 'down' | 'paused'; failures: number; openedAt: Date | null; nextProbeAt: Date | null }[];
   /** Endpoints no longer in the config whose events still wait in the outbox, unsent. */
   removedEndpoints?: { name: string; pending: number }[];
   /** The delivery lag and the most it may be (`limit` names where that comes from, e.g. `--max-lag PT5M`). */
@@ -72,7 +74,9 @@ export type ProblemCode =
   // backlog
   | 'events_failed'
   | 'endpoint_removed'
-  | 'lag_over_max';
+  | 'lag_over_max'
+  | 'endpoint_down'
+  | 'endpoint_paused';
 
 export interface Problem {
   code: ProblemCode;
@@ -106,6 +110,8 @@ const KIND: Record<ProblemCode, Kind> = {
   events_failed: 'backlog',
   endpoint_removed: 'backlog',
   lag_over_max: 'backlog',
+  endpoint_down: 'backlog',
+  endpoint_paused: 'backlog',
 };
 
 /** Which problems each surface shows. */
@@ -210,6 +216,21 @@ export function assess(facts: Facts): Problem[] {
     }
   }
 
+  for (const e of facts.endpoints ?? []) {
+    if (e.status === 'down') {
+      error(
+        'endpoint_down',
+        `endpoint ${e.endpoint} is down since ${e.openedAt?.toISOString()} (circuit breaker open after ${e.failures} failures in a row): its events wait, one probe per interval, next at ${e.nextProbeAt?.toISOString()}`,
+      );
+    }
+    if (e.status === 'paused') {
+      problems.push({
+        code: 'endpoint_paused',
+        level: 'warn',
+        line: `endpoint ${e.endpoint} is paused: nothing is sent to it, its events wait (order-webhooks resume --endpoint ${e.endpoint})`,
+      });
+    }
+  }
   if (facts.failed) error('events_failed', `${facts.failed} failed event(s): see \`order-webhooks outbox list --status failed\``);
   for (const e of facts.removedEndpoints ?? []) if (e.pending > 0) error('endpoint_removed', removedEndpointLine(e.name, e.pending));
   const lag = facts.lag;

@@ -5,10 +5,15 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { describeDbError } from '../db.ts';
 import type { AttemptRecord } from '../delivery/eventStore.ts';
 import { FAILURE_KINDS } from '../delivery/failure.ts';
+import { ENDPOINT_STATUSES } from '../delivery/gate.ts';
 import { EVENT_TYPES } from '../events.ts';
 import type { Logger } from '../log.ts';
 import { eventTimeMs } from '../mapping/eventId.ts';
+import type { EndpointReport } from '../outbox/endpointState.ts';
 import type { Counts } from '../outbox/status.ts';
+
+/** What the database gauges show: the backlog, and each endpoint's status. */
+export type MetricsReading = Counts & { endpointStatus?: Pick<EndpointReport, 'endpoint' | 'status'>[] };
 
 /** How long one reading of the database gauges serves scrapes. */
 export const BACKLOG_CACHE_MS = 5000;
@@ -29,10 +34,10 @@ export class Metrics {
   private readonly events: Counter<'endpoint' | 'event_type' | 'outcome'>;
   private readonly duration: Histogram<'endpoint'>;
   private readonly lag: Histogram<'endpoint'>;
-  private backlog: { at: number; reading: Promise<Counts | undefined> } | undefined;
+  private backlog: { at: number; reading: Promise<MetricsReading | undefined> } | undefined;
 
   constructor(
-    private readonly readCounts: () => Promise<Counts>,
+    private readonly readCounts: () => Promise<MetricsReading>,
     private readonly log: Logger,
     enabled: boolean,
     /** Every configured endpoint: each series starts at 0 for each. */
@@ -125,7 +130,7 @@ export class Metrics {
       s.listener ? Number(s.listener.connected) : undefined,
     );
     sourced('requests_in_flight', 'Delivery requests under way now.', (s) => s.dispatcher?.inFlightCount);
-    const fromDatabase = (name: string, help: string, read: (b: Counts) => number) =>
+    const fromDatabase = (name: string, help: string, read: (b: MetricsReading) => number) =>
       new Gauge({
         name: PREFIX + name,
         help: `${help} NaN when the database could not be read.`,
@@ -156,6 +161,19 @@ export class Metrics {
       (e) => e.pending,
     );
     perEndpoint('events_failed', 'Outbox events given up on (status failed), until replayed or purged, by endpoint.', (e) => e.failed);
+    new Gauge({
+      name: `${PREFIX}endpoint_status`,
+      help: 'Each endpoint: 1 for the status it is in (up; down: circuit breaker open; paused by an operator), 0 for the others.',
+      labelNames: ['endpoint', 'status'],
+      registers,
+      async collect() {
+        const backlog = await self.cachedBacklog();
+        this.reset();
+        for (const e of backlog?.endpointStatus ?? []) {
+          for (const status of ENDPOINT_STATUSES) this.set({ endpoint: e.endpoint, status }, e.status === status ? 1 : 0);
+        }
+      },
+    });
     fromDatabase(
       'oldest_pending_age_seconds',
       'Age of the oldest change or event not yet delivered (0 when none): the delivery lag now.',
@@ -184,7 +202,7 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private cachedBacklog(): Promise<Counts | undefined> {
+  private cachedBacklog(): Promise<MetricsReading | undefined> {
     if (this.backlog && Date.now() - this.backlog.at < BACKLOG_CACHE_MS) return this.backlog.reading;
     const reading = this.readCounts().catch((error: unknown) => {
       this.log.warn({ error: describeDbError(error) }, 'metrics: reading the backlog from the database failed');

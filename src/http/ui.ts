@@ -19,9 +19,10 @@ import {
 } from '../outbox/status.ts';
 import { countReplayable, type ReplayScope, replay } from '../outbox/replay.ts';
 import { type ListFilter, listEvents, showEvent } from '../outbox/reads.ts';
+import { readEndpointStates, setPaused } from '../outbox/endpointState.ts';
 import { completeLogin, crossSite, PageAuth } from './auth.ts';
 import { send, sendJson, sendPage } from './respond.ts';
-import { eventPage, eventsHtml, mainPage, PAGE_SIZE, type Summary, summaryHtml } from './views.ts';
+import { endpointConfirmPage, eventPage, eventsHtml, mainPage, PAGE_SIZE, type Summary, summaryHtml } from './views.ts';
 
 export interface UiOptions {
   db: pg.Pool;
@@ -66,13 +67,14 @@ export function createUi(options: UiOptions): UiHandler {
     const csrf = access.csrf;
 
     if (request.method === 'POST') {
-      if (path !== '/replay') return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
+      if (path !== '/replay' && path !== '/endpoint') return send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
       const refused = crossSite(request);
       if (refused) return send(response, 403, 'text/plain; charset=utf-8', `refused: ${refused}\n`);
       const form = new URLSearchParams(await readBody(request));
       if (!auth.mayPost(access, form.get('csrf') ?? '')) {
         return send(response, 403, 'text/plain; charset=utf-8', 'refused: missing or wrong CSRF token (reload the page)\n');
       }
+      if (path === '/endpoint') return endpointAction(options, form, csrf, response);
       let scope: ReplayScope;
       try {
         scope = replayScope(form);
@@ -124,6 +126,26 @@ export function createUi(options: UiOptions): UiHandler {
     }
     send(response, 404, 'text/plain; charset=utf-8', 'not found\n');
   };
+}
+
+/** Pause or resume: the first POST asks (a page with the question), the second, with confirm=yes, does it. */
+async function endpointAction(options: UiOptions, form: URLSearchParams, csrf: string, response: ServerResponse): Promise<void> {
+  const name = form.get('endpoint') ?? '';
+  const action = form.get('action');
+  const known = await readEndpointStates(
+    options.db,
+    options.schema,
+    options.endpoints.map((e) => e.name),
+  );
+  const endpoint = known.find((e) => e.endpoint === name);
+  if (!endpoint || (action !== 'pause' && action !== 'resume')) {
+    return send(response, 400, 'text/plain; charset=utf-8', 'expected a known endpoint and action pause or resume\n');
+  }
+  if (form.get('confirm') !== 'yes') return sendPage(response, `Endpoint ${name}`, endpointConfirmPage(endpoint, csrf));
+  const status = await setPaused(options.db, options.schema, name, action === 'pause');
+  options.log.info({ endpoint: name, action, status }, `endpoint ${action} from the web page`);
+  response.writeHead(303, { Location: '/', 'Cache-Control': 'no-store' });
+  response.end();
 }
 
 async function readBody(request: IncomingMessage): Promise<string> {
@@ -189,11 +211,16 @@ function scopeOf(params: URLSearchParams): ReplayScope {
 }
 
 async function readSummary(options: UiOptions): Promise<Summary> {
-  const [status, observed, minutes, counts] = await Promise.all([
+  const [status, observed, minutes, counts, breakers] = await Promise.all([
     outboxStatus(options.db, options.schema),
     observeInstall(options.db, { target: options.target, idlePollMs: options.idlePollMs }),
     attemptsPerMinute(options.db, options.schema, 60),
     endpointCounts(options.db, options.schema),
+    readEndpointStates(
+      options.db,
+      options.schema,
+      options.endpoints.map((e) => e.name),
+    ),
   ]);
   // The health model's problems of the page's scope: set-up, capture and the running service.
   const problems = inScope('page', assess({ ...observed.facts, ...options.runtime(), now: Date.now() }));
@@ -209,6 +236,7 @@ async function readSummary(options: UiOptions): Promise<Summary> {
     lagSeconds: status.lagSeconds,
     deliveredPerMinute: Math.round((status.deliveredRecently / DELIVERED_WINDOW_MINUTES) * 10) / 10,
     minutes,
+    breakers,
     at: new Date(),
   };
 }

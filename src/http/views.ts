@@ -4,6 +4,7 @@ import { EVENT_TYPES } from '../events.ts';
 import { type Problem, removedEndpointLine } from '../health/model.ts';
 import { DELIVERED_WINDOW_MINUTES, EVENT_STATUSES, type EndpointState, type MinuteCounts } from '../outbox/status.ts';
 import type { EventDetail, EventRow, ListFilter } from '../outbox/reads.ts';
+import type { EndpointReport } from '../outbox/endpointState.ts';
 import { type Html, html } from './html.ts';
 
 /** Events per page of the outbox table. */
@@ -24,7 +25,21 @@ export interface Summary {
   lagSeconds: number;
   deliveredPerMinute: number;
   minutes: MinuteCounts[];
+  /** Each endpoint's status: up, down (circuit breaker open) or paused. */
+  breakers: EndpointReport[];
   at: Date;
+}
+
+const ENDPOINT_TONE = { up: 'ok', down: 'bad', paused: 'warn' } as const;
+
+function breakerCard(e: EndpointReport): Html {
+  const detail =
+    e.status === 'down'
+      ? `circuit breaker open since ${formatTime(e.openedAt)}; next probe ${formatTime(e.nextProbeAt)}`
+      : e.status === 'paused'
+        ? `paused since ${formatTime(e.pausedAt)}; events wait`
+        : 'sending';
+  return html`<div class="card ${ENDPOINT_TONE[e.status]}" data-breaker="${e.endpoint}"><dt>Sending to ${e.endpoint}</dt><dd><span class="endpoint-status">${e.status}</span><small>${detail}</small></dd></div>`;
 }
 
 function formatLag(seconds: number): string {
@@ -39,6 +54,7 @@ export function summaryHtml(s: Summary): Html {
   return html`<dl class="cards">
     ${item('Webhooks', s.enabled ? 'enabled' : 'disabled', s.enabled ? 'ok' : 'warn')}
     ${s.endpoints.length === 0 ? item('Endpoint', '(none)') : ''}
+    ${s.breakers.map(breakerCard)}
     ${item(
       'Capture',
       html`${s.captureHealthy ? 'healthy' : 'NOT healthy'}<small>${s.capture}</small>`,
@@ -175,6 +191,10 @@ export function mainPage(
     </form>
     <div id="events">${eventsHtml(events, filter, params)}</div>
   </section>
+  <section aria-labelledby="endpoints-title"><h2 id="endpoints-title">Endpoints</h2>
+    <p class="muted">Pausing stops every instance sending to the endpoint; its events wait as pending. You are asked to confirm.</p>
+    <div class="replays">${summary.breakers.map((e) => endpointForm(e, csrf, false))}</div>
+  </section>
   <section aria-labelledby="replay-title"><h2 id="replay-title">Replay</h2>
     <p class="muted">Sends events again under their own ids (pending events are left as they are). You are asked to confirm, with how many.</p>
     <div class="replays">
@@ -184,6 +204,26 @@ export function mainPage(
     ${replayForm('event', 'One event', csrf, [field('Event id', 'event', null)], 'Replay event')}
     </div>
   </section>`;
+}
+
+/** Pause or resume (by the endpoint's status); `confirmed` posts the answer to the confirmation page. */
+function endpointForm(e: EndpointReport, csrf: string, confirmed: boolean): Html {
+  const action = e.status === 'paused' ? 'resume' : 'pause';
+  return html`<form method="post" action="/endpoint" class="endpoint-action" data-breaker="${e.endpoint}">
+    <fieldset><legend>Endpoint ${e.endpoint}: ${e.status}</legend>
+    <input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="endpoint" value="${e.endpoint}">
+    <input type="hidden" name="action" value="${action}">${confirmed ? html`<input type="hidden" name="confirm" value="yes">` : ''}
+    <button type="submit">${confirmed ? `Yes, ${action} ${e.endpoint}` : `${action === 'pause' ? 'Pause' : 'Resume'} ${e.endpoint}`}</button></fieldset></form>`;
+}
+
+/** The question asked before pausing or resuming an endpoint. */
+export function endpointConfirmPage(e: EndpointReport, csrf: string): Html {
+  const question =
+    e.status === 'paused'
+      ? `Resume endpoint ${e.endpoint}? Its waiting events go out at once, each order in order.`
+      : `Pause endpoint ${e.endpoint}? Every instance stops sending to it; its events wait as pending until it is resumed.`;
+  return html`<header><p><a href="/">← Outbox</a></p><h1>Endpoint ${e.endpoint}</h1></header>
+  <section><p class="notice" role="alert">${question}</p>${endpointForm(e, csrf, true)}<p><a href="/">Cancel</a></p></section>`;
 }
 
 export function eventPage(e: EventDetail, csrf: string): Html {

@@ -18,6 +18,7 @@ const ATTEMPT_FIELDS = {
   httpStatus: (r: AttemptRecord) => r.httpStatus,
   error: (r: AttemptRecord) => r.error,
   errorKind: (r: AttemptRecord) => r.errorKind,
+  free: (r: AttemptRecord) => r.free === true,
   endpoint: (r: AttemptRecord) => r.event.endpoint,
 } satisfies Record<string, (r: AttemptRecord) => unknown>;
 type AttemptField = keyof typeof ATTEMPT_FIELDS;
@@ -30,6 +31,7 @@ export function attemptColumns(records: readonly AttemptRecord[], fields: readon
 export class Outbox {
   private readonly schema: string;
   private readonly claimSql: string;
+  private readonly probeSql: string;
   private readonly recordSql: string;
 
   constructor(
@@ -53,9 +55,12 @@ export class Outbox {
     // outbox_due, the earliest of its order by a sub-select on outbox_order_pending, and a row to
     // record by its primary key. A join there would let the planner scan a whole partial index
     // it believes to hold one row, for every row.
-    this.claimSql = `WITH due AS (
+    // Nothing is claimed while the endpoint is down or paused (an uncorrelated sub-select: checked
+    // once per claim, before any outbox row is read), but its probe: the earliest due event, claimed
+    // by the one instance that holds the probe in endpoint_state.
+    const claim = (gate: string) => `WITH due AS (
         SELECT o.id FROM ${schema}.outbox o
-         WHERE o.endpoint = $3 AND o.next_attempt_at <= now()
+         WHERE o.endpoint = $3 AND o.next_attempt_at <= now() AND ${gate}
            -- "<=" means "=" here (o is pending, so the minimum is at most o.id), but its default
            -- selectivity lets the planner walk outbox_due in order and stop at the limit; with "="
            -- (one row in a million) it reads every due row and sorts them: O(backlog) per claim.
@@ -68,7 +73,11 @@ export class Outbox {
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
         FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
       RETURNING 'outbox' AS source, o.id::text AS id, o.endpoint, o.event_id::text AS "eventId", o.order_id AS "orderId",
-                o.event_type AS "eventType", o.body, o.attempts AS attempt`;
+                o.event_type AS "eventType", o.body, o.attempts AS attempt, o.attempts - o.free_attempts AS counted`;
+    this.claimSql = claim(`NOT EXISTS (SELECT 1 FROM ${schema}.endpoint_state s WHERE s.endpoint = $3 AND (s.paused OR s.state = 'down'))`);
+    this.probeSql = claim(
+      `EXISTS (SELECT 1 FROM ${schema}.endpoint_state s WHERE s.endpoint = $3 AND NOT s.paused AND s.probe_by = $4 AND s.probe_until > now())`,
+    );
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
     // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
     // The rows are found by `id = ANY(…)`, an index condition on the primary key, and only then
@@ -80,12 +89,12 @@ export class Outbox {
     // event id, as when the service dies before recording.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
-                             $7::text[], $8::text[], $9::timestamptz[], $10::text[])
-          AS r(id, event_id, attempt, started_at, duration_ms, http_status, error, status, next_attempt_at, error_kind)),
+                             $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::boolean[])
+          AS r(id, event_id, attempt, started_at, duration_ms, http_status, error, status, next_attempt_at, error_kind, free)),
       updated AS (
         UPDATE ${schema}.outbox o
            SET status = r.status, last_status = r.http_status, last_error = r.error, last_error_kind = r.error_kind,
-               response_ms = r.duration_ms,
+               response_ms = r.duration_ms, free_attempts = o.free_attempts + r.free::int,
                next_attempt_at = CASE WHEN r.status = 'pending' THEN coalesce(r.next_attempt_at, o.next_attempt_at) END,
                delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
           FROM r
@@ -102,9 +111,15 @@ export class Outbox {
     return this.claimSql;
   }
 
-  /** Claims due heads of one endpoint's (order) queues. */
-  async claimDue(endpoint: string, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
-    const { rows } = await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs, endpoint]);
+  /**
+   * Claims due heads of one endpoint's (order) queues; none while the endpoint is down or paused, but
+   * with `probeBy` its probe (see the constructor).
+   */
+  async claimDue(endpoint: string, limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
+    const { rows } =
+      probeBy === undefined
+        ? await this.pool.query<ClaimedEvent>(this.claimSql, [limit, leaseMs, endpoint])
+        : await this.pool.query<ClaimedEvent>(this.probeSql, [1, leaseMs, endpoint, probeBy]);
     // The earliest first, so that the first slots go to the oldest events.
     return rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
   }
@@ -147,6 +162,7 @@ export class Outbox {
         'status',
         'nextAttemptAt',
         'errorKind',
+        'free',
       ]),
     );
     return rows[0]!.applied;

@@ -61,8 +61,8 @@ export class PostgresEventStore implements EventStore, ChangeStore {
     };
   }
 
-  claimDue(endpoint: string, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
-    return this.outbox.claimDue(endpoint, limit, leaseMs);
+  claimDue(endpoint: string, limit: number, leaseMs: number, probeBy?: string): Promise<ClaimedEvent[]> {
+    return this.outbox.claimDue(endpoint, limit, leaseMs, probeBy);
   }
 
   async record(results: readonly AttemptRecord[]): Promise<RecordOutcome> {

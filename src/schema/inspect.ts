@@ -18,6 +18,8 @@ export const SERVICE_PRIVILEGES: Readonly<Record<string, readonly string[]>> = {
   change: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
   outbox: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
   outbox_attempt: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+  endpoint_state: ['SELECT', 'INSERT', 'UPDATE'],
+  alert: ['SELECT', 'INSERT', 'UPDATE'],
 };
 
 /** The columns the capture trigger writes, all text (migrations/capture.sql). */
