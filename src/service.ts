@@ -159,6 +159,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       onNewChangesFreed: () => fanout.changesFreed(),
       gate: states,
       tracer: tracing?.tracer,
+      // With several endpoints a down one's events wait in the outbox already, where its probe finds them.
+      ...(endpoints.length === 1 ? { moveForProbe: () => fanout.moveForProbe(e.name) } : {}),
     });
     dispatchers.set(e.name, dispatcher);
   }

@@ -11,6 +11,7 @@ import { run, startService, writeConfig } from './helpers/cli.ts';
 import { startReceiver } from './helpers/receiver.ts';
 import { checkDeliveries, ORDER_LIFE, playOrders } from './helpers/orders.ts';
 import { waitFor } from './helpers/poll.ts';
+import { insertOrder } from './helpers/db.ts';
 import type { Received } from './helpers/receiver.ts';
 import { outbox, stacksClosedAfter } from './helpers/stack.ts';
 
@@ -159,6 +160,28 @@ describe('endpoint down: circuit breaker', () => {
     } finally {
       await billing.close();
     }
+  });
+
+  it('a lone endpoint with nothing pending in the outbox still gets its probe: one waiting change moves there for it', async () => {
+    // No retries: the failures that open the breaker are given up at once, so the outbox holds nothing
+    // pending, and the changes made while it is down wait in the journal.
+    const s = await stack('breaker_lone', {
+      webHook: { retry: { delays: [] }, circuitBreaker: { failures: 2, probeInterval: 'PT1S', maxProbeInterval: 'PT1S' } },
+    });
+    s.receiver.respond = answer503;
+    for (let n = 0; n < 2; n++) await insertOrder(s.db);
+    await waitFor(async () => (await state(s.db))?.status === 'down', { what: 'the breaker open', timeoutMs: 20_000 });
+    const waitingIds = [await insertOrder(s.db), await insertOrder(s.db), await insertOrder(s.db)];
+    const pending = async () =>
+      (await s.db.query<{ n: number }>("SELECT count(*)::int AS n FROM order_webhooks.outbox WHERE status = 'pending'"))[0]!.n;
+    assert.equal((await outbox(s.db)).filter((e) => e.status === 'failed').length, 2);
+    s.receiver.respond = (_req, res) => res.end('ok');
+    // A probe needs an event: one change moves from the journal, the probe succeeds, all go out.
+    await waitFor(async () => (await waiting(s.db)) === 0, { what: 'the waiting changes delivered', timeoutMs: 30_000 });
+    assert.equal(await pending(), 0);
+    assert.equal((await state(s.db))?.status, 'up');
+    const delivered = new Set(s.receiver.requests.map((r) => JSON.parse(r.body).orderId));
+    for (const id of waitingIds) assert.ok(delivered.has(id), `order ${id} delivered`);
   });
 
   it('a 4xx other than 408/429 never opens it', async () => {

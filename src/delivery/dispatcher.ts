@@ -36,6 +36,12 @@ export interface DispatcherOptions {
   onNewChangesFreed?: () => void;
   /** A span per attempt, its context sent with the webhook (set only when tracing is on). */
   tracer?: AttemptTracer;
+  /**
+   * Moves one change of this endpoint from the journal to the outbox, unsent; resolves with whether
+   * one moved. Asked when a probe is due and nothing in the outbox is (a lone endpoint's new changes
+   * wait in the journal while it is down), so that the next probe has an event to send.
+   */
+  moveForProbe?: () => Promise<boolean>;
 }
 
 export interface DispatchStats {
@@ -213,6 +219,7 @@ export class Dispatcher {
       }
       if (events.length === 0) {
         await this.gate.releaseProbe(this.endpoint);
+        if (await this.options.moveForProbe?.()) this.lookAgain();
         return;
       }
       this.probeId = events[0]!.eventId;

@@ -100,6 +100,17 @@ export class Fanout {
     return worked;
   }
 
+  /**
+   * For a lone endpoint that is down with nothing due in the outbox: moves the journal's first change
+   * to the outbox unsent (no room: nothing is sent from here), so that its probe has an event.
+   */
+  async moveForProbe(endpoint: string): Promise<boolean> {
+    if (this.stopping) return false;
+    const claimed = await this.store.claimNew(1, this.options.leaseMs, new Map([[endpoint, 0]]));
+    if (claimed.queueError !== undefined) throw claimed.queueError;
+    return claimed.queued > 0;
+  }
+
   /** Stops claiming; resolves once a claim under way has ended, or after `graceMs` (the database may be away). */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
