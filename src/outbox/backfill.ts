@@ -5,7 +5,7 @@
 import { type Db, ident } from '../db.ts';
 import type { EventType } from '../events.ts';
 import { backfillEventId } from '../mapping/eventId.ts';
-import { REPLAY_BATCH } from './replay.ts';
+import { type OnBatch, REPLAY_BATCH } from './replay.ts';
 
 export interface BackfillScope {
   endpoint: string;
@@ -54,12 +54,7 @@ export async function countBackfill(db: Db, schema: string, scope: BackfillScope
  * moves do, only the first of an order's new events is due, and only when the endpoint has nothing
  * of that order pending; the rest become due one after the other as those ahead are delivered.
  */
-export async function backfill(
-  db: Db,
-  schema: string,
-  scope: BackfillScope,
-  onBatch: (created: number) => void = () => undefined,
-): Promise<number> {
+export async function backfill(db: Db, schema: string, scope: BackfillScope, onBatch: OnBatch = () => undefined): Promise<number> {
   const s = ident(schema);
   const { rows: installation } = await db.query<{ id: string }>(`SELECT id::text FROM ${s}.installation`);
   const key = installation[0]!.id;

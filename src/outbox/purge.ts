@@ -1,7 +1,7 @@
 // Deleting delivered or failed events (and their attempts) before a time, or every event of an
 // endpoint removed from the config, in short batches.
 import { type Db, ident } from '../db.ts';
-import { REPLAY_BATCH } from './replay.ts';
+import { type OnBatch, REPLAY_BATCH } from './replay.ts';
 
 /**
  * What `purge` deletes: events of a status created before a time, of one endpoint or all; or every
@@ -23,12 +23,7 @@ export async function countPurgeable(db: Db, schema: string, scope: PurgeScope):
 }
 
 /** Deletes the events (and their attempts) of the scope, in short batches. */
-export async function purge(
-  db: Db,
-  schema: string,
-  scope: PurgeScope,
-  onBatch: (deleted: number) => void = () => undefined,
-): Promise<number> {
+export async function purge(db: Db, schema: string, scope: PurgeScope, onBatch: OnBatch = () => undefined): Promise<number> {
   const [where, values] = condition(scope);
   let deleted = 0;
   for (;;) {

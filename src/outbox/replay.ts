@@ -48,6 +48,9 @@ export function replay(db: Db, schema: string, scope: ReplayScope): Promise<numb
   return replayRange(db, schema, scope.from, scope.to, {}, scope.endpoint);
 }
 
+/** Told the running total after each batch of a batched change (purge, backfill). */
+export type OnBatch = (done: number) => void;
+
 export interface Progress {
   /** Called once with the size of the work (outbox ids to go through), then after each batch. */
   start?(total: number): void;
