@@ -284,8 +284,8 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       get stats() {
         return fanout.stats;
       },
-      get inFlightCount() {
-        return stats().inFlight;
+      get inFlight() {
+        return Object.fromEntries([...dispatchers].map(([name, d]) => [name, d.inFlightCount]));
       },
     },
     listener,

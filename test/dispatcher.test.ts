@@ -63,7 +63,16 @@ class MemoryStore implements EventStore, ChangeStore {
     const send = this.newEvents.splice(0, limit);
     const queueError = this.queueError;
     this.queueError = undefined;
-    return { changes: send.length, send, queued: 0, queuedFor: [], queueError, unmatched: 0, filtered: 0 };
+    return {
+      changes: send.length,
+      send,
+      queued: 0,
+      queuedFor: [],
+      made: send.length ? { default: send.length } : {},
+      queueError,
+      unmatched: 0,
+      filtered: 0,
+    };
   }
 
   async claimDue(): Promise<ClaimedEvent[]> {
@@ -155,7 +164,7 @@ describe('dispatcher', () => {
       ['e2', 'pending'],
       ['e3', 'delivered'],
     ]);
-    assert.deepEqual(fanout.stats, { changes: 3, events: 3, unmatched: 0, filtered: 0 });
+    assert.deepEqual(fanout.stats, { changes: 3, events: 3, eventsOf: { default: 3 }, unmatched: 0, filtered: 0 });
     assert.deepEqual(dispatcher.stats, { delivered: 2, failedAttempts: 1, failedEvents: 0 });
     assert.equal(await dispatcher.stop(1000), true);
   });

@@ -201,6 +201,9 @@ describe('endpoint operations', () => {
     assert.match(metrics, /^order_webhooks_attempts_total\{endpoint="audit",outcome="2xx"\} 4$/m);
     assert.match(metrics, /^order_webhooks_events_total\{endpoint="audit",event_type="OrderSigned",outcome="failed"\} 1$/m);
     assert.match(metrics, /^order_webhooks_request_duration_seconds_count\{endpoint="audit"\} 12$/m);
+    assert.match(metrics, /^order_webhooks_events_created_total\{endpoint="audit"\} 4$/m);
+    assert.match(metrics, /^order_webhooks_events_created_total\{endpoint="default"\} 4$/m);
+    assert.match(metrics, /^order_webhooks_requests_in_flight\{endpoint="audit"\} 0$/m);
     const page = await get(port, '/');
     assert.match(page, /data-endpoint="default"><dt>Endpoint default<\/dt>/);
     assert.match(page, /data-endpoint="audit"><dt>Endpoint audit<\/dt>/);

@@ -96,7 +96,8 @@ describe('monitoring', () => {
     assert.equal(sample(after, 'order_webhooks_attempts_total{endpoint="default",outcome="http_status"}'), 3);
     assert.equal(sample(after, 'order_webhooks_attempts_total{endpoint="default",outcome="timeout"}'), 0);
     assert.equal(sample(after, 'order_webhooks_changes_total'), 4);
-    assert.equal(sample(after, 'order_webhooks_events_created_total'), 4);
+    assert.equal(sample(after, 'order_webhooks_events_created_total{endpoint="default"}'), 4);
+    assert.equal(sample(after, 'order_webhooks_requests_in_flight{endpoint="default"}'), 0);
     assert.equal(sample(after, 'order_webhooks_events_total{endpoint="default",event_type="OrderCreated",outcome="delivered"}'), 3);
     assert.equal(sample(after, 'order_webhooks_events_total{endpoint="default",event_type="OrderCreated",outcome="failed"}'), 1);
     assert.equal(sample(after, 'order_webhooks_events_total{endpoint="default",event_type="OrderAccepted",outcome="delivered"}'), 0);

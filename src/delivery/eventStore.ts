@@ -47,6 +47,8 @@ export interface NewChanges {
   queued: number;
   /** The endpoints those queued events are for. */
   queuedFor: string[];
+  /** Events made from these changes (sent now or moved to the outbox), by endpoint. */
+  made: Record<string, number>;
   /** Why moving the changes that must wait failed (they are claimed again when their lease ends); the first attempts are good. */
   queueError?: unknown;
   /** Changes whose state change matched no transition rule. */

@@ -13,12 +13,14 @@ import type { ChangeStore } from './eventStore.ts';
 export interface FanoutStats {
   changes: number;
   events: number;
+  /** Events made, by endpoint. */
+  eventsOf: Record<string, number>;
   unmatched: number;
   filtered: number;
 }
 
 export class Fanout {
-  readonly stats: FanoutStats = { changes: 0, events: 0, unmatched: 0, filtered: 0 };
+  readonly stats: FanoutStats = { changes: 0, events: 0, eventsOf: {}, unmatched: 0, filtered: 0 };
   /** Claims of new changes that failed in a row (/readyz reads this). */
   readonly claims = new ClaimStreaks();
   private draining: Promise<boolean> | undefined;
@@ -81,6 +83,7 @@ export class Fanout {
       this.stats.unmatched += claimed.unmatched;
       this.stats.filtered += claimed.filtered;
       this.stats.events += claimed.send.length + claimed.queued;
+      for (const [name, n] of Object.entries(claimed.made)) this.stats.eventsOf[name] = (this.stats.eventsOf[name] ?? 0) + n;
       if (claimed.unmatched > 0) {
         this.log.debug({ changes: claimed.unmatched }, 'state changes with no matching transition rule: no event sent');
       }

@@ -20,7 +20,11 @@ export const BACKLOG_CACHE_MS = 5000;
 
 /** The running parts whose numbers /metrics shows (each absent while webhooks are disabled). */
 export interface MetricSources {
-  dispatcher?: { readonly stats: { changes: number; events: number }; readonly inFlightCount: number };
+  dispatcher?: {
+    readonly stats: { changes: number; events: number; eventsOf: Record<string, number> };
+    /** Requests under way now, by endpoint. */
+    readonly inFlight: Record<string, number>;
+  };
   listener?: { readonly connected: boolean; readonly reconnects: number };
   retention?: { readonly deleted: { delivered: number; failed: number } };
 }
@@ -61,7 +65,6 @@ export class Metrics {
       });
     };
     mirrored('changes_total', 'Order changes claimed from the journal by this instance.', (s) => s.dispatcher?.stats.changes);
-    mirrored('events_created_total', 'Webhook events made from those changes.', (s) => s.dispatcher?.stats.events);
     mirrored('listener_reconnects_total', 'Times the LISTEN connection was lost and reconnecting began.', (s) => s.listener?.reconnects);
     const deletedSeen = { delivered: 0, failed: 0 };
     const deleted = new Counter({
@@ -112,6 +115,30 @@ export class Metrics {
       this.duration.zero({ endpoint });
       this.lag.zero({ endpoint });
     }
+    // Events made and requests under way, by endpoint (each configured one from 0).
+    const eventsSeen: Record<string, number> = {};
+    new Counter({
+      name: `${PREFIX}events_created_total`,
+      help: 'Webhook events made from the changes claimed by this instance, by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        for (const endpoint of endpoints) this.inc({ endpoint }, 0);
+        for (const [endpoint, now] of Object.entries(self.sources.dispatcher?.stats.eventsOf ?? {})) {
+          if (now > (eventsSeen[endpoint] ?? 0)) this.inc({ endpoint }, now - (eventsSeen[endpoint] ?? 0));
+          eventsSeen[endpoint] = now;
+        }
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}requests_in_flight`,
+      help: 'Delivery requests under way now, by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        for (const endpoint of endpoints) this.set({ endpoint }, self.sources.dispatcher?.inFlight[endpoint] ?? 0);
+      },
+    });
     new Gauge({
       name: `${PREFIX}enabled`,
       help: 'Whether webhooks are enabled (webHook.enabled): 0 means the service runs idle and sends nothing.',
@@ -129,7 +156,6 @@ export class Metrics {
     sourced('listener_connected', 'Whether the LISTEN connection is up (1) or not (0).', (s) =>
       s.listener ? Number(s.listener.connected) : undefined,
     );
-    sourced('requests_in_flight', 'Delivery requests under way now.', (s) => s.dispatcher?.inFlightCount);
     const fromDatabase = (name: string, help: string, read: (b: MetricsReading) => number) =>
       new Gauge({
         name: PREFIX + name,

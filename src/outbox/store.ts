@@ -50,11 +50,15 @@ export class PostgresEventStore implements EventStore, ChangeStore {
       }
     }
     const queuedFor = [...new Set(claimed.move.flatMap((c) => c.events.map((e) => e.endpoint)))];
+    const made: Record<string, number> = {};
+    const moved = queueError === undefined ? claimed.move.flatMap((c) => c.events) : [];
+    for (const event of [...claimed.send, ...moved]) made[event.endpoint] = (made[event.endpoint] ?? 0) + 1;
     return {
       changes: changes.length,
       send: claimed.send,
       queued,
       queuedFor,
+      made,
       queueError,
       unmatched: claimed.unmatched,
       filtered: claimed.filtered,
