@@ -74,7 +74,7 @@ describe('alerts', () => {
         new Alerter(
           config.alerts!,
           new AlertSender(config.alerts!, {}, log, [100]),
-          { db: pool, schema: 'order_webhooks', target, endpoints: ['default'], failedWindowMs: 1500 },
+          { db: pool, schema: 'order_webhooks', target, endpoints: ['default', 'audit'], failedWindowMs: 1500 },
           log,
         ),
     );
@@ -127,11 +127,17 @@ describe('alerts', () => {
   it('lag: a change older than lagOver fires it; delivered, it resolves', async () => {
     // No service runs: the change waits in the journal.
     await s.db.query("INSERT INTO orders (state) VALUES ('created')");
-    const first = await once('lag');
-    assert.match(first.text, /oldest undelivered change is \d+ s old \(over alerts.lagOver, 1 s\)/);
+    // A change not yet made into events is every endpoint's: each endpoint's lag alert fires, once.
+    await waitFor(() => messages(alerts, 'lag', 'firing').length >= 2, { what: 'lag firing for both endpoints' });
+    const firing = messages(alerts, 'lag', 'firing');
+    assert.deepEqual(firing.map((m) => m.endpoint).sort(), ['audit', 'default']);
+    assert.match(
+      firing.find((m) => m.endpoint === 'audit')!.text,
+      /oldest undelivered change to endpoint audit is \d+ s old \(over alerts.lagOver, 1 s\)/,
+    );
     await s.db.query('DELETE FROM order_webhooks.change');
-    await waitFor(() => messages(alerts, 'lag', 'resolved').length === 1, { what: 'resolved' });
-    assert.equal(messages(alerts, 'lag', 'firing').length, 1);
+    await waitFor(() => messages(alerts, 'lag', 'resolved').length === 2, { what: 'resolved' });
+    assert.equal(messages(alerts, 'lag', 'firing').length, 2);
   });
 
   it('events_failed: an event given up fires it; a window without any resolves it', async () => {
@@ -141,10 +147,13 @@ describe('alerts', () => {
        INSERT INTO order_webhooks.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
        SELECT id, event_id, 1, now(), 3, 422, 'http: 422', 'http_status' FROM o`,
     );
+    // Given up by the endpoint `default` (the outbox row's default): its alert, not audit's.
     const first = await once('events_failed');
-    assert.match(first.text, /1 event\(s\) given up in the last minute \(http: 422\)/);
+    assert.equal(first.endpoint, 'default');
+    assert.match(first.text, /1 event\(s\) to endpoint default given up in the last minute \(http: 422\)/);
     await waitFor(() => messages(alerts, 'events_failed', 'resolved').length === 1, { what: 'resolved', timeoutMs: 10_000 });
     assert.equal(messages(alerts, 'events_failed', 'firing').length, 1);
+    assert.equal(messages(alerts, 'events_failed').filter((m) => m.endpoint === 'audit').length, 0);
   });
 });
 

@@ -38,13 +38,13 @@ export async function readConditions(
 ): Promise<Condition[]> {
   // One after another: the pool is the dispatcher's too, and these are not in a hurry.
   const states = await readEndpointStates(db, schema, endpoints);
-  const backlog = await readCounts(db, schema);
   const capture = await captureTriggerStatus(db, target);
   // The attempt that gave an event up is its last; found by the started_at index (migration 8).
-  const failed = await db.query<{ events: number; reason: string | null }>(
-    `SELECT count(*)::int AS events, max(a.error) AS reason
+  const failed = await db.query<{ endpoint: string; events: number; reason: string | null }>(
+    `SELECT o.endpoint, count(*)::int AS events, max(a.error) AS reason
          FROM ${ident(schema)}.outbox_attempt a JOIN ${ident(schema)}.outbox o ON o.id = a.outbox_id
-        WHERE a.started_at > now() - $1 * interval '1 ms' AND o.status = 'failed' AND a.attempt = o.attempts`,
+        WHERE a.started_at > now() - $1 * interval '1 ms' AND o.status = 'failed' AND a.attempt = o.attempts
+        GROUP BY o.endpoint`,
     [failedWindowMs],
   );
   const conditions: Condition[] = [];
@@ -60,16 +60,21 @@ export async function readConditions(
           : `order-webhooks: endpoint ${e.endpoint} is ${e.status === 'paused' ? 'paused' : 'up'} again`,
     });
   }
-  const { events, reason } = failed.rows[0]!;
-  conditions.push({
-    kind: 'events_failed',
-    endpoint: 'default',
-    firing: events > 0,
-    text:
-      events > 0
-        ? `order-webhooks: ${events} event(s) given up in the last minute (${reason ?? 'no reason recorded'}); see \`order-webhooks outbox list --status failed\``
-        : 'order-webhooks: no event given up in the last minute',
-  });
+  // Per endpoint, each configured one: its own alert starts and ends on its own.
+  const named = (endpoint: string) => (endpoints.length > 1 ? ` to endpoint ${endpoint}` : '');
+  for (const endpoint of endpoints) {
+    const row = failed.rows.find((r) => r.endpoint === endpoint);
+    const events = row?.events ?? 0;
+    conditions.push({
+      kind: 'events_failed',
+      endpoint,
+      firing: events > 0,
+      text:
+        events > 0
+          ? `order-webhooks: ${events} event(s)${named(endpoint)} given up in the last minute (${row?.reason ?? 'no reason recorded'}); see \`order-webhooks outbox list --status failed\``
+          : `order-webhooks: no event${named(endpoint)} given up in the last minute`,
+    });
+  }
   const broken = capture.problems.filter((p) => p.level === 'error');
   conditions.push({
     kind: 'capture_broken',
@@ -77,14 +82,18 @@ export async function readConditions(
     firing: broken.length > 0,
     text: broken.length > 0 ? `order-webhooks: ${broken[0]!.message}` : `order-webhooks: capture triggers on ${capture.table} work again`,
   });
-  const lagging = backlog.oldestPendingSeconds * 1000 > lagOverMs;
-  conditions.push({
-    kind: 'lag',
-    endpoint: 'default',
-    firing: lagging,
-    text: lagging
-      ? `order-webhooks: the oldest undelivered change is ${age(backlog.oldestPendingSeconds)} old (over alerts.lagOver, ${age(lagOverMs / 1000)})`
-      : `order-webhooks: lag back under ${age(lagOverMs / 1000)}`,
-  });
+  for (const endpoint of endpoints) {
+    // An endpoint's lag: its oldest pending event, or a change not yet made into events (every endpoint's).
+    const backlog = await readCounts(db, schema, endpoint);
+    const lagging = backlog.oldestPendingSeconds * 1000 > lagOverMs;
+    conditions.push({
+      kind: 'lag',
+      endpoint,
+      firing: lagging,
+      text: lagging
+        ? `order-webhooks: the oldest undelivered change${named(endpoint)} is ${age(backlog.oldestPendingSeconds)} old (over alerts.lagOver, ${age(lagOverMs / 1000)})`
+        : `order-webhooks: lag${named(endpoint)} back under ${age(lagOverMs / 1000)}`,
+    });
+  }
   return conditions;
 }
