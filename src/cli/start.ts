@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { anyEndpointEnabled } from '../config/config.ts';
 import { createLogger } from '../log.ts';
-import { startIdleService, startService } from '../service.ts';
+import { startService } from '../service/start.ts';
+import { startIdleService } from '../service/idle.ts';
 import { EXIT_FAILURE, reporting } from './exit.ts';
 import { type ConfigOption, readConfig, withConfigOption } from './options.ts';
 

@@ -11,7 +11,7 @@ import { locateBinaries, startEmbeddedPostgres } from './embeddedPostgres.ts';
 import { AppError, DemoFailed, DemoInterrupted } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { migrate } from '../schema/migrate.ts';
-import { startService } from '../service.ts';
+import { startService } from '../service/start.ts';
 
 const SECRET = 'demo-secret';
 const KEY = 'demo';
