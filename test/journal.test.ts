@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { Journal } from '../src/outbox/journal.ts';
-import { planClaim } from '../src/outbox/store.ts';
+import { claimPlanned } from './helpers/claim.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, insertOrder, type TestDatabase } from './helpers/db.ts';
 import { waitFor } from './helpers/poll.ts';
@@ -14,13 +14,7 @@ describe('journal claims', () => {
   let journal: Journal;
   let installation: string;
   /** The journal's claim, mapped as the event store maps it. */
-  const claim = async (limit: number, leaseMs: number) => {
-    const changes = await journal.claim(limit, leaseMs);
-    return {
-      changes: changes.length,
-      ...planClaim(changes, installation, undefined, [{ name: 'default' }], new Map([['default', Infinity]])),
-    };
-  };
+  const claim = (limit: number, leaseMs: number) => claimPlanned(journal, installation, limit, leaseMs);
   let claimPool: pg.Pool;
   const changes = () =>
     db.query<{ id: string; order_id: string; attempts: number; claimed: boolean }>(

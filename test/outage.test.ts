@@ -6,7 +6,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { listMigrations } from '../src/schema/migrate.ts';
 import { Journal } from '../src/outbox/journal.ts';
-import { planClaim } from '../src/outbox/store.ts';
+import { claimPlanned } from './helpers/claim.ts';
 import { Outbox } from '../src/outbox/outbox.ts';
 import { run, writeConfig } from './helpers/cli.ts';
 import { createOrdersTable, createTestDatabase, insertOrder, type TestDatabase } from './helpers/db.ts';
@@ -67,13 +67,7 @@ describe('outage: a move and a result for the same order at once', () => {
   let journal: Journal;
   let installation: string;
   /** The journal's claim, mapped as the event store maps it. */
-  const claim = async (limit: number, leaseMs: number) => {
-    const changes = await journal.claim(limit, leaseMs);
-    return {
-      changes: changes.length,
-      ...planClaim(changes, installation, undefined, [{ name: 'default' }], new Map([['default', Infinity]])),
-    };
-  };
+  const claim = (limit: number, leaseMs: number) => claimPlanned(journal, installation, limit, leaseMs);
   let store: Outbox;
   let other: pg.Client;
 
