@@ -58,6 +58,8 @@ describe('endpoint down: circuit breaker', () => {
   it('opens after the failures, probes once per interval for two instances, keeps retries and its state across a restart, and resumes in order', async () => {
     const s = await stack('breaker_open', {
       webHook: {
+        // An instance killed while it holds the probe keeps it for requestTimeout and 5 s: 10 s here.
+        requestTimeout: 'PT5S',
         retry: { delays: ['PT0.2S', 'PT0.2S'] },
         circuitBreaker: { failures: 4, probeInterval: 'PT1S', maxProbeInterval: 'PT1S' },
       },
@@ -182,6 +184,37 @@ describe('endpoint down: circuit breaker', () => {
     assert.equal((await state(s.db))?.status, 'up');
     const delivered = new Set(s.receiver.requests.map((r) => JSON.parse(r.body).orderId));
     for (const id of waitingIds) assert.ok(delivered.has(id), `order ${id} delivered`);
+  });
+
+  it('an instance killed with its probe on the wire holds the probe for requestTimeout and 5 s, not a whole lease', async () => {
+    const s = await stack('breaker_probe_killed', {
+      webHook: {
+        requestTimeout: 'PT2S',
+        leaseTimeout: 'PT1M',
+        retry: { delays: ['PT0.2S', 'PT0.2S'] },
+        circuitBreaker: { failures: 2, probeInterval: 'PT1S', maxProbeInterval: 'PT1S' },
+      },
+    });
+    s.receiver.respond = answer503;
+    for (let n = 0; n < 3; n++) await insertOrder(s.db);
+    await waitFor(async () => (await state(s.db))?.status === 'down', { what: 'the breaker open', timeoutMs: 20_000 });
+    // The next request is the probe; the receiver keeps it on the wire, and the instance dies with it.
+    const hung = s.receiver.requests.length;
+    s.receiver.respond = () => undefined;
+    await waitFor(() => s.receiver.requests.length > hung, { what: 'the probe on the wire', timeoutMs: 20_000 });
+    const holder = await s.db.query<{ probe_by: string | null }>(
+      "SELECT probe_by FROM order_webhooks.endpoint_state WHERE endpoint = 'default'",
+    );
+    assert.ok(holder[0]?.probe_by, 'the killed instance holds the probe');
+    await s.service!.kill();
+    s.receiver.respond = (_req, res) => res.end('ok');
+    const before = s.receiver.requests.length;
+    await s.start();
+    const restartedAt = Date.now();
+    // Held for a whole lease (1 min), no probe would go for a minute.
+    await waitFor(() => s.receiver.requests.length > before, { what: 'a probe from the new instance', timeoutMs: 30_000 });
+    assert.ok(Date.now() - restartedAt < 30_000);
+    await waitFor(async () => (await state(s.db))?.status === 'up', { what: 'the endpoint up again', timeoutMs: 20_000 });
   });
 
   it('a 4xx other than 408/429 never opens it', async () => {

@@ -25,6 +25,12 @@ export interface DispatcherOptions {
   endpoint: string;
   concurrency: number;
   leaseMs: number;
+  /**
+   * How long the probe of a down endpoint stays with the instance that took it: as long as its
+   * request can take and a little more, so that the probe of an instance killed while holding it is
+   * free soon, not after a whole lease. Default: leaseMs.
+   */
+  probeLeaseMs?: number;
   retryDelaysMs: readonly number[];
   /** How long a failed database write waits before it is tried again. */
   retryWriteMs?: number;
@@ -209,7 +215,7 @@ export class Dispatcher {
     if (this.probing || this.probeId !== undefined || !this.gate.probeDue(this.endpoint)) return;
     this.probing = true;
     try {
-      if (!(await this.gate.claimProbe(this.endpoint, this.options.leaseMs))) return;
+      if (!(await this.gate.claimProbe(this.endpoint, this.options.probeLeaseMs ?? this.options.leaseMs))) return;
       let events: ClaimedEvent[];
       try {
         events = await this.store.claimDue(this.endpoint, 1, this.options.leaseMs, this.gate.instance);

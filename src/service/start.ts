@@ -31,6 +31,8 @@ import { Retention } from '../outbox/retention.ts';
 /** How long a stop waits for requests in flight before handing them back. */
 export const SHUTDOWN_GRACE_MS = 10_000;
 const STATS_INTERVAL_MS = 60_000;
+/** A probe's claim outlasts its request by this much: the claim and the outcome's write are round trips too. */
+const PROBE_GRACE_MS = 5000;
 
 export interface Service {
   /** Resolves with the exit code once the service has stopped, by `stop()` or a fatal error. */
@@ -155,6 +157,7 @@ export async function startService(config: Config, log: Logger, tls?: TlsAgentOp
       endpoint: e.name,
       concurrency: e.hook.concurrency,
       leaseMs: e.hook.leaseTimeout,
+      probeLeaseMs: e.hook.requestTimeout + PROBE_GRACE_MS,
       retryDelaysMs: e.hook.retry.delays,
       onResult: metrics?.onResult,
       onNewChangesFreed: () => fanout.changesFreed(),
