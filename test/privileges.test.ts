@@ -130,6 +130,12 @@ describe('least privilege', () => {
     });
     const check = await checkDeliveries(db, receiver.requests, ids);
     assert.equal(check.events, events);
+    // An operator's reads with the service's URL: status and outbox list read the views.
+    const status = await run(['status', '--config', config(serviceRole)]);
+    assert.equal(status.code, 0, status.stderr + status.stdout);
+    const list = await run(['outbox', 'list', '--config', config(serviceRole)]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.stdout.trim().split('\n').length > 1, true, list.stdout);
     assert.doesNotMatch(service.output(), /permission denied|"level":50/);
     assert.equal((await service.stop()).code, 0);
     service = undefined;

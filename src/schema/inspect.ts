@@ -22,6 +22,19 @@ export const SERVICE_PRIVILEGES: Readonly<Record<string, readonly string[]>> = {
   alert: ['SELECT', 'INSERT', 'UPDATE'],
 };
 
+/**
+ * The views operators read (docs/operations.md): the service's page and `status` read some of them,
+ * and an operator may run the commands with the service's URL. SELECT only; the tables behind them
+ * are read with the views' owner's privileges.
+ */
+export const SERVICE_VIEWS: readonly string[] = ['events', 'attempts', 'pending', 'failures', 'summary', 'endpoint_states'];
+
+/** Every privilege the service role needs, tables and views. */
+const NEEDED: Readonly<Record<string, readonly string[]>> = {
+  ...SERVICE_PRIVILEGES,
+  ...Object.fromEntries(SERVICE_VIEWS.map((view) => [view, ['SELECT']])),
+};
+
 /** The columns the capture trigger writes, all text (migrations/capture.sql). */
 const TRIGGER_COLUMNS = ['order_id', 'op', 'old_state', 'new_state', 'old_due_date', 'new_due_date'];
 
@@ -29,7 +42,7 @@ const TRIGGER_COLUMNS = ['order_id', 'op', 'old_state', 'new_state', 'old_due_da
 export function serviceGrantScript(schema: string, role: string): string {
   const table = (name: string) => `${ident(schema)}.${ident(name)}`;
   const byPrivileges = new Map<string, string[]>();
-  for (const [name, privileges] of Object.entries(SERVICE_PRIVILEGES)) {
+  for (const [name, privileges] of Object.entries(NEEDED)) {
     const key = privileges.join(', ');
     byPrivileges.set(key, [...(byPrivileges.get(key) ?? []), table(name)]);
   }
@@ -52,7 +65,7 @@ export async function missingServicePrivileges(db: pg.ClientBase | pg.Pool, sche
      SELECT format('%s on %I.%I', w.privilege, $1, w.name)
        FROM wanted w JOIN pg_class c ON c.relname = w.name JOIN s ON c.relnamespace = s.oid
       WHERE NOT has_table_privilege(c.oid, w.privilege)`,
-    [schema, JSON.stringify(SERVICE_PRIVILEGES)],
+    [schema, JSON.stringify(NEEDED)],
   );
   return rows.map((row) => row.missing);
 }
