@@ -121,7 +121,9 @@ describe('faults', () => {
 
   it('when an instance dies mid-request, another takes its events over after the lease', async () => {
     const s = await stack('takeover', {
-      webHook: { leaseTimeout: 'PT6S', requestTimeout: 'PT3S', concurrency: 4 },
+      // requestTimeout outlasts starting the second instance on a loaded machine: a request that timed
+      // out before the kill would be retried early, legitimately, by its failure's retry time.
+      webHook: { leaseTimeout: 'PT16S', requestTimeout: 'PT8S', concurrency: 4 },
       database: { pollInterval: 'PT0.2S' },
     });
     // The receiver holds every request: they stay in flight in the first instance.
@@ -141,6 +143,8 @@ describe('faults', () => {
       assert.equal(leases.length, 3, 'three heads claimed');
       await s.service!.kill();
       const killedAt = Date.now();
+      const results = await s.db.query<{ n: number }>('SELECT count(*)::int AS n FROM order_webhooks.outbox_attempt');
+      assert.equal(results[0]!.n, 0, 'no request ended before the kill');
       s.receiver.respond = (_req, res) => res.end('ok');
       for (const release of held.splice(0)) release();
       await allDelivered(s, 12);
