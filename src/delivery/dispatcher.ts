@@ -9,7 +9,7 @@ import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { isFreeAttempt } from './breaker.ts';
 import { ClaimStreaks } from './claimFailures.ts';
-import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
+import { type AttemptRecord, type ClaimedEvent, type EventStore, withFollowers } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
 import { ALWAYS_UP, type EndpointGate, type EndpointStatus } from './gate.ts';
 import { nextAttempt } from './retryPolicy.ts';
@@ -111,6 +111,8 @@ export class Dispatcher {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly dueTimers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
+  /** Unsent events being given back. */
+  private readonly givingBack = new Set<Promise<void>>();
   /** The event sent as the down endpoint's probe, while it is claimed or in flight. */
   private probeId: string | undefined;
   private probing = false;
@@ -245,20 +247,26 @@ export class Dispatcher {
           this.probeId = undefined;
           void this.gate.releaseProbe(this.endpoint);
         }
-      } else this.deliver(event);
+      } else this.deliver(event, claimedAt);
     }
     if (giveBack.length > 0) void this.unclaim(giveBack);
   }
 
-  private async unclaim(events: ClaimedEvent[]): Promise<void> {
-    await this.store
-      .unclaim(events)
+  /** Gives back unsent events, with their followers. */
+  private unclaim(events: readonly ClaimedEvent[]): Promise<void> {
+    const all = withFollowers(events);
+    if (all.length === 0) return Promise.resolve();
+    const done = this.store
+      .unclaim(all)
       .catch((error) =>
         this.log.warn(
-          { error: describeDbError(error), events: events.length },
+          { error: describeDbError(error), events: all.length },
           'giving back unsent events failed; they are claimed again when their lease runs out',
         ),
-      );
+      )
+      .finally(() => this.givingBack.delete(done));
+    this.givingBack.add(done);
+    return done;
   }
 
   private retrySoon(): void {
@@ -281,7 +289,7 @@ export class Dispatcher {
     this.dueTimers.add(timer);
   }
 
-  private deliver(event: ClaimedEvent): void {
+  private deliver(event: ClaimedEvent, claimedAt: number): void {
     this.inFlight.set(event.eventId, event);
     const startedAt = new Date();
     const span = this.options.tracer && this.startSpan(this.options.tracer, event);
@@ -322,6 +330,7 @@ export class Dispatcher {
           else this.log.warn(fields, 'delivery attempt failed; will retry');
         }
         this.results.push(result);
+        this.follow(event, result, claimedAt);
         try {
           this.options.onResult?.(result);
         } catch (error) {
@@ -334,6 +343,17 @@ export class Dispatcher {
         this.wake(); // starts a waiting event at once
         this.resolveIfSettled();
       });
+  }
+
+  /**
+   * An event's followers (later events of its order, claimed with it): the next takes this slot as
+   * soon as it is free, once this one is delivered; otherwise none may go ahead of it and all go back.
+   */
+  private follow(event: ClaimedEvent, result: AttemptRecord, claimedAt: number): void {
+    const [next, ...rest] = event.followers ?? [];
+    if (!next) return;
+    if (result.status === 'delivered' && !this.stopping) this.ready.unshift({ event: { ...next, followers: rest }, claimedAt });
+    else void this.unclaim([{ ...next, followers: rest }]);
   }
 
   // Tracing must never cost a delivery: a fault of its own is logged and the attempt goes on without it.
@@ -434,6 +454,7 @@ export class Dispatcher {
     });
     const done = await Promise.race([settled.then(() => true), timedOut]);
     clearTimeout(timer);
+    await withinGrace(Promise.all(this.givingBack));
     if (!done) {
       // Hand back what is still in flight so the next start retries it at once, not after the lease.
       const unfinished = [...this.inFlight.values()];
@@ -441,8 +462,11 @@ export class Dispatcher {
         { inFlight: unfinished.length, unrecorded: this.results.length },
         'stopped before every request finished; those events will be retried',
       );
+      // Their followers were not sent: they go back unsent, after the event ahead of them.
+      const followers = unfinished.flatMap((e) => e.followers ?? []);
       await this.store
         .release(unfinished)
+        .then(() => this.unclaim(followers))
         .catch((error) =>
           this.log.warn(
             { error: describeDbError(error) },
