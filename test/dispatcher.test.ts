@@ -2,7 +2,9 @@
 // PostgreSQL and got (the real ones are tested end to end in delivery, retries, faults, journal).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { claimRoom, Dispatcher, isStale, resultOf } from '../src/delivery/dispatcher.ts';
+import { Dispatcher } from '../src/delivery/dispatcher.ts';
+import { resultOf } from '../src/delivery/results.ts';
+import { claimRoom, isStale } from '../src/delivery/slots.ts';
 import { Fanout } from '../src/delivery/fanout.ts';
 import type { Outcome, Outgoing } from '../src/delivery/sender.ts';
 import { createLogger } from '../src/log.ts';
