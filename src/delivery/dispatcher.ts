@@ -8,9 +8,10 @@ import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
 import { ClaimStreaks } from './claimFailures.ts';
-import { type AttemptRecord, type ClaimedEvent, type EventStore, withFollowers } from './eventStore.ts';
+import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
 import { ALWAYS_UP, type EndpointGate, type EndpointStatus } from './gate.ts';
+import { GiveBack } from './giveBack.ts';
 import { Probe, type ProbeOptions } from './probe.ts';
 import { logFailedAttempt, ResultWriter, resultOf } from './results.ts';
 import type { Outcome, Outgoing } from './sender.ts';
@@ -70,8 +71,7 @@ export class Dispatcher {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly dueTimers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
-  /** Unsent events being given back. */
-  private readonly givingBack = new Set<Promise<void>>();
+  private readonly giveBack: GiveBack;
   private readonly probe: Probe;
   private readonly endpoint: string;
   private readonly gate: EndpointGate;
@@ -86,6 +86,7 @@ export class Dispatcher {
     this.endpoint = options.endpoint;
     this.gate = options.gate ?? ALWAYS_UP;
     this.probe = new Probe(store, this.gate, log, options);
+    this.giveBack = new GiveBack(store, log);
     this.tracer = options.tracer && faultTolerant(options.tracer, log);
     this.results = new ResultWriter(store, log, {
       written: (written, outcome) => {
@@ -126,7 +127,7 @@ export class Dispatcher {
     if (events.length === 0) return;
     if (this.stopping) {
       // Claimed while we were stopping: give them back at once, their attempt not counted.
-      void this.unclaim([...events]);
+      void this.giveBack.unsent([...events]);
       return;
     }
     const claimedAt = Date.now();
@@ -188,24 +189,7 @@ export class Dispatcher {
         this.probe.givenBack(event);
       } else this.deliver(event, claimedAt);
     }
-    if (giveBack.length > 0) void this.unclaim(giveBack);
-  }
-
-  /** Gives back unsent events, with their followers. */
-  private unclaim(events: readonly ClaimedEvent[]): Promise<void> {
-    const all = withFollowers(events);
-    if (all.length === 0) return Promise.resolve();
-    const done = this.store
-      .unclaim(all)
-      .catch((error) =>
-        this.log.warn(
-          { error: describeDbError(error), events: all.length },
-          'giving back unsent events failed; they are claimed again when their lease runs out',
-        ),
-      )
-      .finally(() => this.givingBack.delete(done));
-    this.givingBack.add(done);
-    return done;
+    if (giveBack.length > 0) void this.giveBack.unsent(giveBack);
   }
 
   private retrySoon(): void {
@@ -254,7 +238,9 @@ export class Dispatcher {
           logFailedAttempt(this.log, result, probe);
         }
         this.results.add(result);
-        this.follow(event, result, claimedAt);
+        // Its followers (later events of its order): the next takes this slot as soon as it is free.
+        const next = this.giveBack.next(event, result.status === 'delivered' && !this.stopping);
+        if (next) this.ready.unshift({ event: next, claimedAt });
         try {
           this.options.onResult?.(result);
         } catch (error) {
@@ -267,17 +253,6 @@ export class Dispatcher {
         this.wake(); // starts a waiting event at once
         this.resolveIfSettled();
       });
-  }
-
-  /**
-   * An event's followers (later events of its order, claimed with it): the next takes this slot as
-   * soon as it is free, once this one is delivered; otherwise none may go ahead of it and all go back.
-   */
-  private follow(event: ClaimedEvent, result: AttemptRecord, claimedAt: number): void {
-    const [next, ...rest] = event.followers ?? [];
-    if (!next) return;
-    if (result.status === 'delivered' && !this.stopping) this.ready.unshift({ event: { ...next, followers: rest }, claimedAt });
-    else void this.unclaim([{ ...next, followers: rest }]);
   }
 
   /** Wakes a waiting stop() once nothing is in flight and every result is written. */
@@ -308,7 +283,7 @@ export class Dispatcher {
     await withinGrace(this.filling);
     const unsent = this.ready.map((r) => r.event);
     this.ready = [];
-    if (unsent.length > 0) await withinGrace(this.unclaim(unsent));
+    if (unsent.length > 0) await withinGrace(this.giveBack.unsent(unsent));
     const settled = new Promise<void>((resolve) => {
       if (this.inFlight.size === 0 && this.results.idle) resolve();
       else this.idleWaiters.push(resolve);
@@ -319,7 +294,7 @@ export class Dispatcher {
     });
     const done = await Promise.race([settled.then(() => true), timedOut]);
     clearTimeout(timer);
-    await withinGrace(Promise.all(this.givingBack));
+    await withinGrace(this.giveBack.settled());
     if (!done) {
       // Hand back what is still in flight so the next start retries it at once, not after the lease.
       const unfinished = [...this.inFlight.values()];
@@ -327,17 +302,7 @@ export class Dispatcher {
         { inFlight: unfinished.length, unrecorded: this.results.waiting },
         'stopped before every request finished; those events will be retried',
       );
-      // Their followers were not sent: they go back unsent, after the event ahead of them.
-      const followers = unfinished.flatMap((e) => e.followers ?? []);
-      await this.store
-        .release(unfinished)
-        .then(() => this.unclaim(followers))
-        .catch((error) =>
-          this.log.warn(
-            { error: describeDbError(error) },
-            'releasing unfinished events failed; they are retried when their lease runs out',
-          ),
-        );
+      await this.giveBack.unfinished(unfinished);
     }
     return done;
   }
