@@ -137,6 +137,14 @@ function cpuSecondsOrNull(pid: number): number | null {
   }
 }
 
+/** CPU seconds of the service's PostgreSQL backends now open (W3's yardstick: they open with the service). */
+export async function serviceBackendsCpuSeconds(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()`,
+  );
+  return rows.reduce((sum, { pid }) => sum + (cpuSecondsOrNull(pid) ?? 0), 0);
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ClaimTime {
@@ -297,6 +305,9 @@ export interface OutageResult {
     perInterval: number[];
     /** From the receiver's return to the first event it accepted (the next probe). */
     detectionSeconds: number;
+    /** CPU per event delivered, over the drain (sampled each second): the service's, and its PostgreSQL backends'. */
+    serviceCpuMsPerEvent: number;
+    pgCpuMsPerEvent: number;
   };
   /** The circuit breaker during the outage (null fields: it never opened). */
   breaker: {
@@ -385,8 +396,12 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
   for (let t = 0; t < drainSeconds; t += 5) {
     perInterval.push(arrivalTimes.filter((at) => at - drainFrom >= t * 1000 && at - drainFrom < (t + 5) * 1000).length / 5);
   }
+  const drainA = sampler.at((drainFrom - start) / 1000);
+  const drainB = sampler.at((lastArrival - start) / 1000 + 1);
   const drain = {
     seconds: drainSeconds,
+    serviceCpuMsPerEvent: ((drainB.serviceCpu - drainA.serviceCpu) * 1000) / seen.size,
+    pgCpuMsPerEvent: ((drainB.pgCpu - drainA.pgCpu) * 1000) / seen.size,
     detectionSeconds: (drainFrom - recovery) / 1000,
     perSecond: seen.size / drainSeconds,
     events: outbox.length,
@@ -421,7 +436,8 @@ export async function runOutage(ctx: OutageContext, plotPath: string | undefined
   log(
     `W5 drain: receiver back → first delivery ${drain.detectionSeconds.toFixed(1)} s; ${drain.delivered} events in ${drainSeconds.toFixed(1)} s, ${drain.perSecond.toFixed(0)} events/s ` +
       `(per 5 s: ${perInterval.map((n) => n.toFixed(0)).join(', ')}); lost ${drain.lost}, duplicates ${duplicates}, ` +
-      `order violations ${orderViolations}, failed ${drain.failed}; claim after the drain ${claimAfter.ms.toFixed(2)} ms`,
+      `order violations ${orderViolations}, failed ${drain.failed}; CPU per event: service ${drain.serviceCpuMsPerEvent.toFixed(3)} ms, ` +
+      `PostgreSQL ${drain.pgCpuMsPerEvent.toFixed(3)} ms; claim after the drain ${claimAfter.ms.toFixed(2)} ms`,
   );
 
   // The plot's series, per 5 s.

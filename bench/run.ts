@@ -25,7 +25,14 @@ import {
   startService,
 } from './processes.ts';
 import { type EndpointsResult, runEndpoints } from './endpoints.ts';
-import { type BigBacklogResult, type OutageResult, runBigBacklog, runOutage, W5_RETRY_DELAYS } from './outage.ts';
+import {
+  type BigBacklogResult,
+  type OutageResult,
+  runBigBacklog,
+  runOutage,
+  serviceBackendsCpuSeconds,
+  W5_RETRY_DELAYS,
+} from './outage.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
@@ -561,6 +568,7 @@ async function w3(configPath: string): Promise<void> {
   const meter = cpuMeter();
   await awaitArrivals(receiver!, ids.length);
   const cpu = meter();
+  const pgCpuSeconds = await serviceBackendsCpuSeconds(db!);
   const got = await receiver!.collect();
   const drain = analyse(expected, got.arrivals, got.badSignatures, service.startedAt);
   results.W3 = {
@@ -568,10 +576,13 @@ async function w3(configPath: string): Promise<void> {
     peakRssMb: service.peakRssMb(),
     launcherPeakRssMb: service.launcherPeakRssMb(),
     serviceCpuSeconds: service.cpuSeconds() - cpuBefore,
+    pgCpuSeconds,
     cpu,
   };
+  const perEvent = (seconds: number) => ((seconds * 1000) / ids.length).toFixed(3);
   log(
-    `W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB (started as ${SERVICE_START}${SERVICE_START === 'npm' ? `; npm and its shell ${service.launcherPeakRssMb().toFixed(0)} MB more` : ''}), lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}`,
+    `W3: ${drain.perSecond.toFixed(0)} events/s, peak RSS ${service.peakRssMb().toFixed(0)} MB (started as ${SERVICE_START}${SERVICE_START === 'npm' ? `; npm and its shell ${service.launcherPeakRssMb().toFixed(0)} MB more` : ''}), lost ${drain.lost}, dup ${drain.duplicates}; ${describeCpu(cpu)}; ` +
+      `CPU per event: service ${perEvent(service.cpuSeconds() - cpuBefore)} ms, its PostgreSQL backends ${perEvent(pgCpuSeconds)} ms`,
   );
 }
 

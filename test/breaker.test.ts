@@ -13,7 +13,7 @@ import {
   probeDue,
   UP,
 } from '../src/delivery/breaker.ts';
-import { resultOf } from '../src/delivery/dispatcher.ts';
+import { resultOf } from '../src/delivery/results.ts';
 import type { ClaimedEvent } from '../src/delivery/eventStore.ts';
 import type { FailureKind } from '../src/delivery/failure.ts';
 

@@ -18,6 +18,13 @@ describe('config', () => {
     assert.equal(config.webHook.useSslTrustAll, true);
     assert.equal(config.webHook.useSslClientCert, false);
     assert.equal(config.webHook.concurrency, 32);
+    // A receiver back after an outage is found within a minute (docs/performance.md, W5).
+    assert.deepEqual(config.webHook.circuitBreaker, { failures: 20, probeInterval: 10_000, maxProbeInterval: 60_000 });
+    assert.deepEqual(parseConfig({ database: db, webHook: { circuitBreaker: {} } }, {}).webHook.circuitBreaker, {
+      failures: 20,
+      probeInterval: 10_000,
+      maxProbeInterval: 60_000,
+    });
     assert.equal(config.webHook.retry.delays.length, 9);
     assert.deepEqual(config.orders, { schema: 'public', table: 'orders', idColumn: 'id', stateColumn: 'state', replicaSessions: 'skip' });
     assert.equal(config.database.schema, 'order_webhooks');

@@ -2,7 +2,9 @@
 // PostgreSQL and got (the real ones are tested end to end in delivery, retries, faults, journal).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { claimRoom, Dispatcher, isStale, resultOf } from '../src/delivery/dispatcher.ts';
+import { Dispatcher } from '../src/delivery/dispatcher.ts';
+import { resultOf } from '../src/delivery/results.ts';
+import { claimRoom, isStale } from '../src/delivery/slots.ts';
 import { Fanout } from '../src/delivery/fanout.ts';
 import type { Outcome, Outgoing } from '../src/delivery/sender.ts';
 import { createLogger } from '../src/log.ts';
@@ -216,6 +218,74 @@ describe('dispatcher', () => {
     assert.deepEqual(store.unclaimed.map((e) => e.eventId).sort(), ['e3', 'e4']);
     assert.deepEqual(store.released.map((e) => e.eventId).sort(), ['e1', 'e2']);
     assert.equal(store.recorded.length, 0);
+  });
+
+  it('sends an event’s followers one after another, each once the one before is delivered', async () => {
+    const store = new MemoryStore();
+    const chain = (first: number, ...rest: number[]) => ({ ...event(first), followers: rest.map((n) => event(n)) });
+    store.newEvents = [chain(1, 2, 3), chain(4, 5, 6)];
+    const answers = new Map<string, (outcome: Outcome) => void>();
+    const sender = new ScriptedSender((o) => new Promise((resolve) => answers.set(o.eventId, resolve)));
+    const { dispatcher, fanout } = delivering(store, sender);
+    await fanout.drainNew();
+    assert.deepEqual(fanout.stats.events, 6);
+    // One request per chain at a time; the next of a chain only once the one before was answered.
+    await waitFor(() => answers.size === 2, { what: 'the heads sent' });
+    assert.deepEqual(
+      sender.sent.map((o) => o.eventId),
+      ['e1', 'e4'],
+    );
+    answers.get('e1')!(ok());
+    await waitFor(() => answers.has('e2'), { what: 'the follower sent' });
+    assert.deepEqual(
+      sender.sent.map((o) => o.eventId),
+      ['e1', 'e4', 'e2'],
+    );
+    // A follower whose event ahead failed is not sent: it goes back, with the rest of the chain.
+    answers.get('e4')!(refused());
+    await waitFor(() => store.unclaimed.length === 2, { what: 'the rest of the chain given back' });
+    assert.deepEqual(
+      store.unclaimed.map((e) => e.eventId),
+      ['e5', 'e6'],
+    );
+    answers.get('e2')!(ok());
+    await waitFor(() => answers.has('e3'), { what: 'the last follower sent' });
+    answers.get('e3')!(ok());
+    await waitFor(() => store.recorded.length === 4, { what: 'four results' });
+    assert.deepEqual(
+      store.recorded.map((r) => [r.event.eventId, r.status]),
+      [
+        ['e1', 'delivered'],
+        ['e4', 'pending'],
+        ['e2', 'delivered'],
+        ['e3', 'delivered'],
+      ],
+    );
+    assert.deepEqual(
+      sender.sent.map((o) => o.eventId),
+      ['e1', 'e4', 'e2', 'e3'],
+    );
+    assert.equal(await dispatcher.stop(1000), true);
+  });
+
+  it('at stop: an event in flight is released and its followers given back unsent; a follower in flight goes back unsent too', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [
+      { ...event(1), followers: [event(2), event(3)] },
+      { ...event(4), followers: [event(5), event(6)] },
+    ];
+    // e4 is answered, its follower e5 hangs; e1 hangs.
+    const sender = new ScriptedSender((o) => (o.eventId === 'e4' ? ok() : undefined));
+    const { dispatcher, fanout } = delivering(store, sender);
+    await fanout.drainNew();
+    await waitFor(() => sender.sent.some((o) => o.eventId === 'e5'), { what: 'the follower in flight' });
+    assert.equal(await dispatcher.stop(50), false);
+    // Released, e5 would be due at once, maybe ahead of e4 if e4's result were not written.
+    assert.deepEqual(
+      store.released.map((e) => e.eventId),
+      ['e1'],
+    );
+    assert.deepEqual(store.unclaimed.map((e) => e.eventId).sort(), ['e2', 'e3', 'e5', 'e6']);
   });
 
   it('claims nothing once stopping, and gives back at once what a claim brings then', async () => {

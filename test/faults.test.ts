@@ -64,6 +64,28 @@ describe('faults', () => {
     }
   });
 
+  it('kill -9 while orders’ waiting changes go out one after another from the journal: all delivered, each order in order', async () => {
+    const s = await stack('kill9chain', {
+      webHook: { leaseTimeout: 'PT2S', requestTimeout: 'PT1S', concurrency: 4 },
+      database: { pollInterval: 'PT0.2S' },
+      startNow: false,
+    });
+    // Committed while the service is away: each claim takes several changes of an order, sent as one
+    // chain per order (test/journal.test.ts shows the plan), and the kills land within chains.
+    const ids = await playOrders(s.db, 30, 6);
+    s.receiver.respond = (_req, res) => setTimeout(() => res.end('ok'), 5);
+    await s.start();
+    for (let i = 0; i < 3; i++) {
+      const threshold = s.receiver.requests.length + 5 + Math.floor(Math.random() * 20);
+      await s.receiver.waitForCount(threshold, 30_000);
+      await s.service!.kill();
+      await s.start();
+    }
+    await allDelivered(s, 30 * ORDER_LIFE.length);
+    const check = await checkDeliveries(s.db, s.receiver.requests, ids);
+    assert.equal(check.events, 30 * ORDER_LIFE.length);
+  });
+
   it('killed database connections, the listener’s included: reconnects, re-scans, loses nothing', async () => {
     // A long poll interval: only the reconnect re-scan can find what was committed meanwhile.
     const s = await stack('terminate', { database: { pollInterval: 'PT60S' } });

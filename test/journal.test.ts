@@ -37,7 +37,7 @@ describe('journal claims', () => {
   });
   beforeEach(() => db.query('TRUNCATE order_webhooks.change, order_webhooks.outbox, order_webhooks.outbox_attempt'));
 
-  it('an order’s only change is sent at once; an order with several, or with an event pending, is moved whole', async () => {
+  it('an order’s changes are sent at once, one after another; an order with an event pending is moved whole', async () => {
     const alone = await insertOrder(db);
     const twice = await insertOrder(db);
     await db.query("UPDATE orders SET state = 'accepted' WHERE id = $1", [twice]);
@@ -48,17 +48,17 @@ describe('journal claims', () => {
     );
     const claimed = await claim(10, 60_000);
     assert.equal(claimed.changes, 4);
+    // An order's later change follows its first, each sent once the one before is delivered.
     assert.deepEqual(
-      claimed.send.map((e) => [e.orderId, e.eventType, e.attempt]),
-      [[alone, 'OrderCreated', 1]],
+      claimed.send.map((e) => [e.orderId, e.eventType, e.attempt, (e.followers ?? []).map((f) => [f.orderId, f.eventType, f.attempt])]),
+      [
+        [alone, 'OrderCreated', 1, []],
+        [twice, 'OrderCreated', 1, [[twice, 'OrderAccepted', 1]]],
+      ],
     );
     assert.deepEqual(
       claimed.move.map((m) => [m.events[0]!.orderId, m.events[0]!.eventType, m.attemptsMade]),
-      [
-        [twice, 'OrderCreated', 0],
-        [twice, 'OrderAccepted', 0],
-        [waiting, 'OrderCreated', 0],
-      ],
+      [[waiting, 'OrderCreated', 0]],
     );
     // Claimed: nothing more to claim until the leases end.
     assert.equal((await claim(10, 60_000)).changes, 0);
@@ -71,22 +71,18 @@ describe('journal claims', () => {
         [1, true],
       ],
     );
-    // Moved in journal order, pending and due; the sent one stays in the journal until its result.
-    assert.deepEqual(await journal.move(claimed.move), { changes: 3, events: 3 });
-    const outbox = await db.query<{ order_id: string; event_type: string; status: string }>(
-      'SELECT order_id, event_type, status FROM order_webhooks.outbox WHERE change_id <> 0 ORDER BY id',
+    // Moved, pending behind the order's event; the sent ones stay in the journal until their results.
+    assert.deepEqual(await journal.move(claimed.move), { changes: 1, events: 1 });
+    const outbox = await db.query<{ order_id: string; event_type: string; status: string; due: boolean }>(
+      'SELECT order_id, event_type, status, next_attempt_at IS NOT NULL AS due FROM order_webhooks.outbox WHERE change_id <> 0 ORDER BY id',
     );
     assert.deepEqual(
-      outbox.map((r) => [r.order_id, r.event_type, r.status]),
-      [
-        [twice, 'OrderCreated', 'pending'],
-        [twice, 'OrderAccepted', 'pending'],
-        [waiting, 'OrderCreated', 'pending'],
-      ],
+      outbox.map((r) => [r.order_id, r.event_type, r.status, r.due]),
+      [[waiting, 'OrderCreated', 'pending', false]],
     );
     assert.deepEqual(
       (await changes()).map((c) => c.order_id),
-      [alone],
+      [alone, twice, twice],
     );
   });
 

@@ -26,10 +26,10 @@ const circuitBreaker = z
     z.strictObject({
       failures: z.number().int().min(1).max(1_000_000).default(20),
       probeInterval: duration('PT10S'),
-      maxProbeInterval: duration('PT5M'),
+      maxProbeInterval: duration('PT1M'),
     }),
   ])
-  .default(() => ({ failures: 20, probeInterval: parseDuration('PT10S'), maxProbeInterval: parseDuration('PT5M') }))
+  .default(() => ({ failures: 20, probeInterval: parseDuration('PT10S'), maxProbeInterval: parseDuration('PT1M') }))
   .superRefine((breaker, ctx) => {
     if (breaker !== false && breaker.maxProbeInterval < breaker.probeInterval) {
       ctx.addIssue({ code: 'custom', path: ['maxProbeInterval'], message: 'expected at least probeInterval' });

@@ -7,14 +7,16 @@
 import { randomInt } from 'node:crypto';
 import { describeDbError } from '../db.ts';
 import type { Logger } from '../log.ts';
-import { isFreeAttempt } from './breaker.ts';
 import { ClaimStreaks } from './claimFailures.ts';
 import type { AttemptRecord, ClaimedEvent, EventStore } from './eventStore.ts';
 import { internalFailure } from './failure.ts';
 import { ALWAYS_UP, type EndpointGate, type EndpointStatus } from './gate.ts';
-import { nextAttempt } from './retryPolicy.ts';
+import { GiveBack } from './giveBack.ts';
+import { Probe, type ProbeOptions } from './probe.ts';
+import { logFailedAttempt, ResultWriter, resultOf } from './results.ts';
 import type { Outcome, Outgoing } from './sender.ts';
-import type { AttemptSpan, AttemptTracer } from './tracing.ts';
+import { claimRoom, isStale } from './slots.ts';
+import { type AttemptTracer, faultTolerant } from './tracing.ts';
 
 export interface Send {
   send(outgoing: Outgoing): Promise<Outcome>;
@@ -42,55 +44,14 @@ export interface DispatcherOptions {
   onNewChangesFreed?: () => void;
   /** A span per attempt, its context sent with the webhook (set only when tracing is on). */
   tracer?: AttemptTracer;
-  /**
-   * Moves one change of this endpoint from the journal to the outbox, unsent; resolves with whether
-   * one moved. Asked when a probe is due and nothing in the outbox is (a lone endpoint's new changes
-   * wait in the journal while it is down), so that the next probe has an event to send.
-   */
-  moveForProbe?: () => Promise<boolean>;
+  /** For the probe of a lone endpoint with nothing due in the outbox (see src/delivery/probe.ts). */
+  moveForProbe?: ProbeOptions['moveForProbe'];
 }
 
 export interface DispatchStats {
   delivered: number;
   failedAttempts: number;
   failedEvents: number;
-}
-
-/** Whether a claimed event that waited `waitedMs` for a slot must go back unsent: it had half its lease. */
-export function isStale(waitedMs: number, leaseMs: number): boolean {
-  return waitedMs > leaseMs / 2;
-}
-
-/**
- * How many events are worth claiming now: up to one batch beyond the free slots, and none while
- * some wait and fewer than half a batch is free (one claim per event would make claims the cost).
- */
-export function claimRoom(concurrency: number, inFlight: number, waiting: number): number {
-  const room = 2 * concurrency - inFlight - waiting;
-  if (room <= 0 || (waiting > 0 && room < concurrency / 2)) return 0;
-  return room;
-}
-
-/**
- * What an attempt's outcome makes of its event: delivered, pending until a time, or failed. A probe
- * of an endpoint that is down and that finds it still down is free: the event stays due, its
- * retries untouched (the outage is the endpoint's, not the event's).
- */
-export function resultOf(
-  event: ClaimedEvent,
-  outcome: Outcome,
-  retryDelaysMs: readonly number[],
-  now: number,
-  random: number,
-  probe = false,
-): AttemptRecord {
-  const { startedAt, durationMs, httpStatus, error, errorKind } = outcome;
-  const base = { event, startedAt, durationMs, httpStatus, error, errorKind };
-  if (outcome.ok) return { ...base, status: 'delivered', nextAttemptAt: null };
-  if (isFreeAttempt({ ...outcome, probe })) return { ...base, status: 'pending', nextAttemptAt: new Date(now), free: true };
-  const next = nextAttempt(event.counted ?? event.attempt, retryDelaysMs, outcome.retryAfterMs, random);
-  if (next.status === 'failed') return { ...base, status: 'failed', nextAttemptAt: null };
-  return { ...base, status: 'pending', nextAttemptAt: new Date(now + next.delayMs) };
 }
 
 export class Dispatcher {
@@ -101,7 +62,7 @@ export class Dispatcher {
   private readonly inFlight = new Map<string, ClaimedEvent>();
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
   private ready: { event: ClaimedEvent; claimedAt: number }[] = [];
-  private results: AttemptRecord[] = [];
+  private readonly results: ResultWriter;
   private filling: Promise<void> | undefined;
   private fillAgain = false;
   /**
@@ -112,16 +73,15 @@ export class Dispatcher {
    */
   private outboxHint = 1;
   private outboxSeen = 0;
-  private flushing: Promise<void> | undefined;
   private stopping = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly dueTimers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
-  /** The event sent as the down endpoint's probe, while it is claimed or in flight. */
-  private probeId: string | undefined;
-  private probing = false;
+  private readonly giveBack: GiveBack;
+  private readonly probe: Probe;
   private readonly endpoint: string;
   private readonly gate: EndpointGate;
+  private readonly tracer: ReturnType<typeof faultTolerant> | undefined;
 
   constructor(
     private readonly store: EventStore,
@@ -131,6 +91,21 @@ export class Dispatcher {
   ) {
     this.endpoint = options.endpoint;
     this.gate = options.gate ?? ALWAYS_UP;
+    this.probe = new Probe(store, this.gate, log, options);
+    this.giveBack = new GiveBack(store, log);
+    this.tracer = options.tracer && faultTolerant(options.tracer, log);
+    this.results = new ResultWriter(store, log, {
+      written: (written, outcome) => {
+        for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
+        if (outcome.dueEventsFreed) this.outboxHint++;
+        if (outcome.newChangesFreed) this.options.onNewChangesFreed?.();
+      },
+      failed: () => this.retrySoon(),
+      ended: () => {
+        this.wake();
+        this.resolveIfSettled();
+      },
+    });
   }
 
   private status(): EndpointStatus {
@@ -158,7 +133,7 @@ export class Dispatcher {
     if (events.length === 0) return;
     if (this.stopping) {
       // Claimed while we were stopping: give them back at once, their attempt not counted.
-      void this.unclaim([...events]);
+      void this.giveBack.unsent([...events]);
       return;
     }
     const claimedAt = Date.now();
@@ -187,7 +162,7 @@ export class Dispatcher {
         if (status !== 'up') {
           // Nothing is claimed for an endpoint that is down or paused; a down one gets its probe when due.
           this.outboxSeen = this.outboxHint;
-          if (status === 'down') await this.sendProbe();
+          if (status === 'down') this.accept(await this.probe.claim(() => this.lookAgain()));
           break;
         }
         const room = this.room();
@@ -207,36 +182,6 @@ export class Dispatcher {
   }
 
   /**
-   * Claims the down endpoint's probe (one for all instances) and its event: the earliest due in the
-   * outbox (a single endpoint's new changes wait in the journal meanwhile; the failures that opened
-   * the breaker are in the outbox).
-   */
-  private async sendProbe(): Promise<void> {
-    if (this.probing || this.probeId !== undefined || !this.gate.probeDue(this.endpoint)) return;
-    this.probing = true;
-    try {
-      if (!(await this.gate.claimProbe(this.endpoint, this.options.probeLeaseMs ?? this.options.leaseMs))) return;
-      let events: ClaimedEvent[];
-      try {
-        events = await this.store.claimDue(this.endpoint, 1, this.options.leaseMs, this.gate.instance);
-      } catch (error) {
-        void this.gate.releaseProbe(this.endpoint);
-        throw error;
-      }
-      if (events.length === 0) {
-        await this.gate.releaseProbe(this.endpoint);
-        if (await this.options.moveForProbe?.()) this.lookAgain();
-        return;
-      }
-      this.probeId = events[0]!.eventId;
-      this.log.info({ endpoint: this.endpoint, eventId: this.probeId }, 'endpoint is down: sending one event as a probe');
-      this.accept(events);
-    } finally {
-      this.probing = false;
-    }
-  }
-
-  /**
    * Starts waiting events while slots are free. One that waited half its lease is given back unsent,
    * and so is one refused because its endpoint is not up (but the probe): refused, it is no attempt.
    */
@@ -244,34 +189,20 @@ export class Dispatcher {
     const giveBack: ClaimedEvent[] = [];
     while (!this.stopping && this.inFlight.size < this.options.concurrency && this.ready.length > 0) {
       const { event, claimedAt } = this.ready.shift()!;
-      const refused = this.status() !== 'up' && !(this.status() === 'down' && event.eventId === this.probeId);
+      const refused = this.status() !== 'up' && !(this.status() === 'down' && this.probe.is(event));
       if (refused || isStale(Date.now() - claimedAt, this.options.leaseMs)) {
         giveBack.push(event);
-        if (event.eventId === this.probeId) {
-          this.probeId = undefined;
-          void this.gate.releaseProbe(this.endpoint);
-        }
-      } else this.deliver(event);
+        this.probe.givenBack(event);
+      } else this.deliver(event, claimedAt);
     }
-    if (giveBack.length > 0) void this.unclaim(giveBack);
-  }
-
-  private async unclaim(events: ClaimedEvent[]): Promise<void> {
-    await this.store
-      .unclaim(events)
-      .catch((error) =>
-        this.log.warn(
-          { error: describeDbError(error), events: events.length },
-          'giving back unsent events failed; they are claimed again when their lease runs out',
-        ),
-      );
+    if (giveBack.length > 0) void this.giveBack.unsent(giveBack);
   }
 
   private retrySoon(): void {
     this.retryTimer ??= setTimeout(() => {
       this.retryTimer = undefined;
       this.lookAgain();
-      if (this.results.length > 0) this.flush();
+      this.results.flush();
     }, this.options.retryWriteMs ?? 1000);
   }
 
@@ -287,10 +218,10 @@ export class Dispatcher {
     this.dueTimers.add(timer);
   }
 
-  private deliver(event: ClaimedEvent): void {
+  private deliver(event: ClaimedEvent, claimedAt: number): void {
     this.inFlight.set(event.eventId, event);
     const startedAt = new Date();
-    const span = this.options.tracer && this.startSpan(this.options.tracer, event);
+    const span = this.tracer?.start(event);
     const outgoing: Outgoing = { eventId: event.eventId, attempt: event.attempt, body: event.body };
     if (span) outgoing.extraHeaders = span.headers;
     void this.sender
@@ -302,32 +233,20 @@ export class Dispatcher {
         return { ok: false, startedAt, durationMs: 0, httpStatus: null, error: reason, errorKind: kind, retryAfterMs: null };
       })
       .then((outcome) => {
-        if (span) this.endSpan(span, outcome);
-        const probe = event.eventId === this.probeId;
-        if (probe) this.probeId = undefined;
+        span?.end(outcome);
+        const probe = this.probe.answered(event);
         this.gate.observe(this.endpoint, { ok: outcome.ok, errorKind: outcome.errorKind, httpStatus: outcome.httpStatus, probe });
         const result = resultOf(event, outcome, this.options.retryDelaysMs, Date.now(), randomInt(1_000_000) / 1_000_000, probe);
         if (result.status === 'delivered') this.stats.delivered++;
         else {
           this.stats.failedAttempts++;
           if (result.status === 'failed') this.stats.failedEvents++;
-          const fields = {
-            endpoint: event.endpoint,
-            eventId: event.eventId,
-            orderId: event.orderId,
-            eventType: event.eventType,
-            attempt: event.attempt,
-            kind: result.errorKind,
-            reason: result.error,
-            next: result.status === 'pending' ? result.nextAttemptAt : 'failed',
-            ...(probe ? { probe: true, endpoint: this.endpoint } : {}),
-          };
-          if (result.status === 'failed')
-            this.log.error(fields, 'delivery attempt failed; no retries left: the event is given up (failed)');
-          else if (result.free) this.log.warn(fields, 'probe failed: the endpoint is still down; the event keeps its retries');
-          else this.log.warn(fields, 'delivery attempt failed; will retry');
+          logFailedAttempt(this.log, result, probe);
         }
-        this.results.push(result);
+        this.results.add(result);
+        // Its followers (later events of its order): the next takes this slot as soon as it is free.
+        const next = this.giveBack.next(event, result.status === 'delivered' && !this.stopping);
+        if (next) this.ready.unshift({ event: next, claimedAt });
         try {
           this.options.onResult?.(result);
         } catch (error) {
@@ -336,74 +255,15 @@ export class Dispatcher {
       })
       .finally(() => {
         this.inFlight.delete(event.eventId);
-        this.flush();
+        this.results.flush();
         this.wake(); // starts a waiting event at once
-        this.resolveIfSettled();
-      });
-  }
-
-  // Tracing must never cost a delivery: a fault of its own is logged and the attempt goes on without it.
-  private startSpan(tracer: AttemptTracer, event: ClaimedEvent): AttemptSpan | undefined {
-    try {
-      return tracer.start(event);
-    } catch (error) {
-      this.log.warn({ error: (error as Error).message }, 'tracing: starting a span failed');
-      return undefined;
-    }
-  }
-
-  private endSpan(span: AttemptSpan, outcome: Outcome): void {
-    try {
-      span.end(outcome);
-    } catch (error) {
-      this.log.warn({ error: (error as Error).message }, 'tracing: ending a span failed');
-    }
-  }
-
-  /** Writes collected results; while a write runs, the next ones gather. */
-  private flush(): void {
-    if (this.flushing || this.results.length === 0) return;
-    const batch = this.results;
-    this.results = [];
-    this.flushing = this.store
-      .record(batch)
-      .then(
-        (outcome) => {
-          const written = outcome.unwritten ? batch.filter((r) => !outcome.unwritten!.records.includes(r)) : batch;
-          if (outcome.applied < written.length) {
-            this.log.warn(
-              { results: written.length - outcome.applied },
-              'results not applied: already recorded, or their claims had run out and were taken over',
-            );
-          }
-          for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
-          if (outcome.dueEventsFreed) this.outboxHint++;
-          if (outcome.newChangesFreed) this.options.onNewChangesFreed?.();
-          return outcome.unwritten;
-        },
-        (error: unknown) => ({ records: batch, error }),
-      )
-      .then((unwritten) => {
-        this.flushing = undefined;
-        if (unwritten) {
-          this.results = unwritten.records.concat(this.results);
-          this.log.warn(
-            { error: describeDbError(unwritten.error), results: unwritten.records.length },
-            'recording delivery results failed; will retry',
-          );
-          // The next write waits for retrySoon(), not a tight loop against a database that is away.
-          this.retrySoon();
-        } else {
-          this.flush();
-        }
-        this.wake();
         this.resolveIfSettled();
       });
   }
 
   /** Wakes a waiting stop() once nothing is in flight and every result is written. */
   private resolveIfSettled(): void {
-    if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) {
+    if (this.inFlight.size === 0 && this.results.idle) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
@@ -429,9 +289,9 @@ export class Dispatcher {
     await withinGrace(this.filling);
     const unsent = this.ready.map((r) => r.event);
     this.ready = [];
-    if (unsent.length > 0) await withinGrace(this.unclaim(unsent));
+    if (unsent.length > 0) await withinGrace(this.giveBack.unsent(unsent));
     const settled = new Promise<void>((resolve) => {
-      if (this.inFlight.size === 0 && this.results.length === 0 && !this.flushing) resolve();
+      if (this.inFlight.size === 0 && this.results.idle) resolve();
       else this.idleWaiters.push(resolve);
     });
     let timer: NodeJS.Timeout | undefined;
@@ -440,21 +300,15 @@ export class Dispatcher {
     });
     const done = await Promise.race([settled.then(() => true), timedOut]);
     clearTimeout(timer);
+    await withinGrace(this.giveBack.settled());
     if (!done) {
       // Hand back what is still in flight so the next start retries it at once, not after the lease.
       const unfinished = [...this.inFlight.values()];
       this.log.warn(
-        { inFlight: unfinished.length, unrecorded: this.results.length },
+        { inFlight: unfinished.length, unrecorded: this.results.waiting },
         'stopped before every request finished; those events will be retried',
       );
-      await this.store
-        .release(unfinished)
-        .catch((error) =>
-          this.log.warn(
-            { error: describeDbError(error) },
-            'releasing unfinished events failed; they are retried when their lease runs out',
-          ),
-        );
+      await this.giveBack.unfinished(unfinished);
     }
     return done;
   }

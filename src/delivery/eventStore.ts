@@ -18,6 +18,16 @@ export interface ClaimedEvent {
   readonly attempt: number;
   /** Of those, the attempts that count against its retries (probes of a down endpoint do not); `attempt` when absent. */
   readonly counted?: number;
+  /**
+   * Later events of its order for the same endpoint, claimed with it (from the journal): each is sent
+   * once the one before is delivered, in this order; what is not sent is given back with it.
+   */
+  readonly followers?: readonly ClaimedEvent[];
+}
+
+/** An event and its followers, in the order they are sent. */
+export function withFollowers(events: readonly ClaimedEvent[]): ClaimedEvent[] {
+  return events.flatMap((e) => (e.followers ? [e, ...e.followers] : [e]));
 }
 
 /** How an attempt went, and what its event becomes. */
@@ -41,7 +51,10 @@ export interface AttemptRecord extends AttemptResult {
 export interface NewChanges {
   /** Changes claimed from the journal. */
   changes: number;
-  /** First attempts to send now (each the only event of its change, its order otherwise quiet), for their endpoints. */
+  /**
+   * First attempts to send now, for their endpoints: of each quiet order, its first claimed change's
+   * event, the later ones as its followers (each change of one event, all for one endpoint).
+   */
   send: ClaimedEvent[];
   /** Events put in the outbox unsent (they wait behind their order's earlier events): look for due events. */
   queued: number;

@@ -1,6 +1,6 @@
 // Claims new changes from the journal for every endpoint at once (the drainer's ChangeSource): each
-// change becomes one event per endpoint whose `events` accept it. A change with exactly one event
-// whose order is quiet is sent at once by its endpoint's dispatcher while that one has room;
+// change becomes one event per endpoint whose `events` accept it. The changes of a quiet order, each
+// of one event, are sent at once, one after another, by their endpoint's dispatcher while it has room;
 // everything else goes to the outbox, from where each endpoint's dispatcher claims its own. With one
 // endpoint the claim is sized by its room, as the journal is where a backlog waits; with several it
 // is not, so that no endpoint's slow requests hold back the others' changes.
@@ -8,7 +8,7 @@ import { describeDbError } from '../db.ts';
 import { ClaimStreaks } from './claimFailures.ts';
 import type { Logger } from '../log.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import type { ChangeStore } from './eventStore.ts';
+import { type ChangeStore, withFollowers } from './eventStore.ts';
 
 export interface FanoutStats {
   changes: number;
@@ -82,7 +82,7 @@ export class Fanout {
       this.stats.changes += claimed.changes;
       this.stats.unmatched += claimed.unmatched;
       this.stats.filtered += claimed.filtered;
-      this.stats.events += claimed.send.length + claimed.queued;
+      this.stats.events += withFollowers(claimed.send).length + claimed.queued;
       for (const [name, n] of Object.entries(claimed.made)) this.stats.eventsOf[name] = (this.stats.eventsOf[name] ?? 0) + n;
       if (claimed.unmatched > 0) {
         this.log.debug({ changes: claimed.unmatched }, 'state changes with no matching transition rule: no event sent');

@@ -32,6 +32,35 @@ export interface AttemptTracer {
   start(attempt: Attempt): AttemptSpan;
 }
 
+/**
+ * A tracer whose faults never cost a delivery: one of its own is logged and the attempt goes on
+ * without a span (start) or with its span left open (end).
+ */
+export function faultTolerant(tracer: AttemptTracer, log: Logger): { start(attempt: Attempt): AttemptSpan | undefined } {
+  const warn = (what: string, error: unknown) => log.warn({ error: (error as Error).message }, `tracing: ${what} a span failed`);
+  return {
+    start(attempt) {
+      let span: AttemptSpan;
+      try {
+        span = tracer.start(attempt);
+      } catch (error) {
+        warn('starting', error);
+        return undefined;
+      }
+      return {
+        headers: span.headers,
+        end(outcome) {
+          try {
+            span.end(outcome);
+          } catch (error) {
+            warn('ending', error);
+          }
+        },
+      };
+    },
+  };
+}
+
 export interface Tracing {
   tracer: AttemptTracer;
   /** Exports what is buffered (for at most TRACING_SHUTDOWN_MS), then stops. */

@@ -1,8 +1,9 @@
 // The change journal, as the queue of first attempts. Changes are claimed with a lease (as outbox
-// events are), and a change whose order has nothing else in flight or pending is sent straight
-// away: its outbox row is written once, with that first attempt's result, by the statement that
-// deletes the change. A change that must wait behind other events of its order, or that has other
-// than one event, is moved to the outbox unsent and goes out from there.
+// events are), and the changes claimed of an order that has nothing else in flight or pending are
+// sent straight away, one after another: each one's outbox row is written once, with its first
+// attempt's result, by the statement that deletes the change. Changes that must wait behind events
+// of their order in the outbox, or of an order with a change of other than one event, are moved to
+// the outbox unsent and go out from there.
 import type pg from 'pg';
 import { ident, statementName } from '../db.ts';
 import { CaptureError } from '../errors.ts';
@@ -22,8 +23,8 @@ interface ClaimedRow {
   attempt: number;
   /** Its place among its order's rows in the journal's front (from 1). */
   nth: number;
-  /** Nothing else of its order is in the journal's front or pending in the outbox. */
-  alone: boolean;
+  /** Nothing of its order is pending in the outbox. */
+  quiet: boolean;
 }
 
 /** A claimed change whose events go to the outbox unsent (or, with none, that is just deleted). */
@@ -42,8 +43,11 @@ export interface ClaimedChange extends Change {
   changedAtUs: string;
   /** The claim's attempt number. */
   attempt: number;
-  /** Nothing else of its order is in the journal's front or pending in the outbox: it may be sent at once. */
-  alone: boolean;
+  /**
+   * Nothing of its order is pending in the outbox: its order's claimed changes (from the first in the
+   * journal, see claim()) may be sent at once, one after another.
+   */
+  quiet: boolean;
 }
 
 export class Journal {
@@ -66,21 +70,20 @@ export class Journal {
     };
     // Claims up to $1 changes from the journal's front (its oldest $3 rows), whole orders at a time:
     // an order with a claim still running there is left alone (per-order order), and every other
-    // order's rows in the front are claimed together. A change is `alone` when it is its order's only
-    // row in the front and the order has no event pending in the outbox: only then may it be sent
-    // before anything else of its order is in the outbox. Two instances claiming at once cannot both
+    // order's rows in the front are claimed together. A change is `quiet` when its order has no event
+    // pending in the outbox: the order's claimed changes may then be sent from here, one after another
+    // (its later rows, claimed or not, wait: an order with a claim running is skipped). Two instances claiming at once cannot both
     // get a row: the second waits for the first's row lock and then sees the lease (rows are locked in
     // journal order, so two claims cannot deadlock). What the second gets of an order may then lack
     // the order's first rows: claim() gives such rows back (see there). The claim is a
     // HOT update (fillfactor 50, no indexed column changes). Like every commit of ours it does not
     // wait for the WAL flush: a claim a server crash undoes only means the change is claimed again.
     this.claimSql = `WITH front AS MATERIALIZED (
-        SELECT f.id, f.order_id, f.claimed_until, count(*) OVER (PARTITION BY f.order_id) AS of_order,
-               row_number() OVER (PARTITION BY f.order_id ORDER BY f.id) AS nth
+        SELECT f.id, f.order_id, f.claimed_until, row_number() OVER (PARTITION BY f.order_id ORDER BY f.id) AS nth
           FROM (SELECT c.id, c.order_id, c.claimed_until FROM ${schema}.change c ORDER BY c.id LIMIT $3) f),
       busy AS (SELECT DISTINCT order_id FROM front WHERE claimed_until >= now()),
       picked AS (
-        SELECT f.id, f.of_order, f.nth FROM front f
+        SELECT f.id, f.nth FROM front f
          WHERE f.order_id NOT IN (SELECT order_id FROM busy)
          ORDER BY f.id LIMIT $1)
       UPDATE ${schema}.change c
@@ -89,10 +92,10 @@ export class Journal {
        WHERE c.id = p.id AND (c.claimed_until IS NULL OR c.claimed_until < now())
       RETURNING c.id::text AS id, c.order_id, c.op, c.old_state, c.new_state, c.old_due_date, c.new_due_date,
                 (extract(epoch FROM c.changed_at) * 1000000)::bigint::text AS changed_us, c.attempts AS attempt,
-                p.nth::int AS nth, p.of_order = 1
-                  -- A sub-select, not a join: see the planning note in src/outbox/outbox.ts.
-                  AND (SELECT o.id FROM ${schema}.outbox o WHERE o.order_id = c.order_id AND o.status = 'pending' LIMIT 1) IS NULL
-                  AS alone`;
+                p.nth::int AS nth,
+                -- A sub-select, not a join: see the planning note in src/outbox/outbox.ts.
+                (SELECT o.id FROM ${schema}.outbox o WHERE o.order_id = c.order_id AND o.status = 'pending' LIMIT 1) IS NULL
+                  AS quiet`;
     // Every statement that ends a claim checks that it is still ours (same attempt number): if our
     // lease ran out and another instance claimed the change, its claim decides.
     // A move deletes the changes and inserts their events, pending, in journal order. Only the head of
@@ -273,7 +276,7 @@ function toChange(row: ClaimedRow): ClaimedChange {
   return {
     changedAtUs: row.changed_us,
     attempt: row.attempt,
-    alone: row.alone,
+    quiet: row.quiet,
     id: row.id,
     orderId: row.order_id,
     op: row.op,

@@ -3,7 +3,15 @@
 // Each operation splits its events by where they are held; callers never need to know.
 import type pg from 'pg';
 import { eventsOfChange, type MappingOptions } from '../mapping/mapping.ts';
-import type { AttemptRecord, ChangeStore, ClaimedEvent, EventStore, NewChanges, RecordOutcome } from '../delivery/eventStore.ts';
+import {
+  type AttemptRecord,
+  type ChangeStore,
+  type ClaimedEvent,
+  type EventStore,
+  type NewChanges,
+  type RecordOutcome,
+  withFollowers,
+} from '../delivery/eventStore.ts';
 import { type ClaimedChange, Journal, type MovedChange } from './journal.ts';
 import { Outbox } from './outbox.ts';
 
@@ -52,7 +60,7 @@ export class PostgresEventStore implements EventStore, ChangeStore {
     const queuedFor = [...new Set(claimed.move.flatMap((c) => c.events.map((e) => e.endpoint)))];
     const made: Record<string, number> = {};
     const moved = queueError === undefined ? claimed.move.flatMap((c) => c.events) : [];
-    for (const event of [...claimed.send, ...moved]) made[event.endpoint] = (made[event.endpoint] ?? 0) + 1;
+    for (const event of [...withFollowers(claimed.send), ...moved]) made[event.endpoint] = (made[event.endpoint] ?? 0) + 1;
     return {
       changes: changes.length,
       send: claimed.send,
@@ -122,7 +130,7 @@ function split<T>(items: readonly T[], eventOf: (item: T) => ClaimedEvent): [T[]
 }
 
 export interface ClaimPlan {
-  /** Events to send now, each the only event of its change (`source: 'journal'`). */
+  /** Events to send now, each the only event of its change (`source: 'journal'`), later ones of its order as its followers. */
   send: ClaimedEvent[];
   /** Changes whose events go to the outbox unsent (or, with none, that are just deleted). */
   move: MovedChange[];
@@ -144,6 +152,8 @@ export function planClaim(
 ): ClaimPlan {
   const plan: ClaimPlan = { send: [], move: [], unmatched: 0, filtered: 0 };
   const left = new Map(room);
+  // By order, in journal order: claim() keeps of each order only a run of its first changes.
+  const byOrder = new Map<string, { change: ClaimedChange; events: ClaimedEvent[] }[]>();
   for (const change of changes) {
     const events: ClaimedEvent[] = [];
     let unmatched = false;
@@ -155,14 +165,32 @@ export function planClaim(
         events.push({ source: 'journal', id: change.id, attempt: change.attempt, endpoint: endpoint.name, ...e });
     }
     if (unmatched) plan.unmatched++;
-    // Sent straight from the journal only when nothing of its order is ahead, it is one event, and
-    // its endpoint's dispatcher has room for it now.
-    const only = events.length === 1 ? events[0]! : undefined;
-    const free = only ? (left.get(only.endpoint) ?? 0) : 0;
-    if (change.alone && only && free > 0) {
-      plan.send.push(only);
-      left.set(only.endpoint, free - 1);
-    } else plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
+    const ofOrder = byOrder.get(change.orderId);
+    if (ofOrder) ofOrder.push({ change, events });
+    else byOrder.set(change.orderId, [{ change, events }]);
+  }
+  for (const ofOrder of byOrder.values()) {
+    // An order's changes are sent straight from the journal, one after another, only when nothing of
+    // the order is pending in the outbox, each has at most one event, all for one endpoint, and that
+    // endpoint's dispatcher has room for them all now. Otherwise all of them go to the outbox: one
+    // moved while another is sent from here would be due there at once, ahead of it.
+    const events = ofOrder.flatMap((c) => c.events);
+    const endpoint = events[0]?.endpoint;
+    const chain =
+      endpoint !== undefined &&
+      ofOrder[0]!.change.quiet &&
+      ofOrder.every((c) => c.events.length <= 1) &&
+      events.every((e) => e.endpoint === endpoint) &&
+      (left.get(endpoint) ?? 0) >= events.length;
+    if (chain) {
+      plan.send.push(events.length === 1 ? events[0]! : { ...events[0]!, followers: events.slice(1) });
+      left.set(endpoint, left.get(endpoint)! - events.length);
+    }
+    for (const { change, events } of ofOrder) {
+      // Sent, or with no event (just deleted): a change without events holds nothing back.
+      if (chain && events.length > 0) continue;
+      plan.move.push({ changeId: change.id, claimAttempt: change.attempt, events, attemptsMade: change.attempt - 1 });
+    }
   }
   return plan;
 }
