@@ -189,7 +189,7 @@ describe('endpoint down: circuit breaker', () => {
   it('an instance killed with its probe on the wire holds the probe for requestTimeout and 5 s, not a whole lease', async () => {
     const s = await stack('breaker_probe_killed', {
       webHook: {
-        requestTimeout: 'PT2S',
+        requestTimeout: 'PT4S',
         leaseTimeout: 'PT1M',
         retry: { delays: ['PT0.2S', 'PT0.2S'] },
         circuitBreaker: { failures: 2, probeInterval: 'PT1S', maxProbeInterval: 'PT1S' },
@@ -198,14 +198,18 @@ describe('endpoint down: circuit breaker', () => {
     s.receiver.respond = answer503;
     for (let n = 0; n < 3; n++) await insertOrder(s.db);
     await waitFor(async () => (await state(s.db))?.status === 'down', { what: 'the breaker open', timeoutMs: 20_000 });
-    // The next request is the probe; the receiver keeps it on the wire, and the instance dies with it.
+    // The receiver keeps every request on the wire from now on, the probe's too: the instance dies
+    // holding the probe. (A request or two may still go out before the instance reads that the
+    // breaker opened, so wait for the probe's claim, not for the next request.)
     const hung = s.receiver.requests.length;
     s.receiver.respond = () => undefined;
-    await waitFor(() => s.receiver.requests.length > hung, { what: 'the probe on the wire', timeoutMs: 20_000 });
-    const holder = await s.db.query<{ probe_by: string | null }>(
-      "SELECT probe_by FROM order_webhooks.endpoint_state WHERE endpoint = 'default'",
-    );
-    assert.ok(holder[0]?.probe_by, 'the killed instance holds the probe');
+    const holder = async () =>
+      (await s.db.query<{ by: string | null }>("SELECT probe_by AS by FROM order_webhooks.endpoint_state WHERE endpoint = 'default'"))[0]
+        ?.by;
+    await waitFor(async () => s.receiver.requests.length > hung && (await holder()) !== null, {
+      what: 'the probe claimed and on the wire',
+      timeoutMs: 20_000,
+    });
     await s.service!.kill();
     s.receiver.respond = (_req, res) => res.end('ok');
     const before = s.receiver.requests.length;
