@@ -10,8 +10,10 @@
 -- - outbox pages are filled: rows are not updated in place (every update changes an indexed column),
 --   so the room that fillfactor 80 kept on each page served nothing.
 -- Every step changes the catalog only: no row is rewritten, no index built, and rows written by
--- earlier versions read as before (they have their body and their attempt rows). Safe to apply while
--- earlier versions run: their rows are valid rows of this version. Each step can be applied again.
+-- earlier versions read as before (they have their body and their attempt rows). Instances of the
+-- previous release may run while it is applied (their rows are valid rows of this version), but
+-- stop them before this release's start: they would send an event written here without its body.
+-- Each step can be applied again.
 
 ALTER TABLE :SCHEMA.outbox ALTER COLUMN body DROP NOT NULL;
 ALTER TABLE :SCHEMA.outbox SET (fillfactor = 100);
