@@ -3,6 +3,7 @@
 // filled by earlier versions migrates without a row or an index rewritten, and reads as before too.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { eventBody } from '../src/mapping/mapping.ts';
 import { lastSuccessSql } from '../src/outbox/status.ts';
 import { listMigrations } from '../src/schema/migrate.ts';
 import { run } from './helpers/cli.ts';
@@ -137,6 +138,16 @@ describe('storage', () => {
       ],
     );
     assert.equal(after[0]!.started_at.getTime(), firstTry.delivered_at!.getTime());
+  });
+
+  it('event_body makes the body byte for byte as the service does, whatever the order id holds', async () => {
+    const s = await stack('event_body', { startNow: false });
+    const controls = Array.from({ length: 32 }, (_, n) => String.fromCharCode(n + 1 === 32 ? 0x7f : n + 1));
+    const ids = ['A-1', 'say "hi"', 'back\\slash', 'a/b', 'é€😀', 'line\u2028sep', ...controls.map((c) => `x${c}y`)];
+    for (const orderId of ids) {
+      const [row] = await s.db.query<{ body: string }>(`SELECT ${S}.event_body($1, 'OrderSigned') AS body`, [orderId]);
+      assert.equal(row!.body, eventBody(orderId, 'OrderSigned'), JSON.stringify(orderId));
+    }
   });
 
   it(`migrates a version-10 outbox of ${FILLED.toLocaleString('en-US')} events without rewriting it, and reads it as before`, async () => {
