@@ -7,6 +7,7 @@
 // W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads;
 // W8 (several receivers: fan-out to three, and one endpoint's outage beside a healthy one) is in endpoints.ts.
 // BENCH_W2_TRACING=N runs W2 N times with tracing off and N times on, alternating.
+// Storage (bytes per delivered event kept, storage.ts) is measured after W2's deliveries.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,7 @@ import {
 } from './outage.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
+import { describeStorage, measureStorage, type StorageResult } from './storage.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5,W6,W8').split(',').map((s) => s.trim().toUpperCase()));
@@ -444,6 +446,10 @@ async function w2Load(
 async function w2(configPath: string): Promise<void> {
   service ??= await startService(configPath, SERVICE_NODE_ARGS);
   const load = await w2Load('W2', ['expired', 'OrderExpired'], ['rejected', 'OrderRejected']);
+  // What W2's deliveries (and W1's, when it ran) keep on disk, once drained and vacuumed.
+  await settle();
+  results.storage = await measureStorage(db!);
+  log(`Storage: ${describeStorage(results.storage as StorageResult)}`);
   await receiver!.phase();
   const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
   log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s`);
@@ -776,6 +782,15 @@ function rows(): Row[] {
     out.push(['W2 paced p50 / p99 from UPDATE sent ms', `${f(p.latencyFromSent.p50, 1)} / ${f(p.latencyFromSent.p99, 1)}`, '', undefined]);
     out.push(['W2 paced lost / duplicates', `${p.lost} / ${p.duplicates}`, '0 / 0', p.lost === 0 && p.duplicates === 0]);
     out.push(['W2 bad signatures', String(s.badSignatures + p.badSignatures), '0', s.badSignatures + p.badSignatures === 0]);
+  }
+  const storage = results.storage as StorageResult | undefined;
+  if (storage) {
+    out.push([
+      `Storage bytes per delivered event kept (outbox, attempts, indexes; ${f(storage.delivered)} events)`,
+      f(storage.bytesPerEvent),
+      '≤ 200',
+      storage.bytesPerEvent <= 200,
+    ]);
   }
   const wt = results.W2tracing as any;
   if (wt) {

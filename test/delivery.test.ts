@@ -56,9 +56,17 @@ describe('delivery', () => {
       assert.ok(row.delivered_at instanceof Date);
       assert.equal(row.next_attempt_at, null, 'nothing more is due');
     }
-    const attempts = await db.query('SELECT outbox_id::text, attempt, http_status, error FROM order_webhooks.outbox_attempt ORDER BY id');
+    // Delivered at the first try: the outbox row is the whole record, the body made from it, and the
+    // attempts view shows the attempt from it (migration 11).
+    const stored = await db.query('SELECT body FROM order_webhooks.outbox WHERE body IS NOT NULL');
+    assert.equal(stored.length, 0, 'no body stored: each is the one event_body() makes');
+    assert.equal((await db.query('SELECT 1 FROM order_webhooks.outbox_attempt')).length, 0, 'no attempt row of its own');
+    const attempts = await db.query<{ event_id: string; attempt: number; http_status: number; error: string | null; started_at: Date }>(
+      'SELECT event_id::text, attempt, http_status, error, started_at, outcome FROM order_webhooks.attempts ORDER BY outbox_id',
+    );
     assert.equal(attempts.length, 11);
     assert.ok(attempts.every((a) => a.attempt === 1 && a.http_status === 200 && a.error === null));
+    for (const a of attempts) assert.equal(a.started_at.getTime(), rows.find((r) => r.event_id === a.event_id)!.delivered_at!.getTime());
     // Events of one order arrive in the order of its changes.
     const first = requests.filter((r) => JSON.parse(r.body).orderId === ids[0]).map((r) => JSON.parse(r.body).eventType);
     assert.deepEqual(first, ['OrderCreated', 'OrderAccepted', 'OrderDueDateUpdated']);

@@ -43,7 +43,7 @@ describe('faults', () => {
     // that attempt reached the receiver but its result was never recorded. So, per event, every
     // request but the last has no attempt on record, and the last is the delivery on record.
     const recorded = await s.db.query<{ event_id: string; attempt: number; error: string | null }>(
-      'SELECT event_id::text, attempt, error FROM order_webhooks.outbox_attempt',
+      'SELECT event_id::text, attempt, error FROM order_webhooks.attempts',
     );
     const outcome = new Map(recorded.map((r) => [`${r.event_id}/${r.attempt}`, r.error ?? 'delivered']));
     const attemptsSent = new Map<string, number[]>();

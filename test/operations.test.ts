@@ -285,10 +285,12 @@ describe('operations', () => {
     await allDelivered(s, 4);
     await s.service!.stop();
     const rows = await outbox(s.db);
-    // The order's last event is pending again (its retry later), and an attempt of it is in flight:
-    // claimed (attempts counted, lease until a minute from now), no result yet.
+    // The order's last event is pending again (replayed: its first attempt keeps a row of its own),
+    // and an attempt of it is in flight: claimed (attempts counted, lease until a minute from now),
+    // no result yet.
+    await s.db.query('SELECT order_webhooks.replay_event($1)', [rows[3]!.event_id]);
     await s.db.query(
-      "UPDATE order_webhooks.outbox SET status = 'pending', delivered_at = NULL, attempts = attempts + 1, next_attempt_at = now() + interval '1 minute' WHERE id = $1",
+      "UPDATE order_webhooks.outbox SET attempts = attempts + 1, next_attempt_at = now() + interval '1 minute' WHERE id = $1",
       [rows[3]!.id],
     );
     await s.db.query('SELECT order_webhooks.replay_event($1)', [rows[0]!.event_id]);

@@ -194,7 +194,7 @@ describe('tls', () => {
     };
     const attempts = (s: Stack) =>
       s.db.query<{ attempt: number; http_status: number | null; error: string | null }>(
-        'SELECT attempt, http_status, error FROM order_webhooks.outbox_attempt ORDER BY id',
+        'SELECT attempt, http_status, error FROM order_webhooks.attempts ORDER BY outbox_id, attempt',
       );
     const assertNoSecrets = (text: string) => {
       for (const secret of [PASSWORD, SECRET, KEY]) assert.ok(!text.includes(secret), `output must not contain ${secret}`);

@@ -21,7 +21,8 @@ interface Source {
   change_id: string;
   order_id: string;
   event_type: string;
-  body: string;
+  /** Null when event_body() makes it (migration 11): the copy has the same order and type, so the same body. */
+  body: string | null;
 }
 
 // One row per change and event type (the first endpoint's copy), that the endpoint does not have yet.

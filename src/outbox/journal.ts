@@ -9,7 +9,7 @@ import { ident, statementName } from '../db.ts';
 import { CaptureError } from '../errors.ts';
 import type { Change } from '../mapping/mapping.ts';
 import type { AttemptRecord, ClaimedEvent } from '../delivery/eventStore.ts';
-import { attemptColumns } from './outbox.ts';
+import { attemptColumns, storedBody } from './outbox.ts';
 
 interface ClaimedRow {
   id: string;
@@ -125,7 +125,7 @@ export class Journal {
            FOR SHARE),
       moved AS (
         INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, attempts, endpoint, next_attempt_at)
-        SELECT e.event_id, e.change_id, e.order_id, e.event_type, e.body, e.attempts, e.endpoint,
+        SELECT e.event_id, e.change_id, e.order_id, e.event_type, ${storedBody('e', schema)}, e.attempts, e.endpoint,
                CASE WHEN e.n = min(e.n) OVER (PARTITION BY e.endpoint, e.order_id)
                      AND (e.endpoint, e.order_id) NOT IN (SELECT endpoint, order_id FROM ahead)
                     THEN now() END
@@ -134,7 +134,8 @@ export class Journal {
       SELECT (SELECT count(*) FROM done)::int AS changes, (SELECT count(*) FROM moved)::int AS events,
              set_config('synchronous_commit', 'off', true) AS async_commit`;
     // A first attempt's result: the change leaves the journal and its event enters the outbox,
-    // delivered, failed or pending its retry, with the attempt's row.
+    // delivered, failed or pending its retry, with the attempt's row, unless the attempt delivered
+    // it: then the outbox row is the whole record (migration 11), made when the attempt started.
     this.recordSql = `WITH r AS (
         SELECT * FROM unnest($1::bigint[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                              $8::timestamptz[], $9::timestamptz[], $10::int[], $11::int[], $12::text[], $13::text[], $14::text[])
@@ -146,18 +147,19 @@ export class Journal {
         RETURNING c.id),
       events AS (
         INSERT INTO ${schema}.outbox (event_id, change_id, order_id, event_type, body, status, attempts, next_attempt_at,
-                                      last_status, last_error, last_error_kind, response_ms, delivered_at, endpoint)
-        SELECT r.event_id, r.change_id, r.order_id, r.event_type, r.body, r.status, r.attempt,
+                                      last_status, last_error, last_error_kind, response_ms, created_at, delivered_at, first_try, endpoint)
+        SELECT r.event_id, r.change_id, r.order_id, r.event_type, ${storedBody('r', schema)}, r.status, r.attempt,
                CASE WHEN r.status = 'pending' THEN r.next_attempt_at END, r.http_status, r.error, r.error_kind, r.duration_ms,
-               CASE WHEN r.status = 'delivered' THEN now() END, r.endpoint
+               r.started_at, CASE WHEN r.status = 'delivered' THEN r.started_at END,
+               CASE WHEN r.status = 'delivered' AND r.attempt = 1 THEN true END, r.endpoint
           FROM r WHERE r.change_id IN (SELECT id FROM done) ORDER BY r.n
-        RETURNING id, event_id),
+        RETURNING id, event_id, first_try),
       attempts AS (
         INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
         SELECT e.id, r.event_id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.error_kind
           FROM events e JOIN r ON r.event_id = e.event_id
-        RETURNING 1)
-      SELECT (SELECT count(*) FROM attempts)::int AS recorded, set_config('synchronous_commit', 'off', true) AS async_commit`;
+         WHERE e.first_try IS NULL)
+      SELECT (SELECT count(*) FROM events)::int AS recorded, set_config('synchronous_commit', 'off', true) AS async_commit`;
     // Claimed and never sent: the claim is undone, its attempt not counted.
     this.unclaimSql = `UPDATE ${schema}.change c SET claimed_until = NULL, attempts = c.attempts - 1
         FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)

@@ -28,6 +28,15 @@ export function attemptColumns(records: readonly AttemptRecord[], fields: readon
   return fields.map((field) => records.map((record): unknown => ATTEMPT_FIELDS[field](record)));
 }
 
+/**
+ * The body column's value for an event's body, in a statement that has its order_id and event_type
+ * as `<alias>.order_id` and `<alias>.event_type`: NULL when event_body() makes it back byte for byte
+ * (always, for the spec's body), so that only a body that differs takes room (migration 11).
+ */
+export function storedBody(alias: string, schema: string): string {
+  return `NULLIF(${alias}.body, ${schema}.event_body(${alias}.order_id, ${alias}.event_type))`;
+}
+
 export class Outbox {
   private readonly schema: string;
   private readonly claimSql: string;
@@ -73,13 +82,15 @@ export class Outbox {
          SET attempts = o.attempts + 1, next_attempt_at = now() + $2 * interval '1 ms'
         FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit WHERE o.id = due.id
       RETURNING 'outbox' AS source, o.id::text AS id, o.endpoint, o.event_id::text AS "eventId", o.order_id AS "orderId",
-                o.event_type AS "eventType", o.body, o.attempts AS attempt, o.attempts - o.free_attempts AS counted`;
+                o.event_type AS "eventType", coalesce(o.body, ${schema}.event_body(o.order_id, o.event_type)) AS body, o.attempts AS attempt, o.attempts - o.free_attempts AS counted`;
     this.claimSql = claim(`NOT EXISTS (SELECT 1 FROM ${schema}.endpoint_state s WHERE s.endpoint = $3 AND (s.paused OR s.state = 'down'))`);
     this.probeSql = claim(
       `EXISTS (SELECT 1 FROM ${schema}.endpoint_state s WHERE s.endpoint = $3 AND NOT s.paused AND s.probe_by = $4 AND s.probe_until > now())`,
     );
     // A result counts only if the event is still ours (same attempt, still pending): if our lease ran
-    // out and another instance claimed it, its attempt decides. The attempt row is kept either way.
+    // out and another instance claimed it, its attempt decides. The attempt row is kept either way,
+    // but for a first attempt that delivered the event and counted: the outbox row is its record
+    // (migration 11), delivered_at the time it started.
     // The rows are found by `id = ANY(…)`, an index condition on the primary key, and only then
     // joined to the results: joined directly, a batch of a few hundred results was planned as a hash
     // join over a sequential scan of the whole outbox (seconds per batch on a large outbox).
@@ -96,13 +107,15 @@ export class Outbox {
            SET status = r.status, last_status = r.http_status, last_error = r.error, last_error_kind = r.error_kind,
                response_ms = r.duration_ms, free_attempts = o.free_attempts + r.free::int,
                next_attempt_at = CASE WHEN r.status = 'pending' THEN coalesce(r.next_attempt_at, o.next_attempt_at) END,
-               delivered_at = CASE WHEN r.status = 'delivered' THEN now() END
+               delivered_at = CASE WHEN r.status = 'delivered' THEN r.started_at END,
+               first_try = CASE WHEN r.status = 'delivered' AND r.attempt = 1 THEN true END
           FROM r
          WHERE o.id = ANY($1::bigint[]) AND o.id = r.id AND o.attempts = r.attempt AND o.status NOT IN ('delivered', 'failed')
-        RETURNING 1),
+        RETURNING o.id, o.first_try),
       attempts AS (
         INSERT INTO ${schema}.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
-        SELECT id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind FROM r)
+        SELECT id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind FROM r
+         WHERE r.id NOT IN (SELECT u.id FROM updated u WHERE u.first_try))
       SELECT (SELECT count(*) FROM updated)::int AS applied, set_config('synchronous_commit', 'off', true) AS async_commit`;
   }
 

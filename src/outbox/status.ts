@@ -108,10 +108,13 @@ export async function outboxStatus(db: Db, schema: string, endpoint?: string): P
               WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $2) AND ${of})::text AS recently`,
     [endpoint ?? null, DELIVERED_WINDOW_MINUTES],
   );
+  // A failed attempt always has its row: the newest, by the started_at index read backwards (the
+  // attempts view would give the same row, but see lastSuccessSql).
   const failure = await db.query<Failure>(
-    `SELECT event_id AS "eventId", order_id AS "orderId", event_type AS "eventType", attempt, started_at AS at,
-            error_kind AS kind, error AS reason, http_status AS "httpStatus"
-       FROM ${s}.attempts WHERE outcome <> 'delivered' AND ${of} ORDER BY started_at DESC LIMIT 1`,
+    `SELECT o.event_id AS "eventId", o.order_id AS "orderId", o.event_type AS "eventType", a.attempt, a.started_at AS at,
+            a.error_kind AS kind, a.error AS reason, a.http_status AS "httpStatus"
+       FROM ${s}.outbox_attempt a JOIN ${s}.outbox o ON o.id = a.outbox_id
+      WHERE a.error IS NOT NULL AND ($1::text IS NULL OR o.endpoint = $1) ORDER BY a.started_at DESC LIMIT 1`,
     [endpoint ?? null],
   );
   const instances = await db.query<Instance>(
@@ -146,6 +149,20 @@ export interface EndpointCounts {
   lastSuccessAt: Date | null;
 }
 
+/**
+ * When an endpoint last answered 2xx: its newest delivered event (delivered_at is when the attempt
+ * that delivered it started) or its newest 2xx attempt row (of an event replayed since). Each is
+ * the newest end of an index, outbox_delivered_at and outbox_attempt_started, read backwards until
+ * the endpoint's first. The `attempts` view would give the same, but an ORDER BY … LIMIT over its
+ * union of two parts is planned as a sort of every attempt.
+ */
+export function lastSuccessSql(s: string): string {
+  return `SELECT greatest(
+      (SELECT o.delivered_at FROM ${s}.outbox o WHERE o.status = 'delivered' AND o.endpoint = $1 ORDER BY o.delivered_at DESC LIMIT 1),
+      (SELECT a.started_at FROM ${s}.outbox_attempt a JOIN ${s}.outbox o ON o.id = a.outbox_id
+        WHERE o.endpoint = $1 AND a.error IS NULL ORDER BY a.started_at DESC LIMIT 1)) AS at`;
+}
+
 /** Every endpoint that has events in the outbox, with its counts, lag and last success (from the views). */
 export async function endpointCounts(db: Db, schema: string): Promise<EndpointCounts[]> {
   const s = ident(schema);
@@ -159,11 +176,7 @@ export async function endpointCounts(db: Db, schema: string): Promise<EndpointCo
   );
   const out: EndpointCounts[] = [];
   for (const row of rows) {
-    // The newest attempts first, by the started_at index: stops at the endpoint's latest 2xx.
-    const last = await db.query<{ at: Date }>(
-      `SELECT started_at AS at FROM ${s}.attempts WHERE endpoint = $1 AND outcome = 'delivered' ORDER BY started_at DESC LIMIT 1`,
-      [row.endpoint],
-    );
+    const last = await db.query<{ at: Date | null }>(lastSuccessSql(s), [row.endpoint]);
     out.push({
       endpoint: row.endpoint,
       pending: Number(row.pending),
