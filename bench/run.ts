@@ -481,7 +481,7 @@ async function w2(configPath: string): Promise<void> {
   const load = await w2Load('W2', ['expired', 'OrderExpired'], ['rejected', 'OrderRejected']);
   await receiver!.phase();
   const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
-  log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s`);
+  log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s, ${loop.cpuMsPerRequest.toFixed(3)} ms CPU per request`);
   // The same loop with got's defaults, without the Sender's hook: what the hook is worth.
   const plainLoop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET, true);
   log(`W2 bare got loop, got's defaults: ${plainLoop.perSecond.toFixed(0)} requests/s`);
@@ -791,6 +791,7 @@ function rows(): Row[] {
     out.push(['W2 delivered events/s (saturated)', f(s.perSecond), '≥ 2,000', s.perSecond >= 2000]);
     out.push(['W2 order app commits/s (8 connections)', f(20_000 / w2.commitSeconds), '', undefined]);
     out.push(["W2 bare got loop requests/s (Sender's options)", f(w2.gotLoop.perSecond), '', undefined]);
+    out.push(['W2 bare got loop CPU ms per request', f(w2.gotLoop.cpuMsPerRequest, 3), '', undefined]);
     if (w2.plainGotLoop) out.push(["W2 same loop with got's defaults requests/s", f(w2.plainGotLoop.perSecond), '', undefined]);
     out.push(['W2 ratio to the got loop', f(w2.ratioToGotLoop, 2), '≥ 0.70', w2.ratioToGotLoop >= 0.7]);
     const pe = w2.perEvent;

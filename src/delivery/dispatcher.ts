@@ -62,11 +62,19 @@ export function isStale(waitedMs: number, leaseMs: number): boolean {
 }
 
 /**
- * How many events are worth claiming now: up to one batch beyond the free slots, and none while
- * some wait and fewer than half a batch is free (one claim per event would make claims the cost).
+ * How many events may wait claimed beyond the free slots, in batches of `concurrency`. A claim takes
+ * as long as a few requests do when the database is busy; with one batch waiting, the slots ran dry
+ * while the next claim was under way, and claims, not the receiver, set the rate.
+ */
+export const CLAIM_AHEAD_BATCHES = 3;
+
+/**
+ * How many events are worth claiming now: up to CLAIM_AHEAD_BATCHES batches beyond the free slots,
+ * and none while some wait and fewer than half a batch is free (one claim per event would make
+ * claims the cost).
  */
 export function claimRoom(concurrency: number, inFlight: number, waiting: number): number {
-  const room = 2 * concurrency - inFlight - waiting;
+  const room = (1 + CLAIM_AHEAD_BATCHES) * concurrency - inFlight - waiting;
   if (room <= 0 || (waiting > 0 && room < concurrency / 2)) return 0;
   return room;
 }
@@ -93,6 +101,13 @@ export function resultOf(
   return { ...base, status: 'pending', nextAttemptAt: new Date(now + next.delayMs) };
 }
 
+/**
+ * How long a result may wait for others to be written with it. Results written one at a time cost
+ * the database and the service a statement each; a write is not on a delivery's path (the request
+ * has ended), and a result not yet written is sent again after a crash, never lost.
+ */
+export const RECORD_GATHER_MS = 5;
+
 export class Dispatcher {
   readonly stats: DispatchStats = { delivered: 0, failedAttempts: 0, failedEvents: 0 };
   /** Claims of due events that failed in a row (a claim only logs and retries; /readyz reads this). */
@@ -102,6 +117,9 @@ export class Dispatcher {
   /** Claimed, waiting for a free slot: a freed slot starts its next request without a round trip. */
   private ready: { event: ClaimedEvent; claimedAt: number }[] = [];
   private results: AttemptRecord[] = [];
+  /** When the oldest result not yet written came, and the timer that writes it once it waited RECORD_GATHER_MS. */
+  private resultsSince = 0;
+  private gatherTimer: NodeJS.Timeout | undefined;
   private filling: Promise<void> | undefined;
   private fillAgain = false;
   /**
@@ -327,6 +345,7 @@ export class Dispatcher {
           else if (result.free) this.log.warn(fields, 'probe failed: the endpoint is still down; the event keeps its retries');
           else this.log.warn(fields, 'delivery attempt failed; will retry');
         }
+        if (this.results.length === 0) this.resultsSince = Date.now();
         this.results.push(result);
         try {
           this.options.onResult?.(result);
@@ -363,6 +382,16 @@ export class Dispatcher {
   /** Writes collected results; while a write runs, the next ones gather. */
   private flush(): void {
     if (this.flushing || this.results.length === 0) return;
+    const waited = Date.now() - this.resultsSince;
+    if (!this.stopping && this.results.length < this.options.concurrency && waited < RECORD_GATHER_MS) {
+      this.gatherTimer ??= setTimeout(() => {
+        this.gatherTimer = undefined;
+        this.flush();
+      }, RECORD_GATHER_MS - waited);
+      return;
+    }
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     const batch = this.results;
     this.results = [];
     this.flushing = this.store
@@ -412,6 +441,7 @@ export class Dispatcher {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    this.flush(); // what waits to be written with others goes now
     for (const timer of this.dueTimers) clearTimeout(timer);
     this.dueTimers.clear();
     // Events claimed but never sent go back at once, their attempt not counted. Within the grace
