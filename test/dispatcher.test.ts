@@ -131,12 +131,12 @@ function delivering(
 }
 
 describe('dispatcher decisions', () => {
-  it('claims up to three batches beyond the free slots, and none while some wait and less than half a batch is free', () => {
-    assert.equal(claimRoom(32, 0, 0), 128);
-    assert.equal(claimRoom(32, 32, 0), 96);
-    assert.equal(claimRoom(32, 32, 80), 16);
-    assert.equal(claimRoom(32, 32, 81), 0);
-    assert.equal(claimRoom(32, 32, 96), 0);
+  it('claims up to one batch beyond the free slots, and none while some wait and less than half a batch is free', () => {
+    assert.equal(claimRoom(32, 0, 0), 64);
+    assert.equal(claimRoom(32, 32, 0), 32);
+    assert.equal(claimRoom(32, 32, 16), 16);
+    assert.equal(claimRoom(32, 32, 17), 0);
+    assert.equal(claimRoom(32, 32, 32), 0);
   });
 
   it('gives an event back unsent once it waited half its lease for a slot', () => {

@@ -62,19 +62,11 @@ export function isStale(waitedMs: number, leaseMs: number): boolean {
 }
 
 /**
- * How many events may wait claimed beyond the free slots, in batches of `concurrency`. A claim takes
- * as long as a few requests do when the database is busy; with one batch waiting, the slots ran dry
- * while the next claim was under way, and claims, not the receiver, set the rate.
- */
-export const CLAIM_AHEAD_BATCHES = 3;
-
-/**
- * How many events are worth claiming now: up to CLAIM_AHEAD_BATCHES batches beyond the free slots,
- * and none while some wait and fewer than half a batch is free (one claim per event would make
- * claims the cost).
+ * How many events are worth claiming now: up to one batch beyond the free slots, and none while
+ * some wait and fewer than half a batch is free (one claim per event would make claims the cost).
  */
 export function claimRoom(concurrency: number, inFlight: number, waiting: number): number {
-  const room = (1 + CLAIM_AHEAD_BATCHES) * concurrency - inFlight - waiting;
+  const room = 2 * concurrency - inFlight - waiting;
   if (room <= 0 || (waiting > 0 && room < concurrency / 2)) return 0;
   return room;
 }
