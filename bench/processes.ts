@@ -214,6 +214,8 @@ export interface GotLoopResult {
   failed: number;
   seconds: number;
   perSecond: number;
+  /** The loop process's CPU per request, ms. */
+  cpuMsPerRequest: number;
 }
 
 /** `plain`: got without the Sender's emptyCacheOptions hook (src/delivery/sender.ts). */

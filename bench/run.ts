@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { now } from './clock.ts';
 import {
+  cpuSecondsOf,
   machineCpuSeconds,
   type ReceiverProcess,
   runGotLoop,
@@ -406,6 +407,31 @@ interface W2Load {
   commitSeconds: number;
   serviceCpuSeconds: number;
   paced: Delivery;
+  /** CPU per delivered event, ms: the service process, and its PostgreSQL backends (claims, results). */
+  perEvent: { saturated: { serviceMs: number; postgresMs: number }; paced: { serviceMs: number; postgresMs: number } };
+}
+
+/** CPU seconds so far of each of the service's PostgreSQL backends, by pid. */
+async function serviceBackendCpu(): Promise<Map<number, number>> {
+  const { rows } = await db!.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'order-webhooks%' AND datname = current_database()`,
+  );
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      cpu.set(pid, cpuSecondsOf(pid));
+    } catch {
+      // the connection ended since pg_stat_activity listed it
+    }
+  }
+  return cpu;
+}
+
+/** What the service's backends used between two readings (a backend new in the second counts whole). */
+function backendCpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let seconds = 0;
+  for (const [pid, cpu] of after) seconds += cpu - (before.get(pid) ?? 0);
+  return seconds;
 }
 
 /** W2's two loads on the running service: 20,000 changes as fast as they go, then 10,000 at 500 commits/s. */
@@ -418,10 +444,12 @@ async function w2Load(
   await receiver!.phase();
   log(`${label} saturated: 20,000 changes from 8 connections`);
   const cpuBefore = service!.cpuSeconds();
+  const backendsBefore = await serviceBackendCpu();
   const meter = cpuMeter();
   const commits = await commitChanges(range(1, 20_000), fastState, 8);
   await awaitArrivals(receiver!, 20_000);
   const saturatedCpu = meter();
+  const backendsAfter = await serviceBackendCpu();
   const got = await receiver!.collect();
   const saturated = analyse(keyed(commits, fastEvent), got.arrivals, got.badSignatures);
   const serviceCpu = service!.cpuSeconds() - cpuBefore;
@@ -433,14 +461,28 @@ async function w2Load(
 
   await receiver!.phase();
   log(`${label} paced: 500 commits/s for 20 s`);
+  const pacedCpuBefore = service!.cpuSeconds();
+  const pacedBackendsBefore = await serviceBackendCpu();
   const pacedCommits = await commitChanges(range(20_001, 10_000), pacedState, 8, 500);
   await awaitArrivals(receiver!, 10_000);
+  const pacedServiceCpu = service!.cpuSeconds() - pacedCpuBefore;
+  const pacedBackendsCpu = backendCpuBetween(pacedBackendsBefore, await serviceBackendCpu());
   const pacedGot = await receiver!.collect();
   const paced = analyse(keyed(pacedCommits, pacedEvent), pacedGot.arrivals, pacedGot.badSignatures);
+  const perEvent = {
+    saturated: {
+      serviceMs: (serviceCpu * 1000) / saturated.delivered,
+      postgresMs: (backendCpuBetween(backendsBefore, backendsAfter) * 1000) / saturated.delivered,
+    },
+    paced: { serviceMs: (pacedServiceCpu * 1000) / paced.delivered, postgresMs: (pacedBackendsCpu * 1000) / paced.delivered },
+  };
   log(
     `${label} paced: p50 ${paced.latency.p50.toFixed(1)} ms p99 ${paced.latency.p99.toFixed(1)} ms, lost ${paced.lost}, dup ${paced.duplicates}`,
   );
-  return { saturated, saturatedCpu, commitSeconds, serviceCpuSeconds: serviceCpu, paced };
+  log(
+    `${label} CPU per event, service / its PostgreSQL backends: saturated ${perEvent.saturated.serviceMs.toFixed(3)} / ${perEvent.saturated.postgresMs.toFixed(3)} ms, paced ${perEvent.paced.serviceMs.toFixed(3)} / ${perEvent.paced.postgresMs.toFixed(3)} ms`,
+  );
+  return { saturated, saturatedCpu, commitSeconds, serviceCpuSeconds: serviceCpu, paced, perEvent };
 }
 
 async function w2(configPath: string): Promise<void> {
@@ -452,7 +494,7 @@ async function w2(configPath: string): Promise<void> {
   log(`Storage: ${describeStorage(results.storage as StorageResult)}`);
   await receiver!.phase();
   const loop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET);
-  log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s`);
+  log(`W2 bare got loop: ${loop.perSecond.toFixed(0)} requests/s, ${loop.cpuMsPerRequest.toFixed(3)} ms CPU per request`);
   // The same loop with got's defaults, without the Sender's hook: what the hook is worth.
   const plainLoop = await runGotLoop(`${receiver!.url}/bare`, 20_000, CONCURRENCY, SECRET, true);
   log(`W2 bare got loop, got's defaults: ${plainLoop.perSecond.toFixed(0)} requests/s`);
@@ -766,8 +808,22 @@ function rows(): Row[] {
     out.push(['W2 delivered events/s (saturated)', f(s.perSecond), '≥ 2,000', s.perSecond >= 2000]);
     out.push(['W2 order app commits/s (8 connections)', f(20_000 / w2.commitSeconds), '', undefined]);
     out.push(["W2 bare got loop requests/s (Sender's options)", f(w2.gotLoop.perSecond), '', undefined]);
+    out.push(['W2 bare got loop CPU ms per request', f(w2.gotLoop.cpuMsPerRequest, 3), '', undefined]);
     if (w2.plainGotLoop) out.push(["W2 same loop with got's defaults requests/s", f(w2.plainGotLoop.perSecond), '', undefined]);
     out.push(['W2 ratio to the got loop', f(w2.ratioToGotLoop, 2), '≥ 0.70', w2.ratioToGotLoop >= 0.7]);
+    const pe = w2.perEvent;
+    out.push([
+      'W2 CPU ms per event, saturated: service / its PostgreSQL backends',
+      `${f(pe.saturated.serviceMs, 3)} / ${f(pe.saturated.postgresMs, 3)}`,
+      '',
+      undefined,
+    ]);
+    out.push([
+      'W2 CPU ms per event, paced: service / its PostgreSQL backends',
+      `${f(pe.paced.serviceMs, 3)} / ${f(pe.paced.postgresMs, 3)}`,
+      '',
+      undefined,
+    ]);
     out.push([
       'W2 saturated latency p50/p95/p99/max ms',
       `${f(s.latency.p50, 1)} / ${f(s.latency.p95, 1)} / ${f(s.latency.p99, 1)} / ${f(s.latency.max, 1)}`,

@@ -2,7 +2,7 @@
 // PostgreSQL and got (the real ones are tested end to end in delivery, retries, faults, journal).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Dispatcher } from '../src/delivery/dispatcher.ts';
+import { Dispatcher, type DispatcherOptions } from '../src/delivery/dispatcher.ts';
 import { resultOf } from '../src/delivery/results.ts';
 import { claimRoom, isStale } from '../src/delivery/slots.ts';
 import { Fanout } from '../src/delivery/fanout.ts';
@@ -50,6 +50,8 @@ class MemoryStore implements EventStore, ChangeStore {
   readonly batchSize = 10;
   newEvents: ClaimedEvent[] = [];
   recorded: AttemptRecord[] = [];
+  /** The size of each record() call's batch. */
+  recordBatches: number[] = [];
   unclaimed: ClaimedEvent[] = [];
   released: ClaimedEvent[] = [];
   claimNewCalls = 0;
@@ -92,6 +94,7 @@ class MemoryStore implements EventStore, ChangeStore {
       };
     }
     this.recorded.push(...results);
+    this.recordBatches.push(results.length);
     return { applied: results.length, unwritten: undefined, newChangesFreed: this.freeNew, dueEventsFreed: false };
   }
 
@@ -118,9 +121,13 @@ class ScriptedSender {
 const options = { endpoint: 'default', concurrency: 2, leaseMs: 60_000, retryDelaysMs: [1000, 2000], retryWriteMs: 10 };
 
 /** One endpoint's dispatcher, with the fan-out that claims its new changes (as the service wires them). */
-function delivering(store: MemoryStore, sender: ScriptedSender): { dispatcher: Dispatcher; fanout: Fanout } {
+function delivering(
+  store: MemoryStore,
+  sender: ScriptedSender,
+  more: Partial<DispatcherOptions> = {},
+): { dispatcher: Dispatcher; fanout: Fanout } {
   let fanout!: Fanout;
-  const dispatcher = new Dispatcher(store, sender, log, { ...options, onNewChangesFreed: () => fanout.changesFreed() });
+  const dispatcher = new Dispatcher(store, sender, log, { ...options, ...more, onNewChangesFreed: () => fanout.changesFreed() });
   fanout = new Fanout(store, new Map([['default', dispatcher]]), log, { leaseMs: options.leaseMs, single: true });
   return { dispatcher, fanout };
 }
@@ -169,6 +176,38 @@ describe('dispatcher', () => {
     assert.deepEqual(fanout.stats, { changes: 3, events: 3, eventsOf: { default: 3 }, unmatched: 0, filtered: 0 });
     assert.deepEqual(dispatcher.stats, { delivered: 2, failedAttempts: 1, failedEvents: 0 });
     assert.equal(await dispatcher.stop(1000), true);
+  });
+
+  it('writes results that come close together with one statement, a full batch at once', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [event(1), event(2), event(3), event(4), event(5)];
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender(ok), { concurrency: 4 });
+    await fanout.drainNew();
+    await waitFor(() => store.recorded.length === 5, { what: 'five results recorded' });
+    // Four results (a batch: the concurrency) went at once; the fifth waited for company a moment.
+    assert.deepEqual(store.recordBatches, [4, 1]);
+    assert.equal(await dispatcher.stop(1000), true);
+  });
+
+  it('at stop: writes at once the results that wait to be written with others', async () => {
+    const store = new MemoryStore();
+    store.newEvents = [event(1), event(2)];
+    let stopped: Promise<boolean> | undefined;
+    let recordedAtStop = -1;
+    const { dispatcher, fanout } = delivering(store, new ScriptedSender(ok), {
+      concurrency: 4,
+      // Stops as the second result comes, in the same tick: both wait to be written with others then.
+      onResult: () => {
+        if (dispatcher.stats.delivered < 2) return;
+        recordedAtStop = store.recorded.length;
+        stopped = dispatcher.stop(1000);
+      },
+    });
+    await fanout.drainNew();
+    await waitFor(() => stopped, { what: 'the stop' });
+    assert.equal(await stopped, true);
+    assert.equal(recordedAtStop, 0);
+    assert.deepEqual(store.recordBatches, [2]);
   });
 
   it('first attempts still go out when moving the changes that must wait fails', async () => {

@@ -94,18 +94,23 @@ export class Dispatcher {
     this.probe = new Probe(store, this.gate, log, options);
     this.giveBack = new GiveBack(store, log);
     this.tracer = options.tracer && faultTolerant(options.tracer, log);
-    this.results = new ResultWriter(store, log, {
-      written: (written, outcome) => {
-        for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
-        if (outcome.dueEventsFreed) this.outboxHint++;
-        if (outcome.newChangesFreed) this.options.onNewChangesFreed?.();
+    this.results = new ResultWriter(
+      store,
+      log,
+      {
+        written: (written, outcome) => {
+          for (const r of written) if (r.status === 'pending' && r.nextAttemptAt) this.lookAt(r.nextAttemptAt);
+          if (outcome.dueEventsFreed) this.outboxHint++;
+          if (outcome.newChangesFreed) this.options.onNewChangesFreed?.();
+        },
+        failed: () => this.retrySoon(),
+        ended: () => {
+          this.wake();
+          this.resolveIfSettled();
+        },
       },
-      failed: () => this.retrySoon(),
-      ended: () => {
-        this.wake();
-        this.resolveIfSettled();
-      },
-    });
+      options.concurrency,
+    );
   }
 
   private status(): EndpointStatus {
@@ -272,6 +277,7 @@ export class Dispatcher {
   async stop(graceMs: number): Promise<boolean> {
     this.stopping = true;
     clearTimeout(this.retryTimer);
+    this.results.flush(true); // what waits to be written with others goes now
     for (const timer of this.dueTimers) clearTimeout(timer);
     this.dueTimers.clear();
     // Events claimed but never sent go back at once, their attempt not counted. Within the grace

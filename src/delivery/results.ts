@@ -58,18 +58,31 @@ export interface ResultWriterHooks {
   ended(): void;
 }
 
-/** Writes results in batches: while a write runs, the next ones gather. */
+/**
+ * How long a result may wait for others to be written with it. Results written one at a time cost
+ * the database and the service a statement each; a write is not on a delivery's path (the request
+ * has ended), and a result not yet written is sent again after a crash, never lost.
+ */
+export const RECORD_GATHER_MS = 5;
+
+/** Writes results in batches: while a write runs, the next ones gather; a lone result waits RECORD_GATHER_MS for company. */
 export class ResultWriter {
   private results: AttemptRecord[] = [];
   private flushing: Promise<void> | undefined;
+  /** When the oldest result not yet written came, and the timer that writes it once it waited. */
+  private since = 0;
+  private gatherTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Pick<EventStore, 'record'>,
     private readonly log: Logger,
     private readonly hooks: ResultWriterHooks,
+    /** A full batch (the endpoint's concurrency) is written at once. */
+    private readonly fullBatch = 1,
   ) {}
 
   add(result: AttemptRecord): void {
+    if (this.results.length === 0) this.since = Date.now();
     this.results.push(result);
   }
 
@@ -83,8 +96,19 @@ export class ResultWriter {
     return this.results.length === 0 && !this.flushing;
   }
 
-  flush(): void {
+  /** Writes what waits: at once when `now` (a stop) or when a full batch waits, else once the oldest waited RECORD_GATHER_MS. */
+  flush(now = false): void {
     if (this.flushing || this.results.length === 0) return;
+    const waited = Date.now() - this.since;
+    if (!now && this.results.length < this.fullBatch && waited < RECORD_GATHER_MS) {
+      this.gatherTimer ??= setTimeout(() => {
+        this.gatherTimer = undefined;
+        this.flush();
+      }, RECORD_GATHER_MS - waited);
+      return;
+    }
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     const batch = this.results;
     this.results = [];
     this.flushing = this.store
