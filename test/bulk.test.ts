@@ -165,7 +165,9 @@ describe("the trigger ignores the order app's search_path", () => {
       GRANT INSERT ON shop.change TO PUBLIC;
     `);
     // pg_temp comes first on every path for tables and types: a temporary "change" and "text" too.
-    await app.query('CREATE TEMP TABLE change (order_id text, op text, old_state text, new_state text, old_due_date text, new_due_date text)');
+    await app.query(
+      'CREATE TEMP TABLE change (order_id text, op text, old_state text, new_state text, old_due_date text, new_due_date text)',
+    );
     await app.query('CREATE TYPE pg_temp.text AS (x integer)');
   });
   after(async () => {
