@@ -33,8 +33,8 @@ import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5,W6,W8').split(',').map((s) => s.trim().toUpperCase()));
-if (ONLY.has('W5')) ONLY.add('W3');
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W1B,W4,W5,W6,W8').split(',').map((s) => s.trim().toUpperCase()));
+if (ONLY.has('W5') || ONLY.has('W1B')) ONLY.add('W3');
 const W5_PLOT = process.env.BENCH_W5_PLOT ?? new URL('../docs/w5-outage.svg', import.meta.url).pathname;
 const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
 const W6_ROUNDS = Number(process.env.BENCH_W6_ROUNDS ?? 1);
