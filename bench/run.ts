@@ -6,6 +6,8 @@
 // BENCH_SERVICE_START=bin (default), node or npm picks how the service is started (processes.ts);
 // W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads;
 // W8 (several receivers: fan-out to three, and one endpoint's outage beside a healthy one) is in endpoints.ts.
+// W1b (bulk statements: one UPDATE and one INSERT … SELECT of 100,000 orders, trigger vs none, then
+// their delivery) is in bulk.ts, BENCH_W1B_ROUNDS rounds (default 3); it runs after W3, its yardstick.
 // BENCH_W2_TRACING=N runs W2 N times with tracing off and N times on, alternating.
 // Storage (bytes per delivered event kept, storage.ts) is measured after W2's deliveries.
 import { execFileSync, spawn } from 'node:child_process';
@@ -35,13 +37,14 @@ import {
   serviceBackendsCpuSeconds,
   W5_RETRY_DELAYS,
 } from './outage.ts';
+import { type BulkResult, bulkRows, runBulk } from './bulk.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 import { describeStorage, measureStorage, type StorageResult } from './storage.ts';
 
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W4,W5,W6,W8').split(',').map((s) => s.trim().toUpperCase()));
-if (ONLY.has('W5')) ONLY.add('W3');
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'W1,W2,W3,W1B,W4,W5,W6,W8').split(',').map((s) => s.trim().toUpperCase()));
+if (ONLY.has('W5') || ONLY.has('W1B')) ONLY.add('W3');
 const W5_PLOT = process.env.BENCH_W5_PLOT ?? new URL('../docs/w5-outage.svg', import.meta.url).pathname;
 const W1_SECONDS = Number(process.env.BENCH_W1_SECONDS ?? 10);
 const W6_ROUNDS = Number(process.env.BENCH_W6_ROUNDS ?? 1);
@@ -634,6 +637,24 @@ async function w3(configPath: string): Promise<void> {
   );
 }
 
+async function w1b(configPath: string): Promise<void> {
+  if (service) await settle();
+  await service?.stop();
+  service = undefined;
+  results.W1b = await runBulk({
+    db: db!,
+    configPath,
+    receiver: receiver!,
+    log,
+    load,
+    startService: (path) => startService(path, SERVICE_NODE_ARGS),
+    awaitArrivals: (r, expected) => awaitArrivals(r, expected, 15_000, 600_000),
+    analyse,
+    bodyOf,
+  });
+  await db!.query('VACUUM (ANALYZE) orders, orders_bare, order_webhooks.change');
+}
+
 async function w4(configPath: string): Promise<void> {
   service ??= await startService(configPath, SERVICE_NODE_ARGS);
   await settle();
@@ -869,6 +890,17 @@ function rows(): Row[] {
       w3.drain.lost === 0 && w3.drain.duplicates === 0,
     ]);
   }
+  const w1b = results.W1b as BulkResult | undefined;
+  if (w1b)
+    out.push(
+      ...bulkRows(
+        w1b,
+        (results.W3 as any)?.drain
+          ? { perSecond: (results.W3 as any).drain.perSecond, peakRssMb: (results.W3 as any).peakRssMb }
+          : undefined,
+        f,
+      ),
+    );
   const w4 = results.W4 as any;
   if (w4) {
     out.push([
@@ -1009,6 +1041,7 @@ async function main(): Promise<void> {
   if (ONLY.has('W1')) await w1(configPath);
   if (ONLY.has('W2')) await w2(configPath);
   if (ONLY.has('W3')) await w3(configPath);
+  if (ONLY.has('W1B')) await w1b(configPath);
   if (ONLY.has('W4')) await w4(configPath);
   // Before W5, which leaves 200,000 events pending.
   if (ONLY.has('W6')) await w6(configPath);

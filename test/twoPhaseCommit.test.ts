@@ -83,7 +83,7 @@ describe('wake-up modes', () => {
     assert.equal(effectiveWakeUp('auto', 10), 'poll');
     assert.equal(effectiveWakeUp('notify', 10), 'notify');
     assert.equal(effectiveWakeUp('poll', 0), 'poll');
-    assert.match(notifyCondition('auto'), /current_setting\('max_prepared_transactions'\) = '0'/);
+    assert.match(notifyCondition('auto'), /current_setting\('max_prepared_transactions'\) OPERATOR\(pg_catalog\.=\) '0'/);
     for (const [mode, prepared] of [
       ['auto', 0],
       ['auto', 10],

@@ -63,8 +63,9 @@ export function renderCapture(target: CaptureTarget): string {
     ID: ident(orders.idColumn),
     STATE: ident(orders.stateColumn),
     // JSON renders dates and timestamps in ISO 8601 whatever the order app's DateStyle.
-    OLD_DUE: due ? `to_jsonb(OLD.${due}) #>> '{}'` : 'NULL',
-    NEW_DUE: due ? `to_jsonb(NEW.${due}) #>> '{}'` : 'NULL',
+    // Qualified: the function has no search_path of its own (capture.sql).
+    OLD_DUE: due ? `pg_catalog.to_jsonb(OLD.${due}) OPERATOR(pg_catalog.#>>) '{}'` : 'NULL',
+    NEW_DUE: due ? `pg_catalog.to_jsonb(NEW.${due}) OPERATOR(pg_catalog.#>>) '{}'` : 'NULL',
     DUE_CHANGED: due ? ` OR OLD.${due} IS DISTINCT FROM NEW.${due}` : '',
     CHANNEL: literal(wakeChannel(schema)),
     WAKE_LOCK: lockKey(schema, 'wake'),

@@ -11,11 +11,11 @@ export type WakeUpMode = (typeof WAKE_UP_MODES)[number];
 /** What the trigger actually does on a given server. */
 export type EffectiveWakeUp = 'notify' | 'poll';
 
-/** The SQL condition under which the trigger may send NOTIFY, for migrations/capture.sql. */
+/** The SQL condition under which the trigger may send NOTIFY, for migrations/capture.sql (qualified: the trigger has no search_path of its own). */
 export function notifyCondition(mode: WakeUpMode): string {
   if (mode === 'notify') return 'true';
   if (mode === 'poll') return 'false';
-  return "current_setting('max_prepared_transactions') = '0'";
+  return "pg_catalog.current_setting('max_prepared_transactions') OPERATOR(pg_catalog.=) '0'";
 }
 
 export function effectiveWakeUp(mode: WakeUpMode, maxPreparedTransactions: number): EffectiveWakeUp {
