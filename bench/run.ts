@@ -7,6 +7,10 @@
 // W6 (retention deleting 500,000 expired rows under a W2 load) runs BENCH_W6_ROUNDS pairs of loads;
 // W8 (several receivers: fan-out to three, and one endpoint's outage beside a healthy one) is in endpoints.ts.
 // BENCH_W2_TRACING=N runs W2 N times with tracing off and N times on, alternating.
+// Not in the default set (they take long): W7 (history.ts: a month of delivered events on an embedded
+// server with autovacuum on; BENCH_W7_ROWS, default 20,000,000, BENCH_W7_PAIRS, BENCH_W7_STEADY_MINUTES,
+// BENCH_W7_STEADY_RATE) and W9 (instances.ts: 1, 2 and 4 instances against a 50 ms receiver;
+// BENCH_W9_INSTANCES, BENCH_W9_CHANGES).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,6 +29,8 @@ import {
   startService,
 } from './processes.ts';
 import { type EndpointsResult, runEndpoints } from './endpoints.ts';
+import { type HistoryResult, historyRows, runHistory } from './history.ts';
+import { type InstancesRun, instancesRows, runInstances } from './instances.ts';
 import { type BigBacklogResult, type OutageResult, runBigBacklog, runOutage, W5_RETRY_DELAYS } from './outage.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
@@ -895,6 +901,8 @@ function rows(): Row[] {
       w8.isolation.runs.every((r) => r.healthy.lost === 0 && r.healthy.duplicates === 0),
     ]);
   }
+  out.push(...historyRows(results.W7 as HistoryResult | undefined, f));
+  out.push(...instancesRows(results.W9 as InstancesRun[] | undefined, f));
   const w6 = results.W6 as any;
   if (w6) {
     out.push(['W6 delivered events/s without / while retention deletes', `${f(w6.without)} / ${f(w6.with)}`, '', undefined]);
@@ -928,10 +936,30 @@ async function main(): Promise<void> {
   if (ONLY.has('W2')) await w2(configPath);
   if (ONLY.has('W3')) await w3(configPath);
   if (ONLY.has('W4')) await w4(configPath);
+  if (ONLY.has('W9')) {
+    service ??= await startService(configPath, SERVICE_NODE_ARGS);
+    await settle();
+    await service.stop();
+    service = undefined;
+    const bench = { db: db!, configPath, receiver: receiver!, concurrency: CONCURRENCY, serviceNodeArgs: SERVICE_NODE_ARGS, log, load };
+    results.W9 = await runInstances({ ...bench, awaitArrivals: (r, n) => awaitArrivals(r, n), analyse });
+  }
   // Before W5, which leaves 200,000 events pending.
   if (ONLY.has('W6')) await w6(configPath);
   if (ONLY.has('W8')) await w8(configPath);
   if (ONLY.has('W5')) await w5(configPath);
+  if (ONLY.has('W7')) {
+    await service?.stop();
+    service = undefined;
+    results.W7 = await runHistory({
+      log,
+      load,
+      serviceNodeArgs: SERVICE_NODE_ARGS,
+      awaitArrivals: (r, n) => awaitArrivals(r, n),
+      analyse,
+      keyed,
+    });
+  }
   const meta = {
     date: new Date().toISOString(),
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GB`,
