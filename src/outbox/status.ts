@@ -127,14 +127,16 @@ export interface OutboxStatus {
 /** Counts, lag and recent activity, of one endpoint or all (our schema must be installed). */
 export async function outboxStatus(db: Db, schema: string, endpoint?: string): Promise<OutboxStatus> {
   const s = ident(schema);
-  // $1 is the endpoint, or null for all of them.
-  const of = '($1::text IS NULL OR endpoint = $1)';
   const backlog = await readCounts(db, schema, endpoint);
   const delivered = await deliveredCounts(db, schema, [], endpoint);
+  // Every endpoint's: the attempts alone, as attemptsPerMinute; one endpoint's: joined to its events.
   const numbers = await db.query<{ recently: string }>(
-    `SELECT count(*)::text AS recently FROM ${s}.attempts
-      WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $2) AND ${of}`,
-    [endpoint ?? null, DELIVERED_WINDOW_MINUTES],
+    endpoint === undefined
+      ? `SELECT count(*)::text AS recently FROM ${s}.outbox_attempt
+          WHERE error IS NULL AND started_at > now() - make_interval(mins => $1)`
+      : `SELECT count(*)::text AS recently FROM ${s}.attempts
+          WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $1) AND endpoint = $2`,
+    endpoint === undefined ? [DELIVERED_WINDOW_MINUTES] : [DELIVERED_WINDOW_MINUTES, endpoint],
   );
   // Failed attempts only, newest first, in their own partial index (migration 11): the attempts
   // view's `outcome` would walk every delivered attempt back to the last failure.
@@ -270,11 +272,13 @@ export interface MinuteCounts {
 
 /** Delivered and failed attempts per minute over the last `minutes` minutes (minutes without any are left out). */
 export async function attemptsPerMinute(db: Db, schema: string, minutes = 60): Promise<MinuteCounts[]> {
+  // The attempts alone (an attempt without an error is a delivery, as the attempts view says): the
+  // view joins each to its event, a look-up per attempt in an outbox as large as the history.
   const { rows } = await db.query<{ minute: Date; delivered: number; failed: number }>(
     `SELECT date_trunc('minute', started_at) AS minute,
-            count(*) FILTER (WHERE outcome = 'delivered')::int AS delivered,
-            count(*) FILTER (WHERE outcome <> 'delivered')::int AS failed
-       FROM ${ident(schema)}.attempts
+            count(*) FILTER (WHERE error IS NULL)::int AS delivered,
+            count(*) FILTER (WHERE error IS NOT NULL)::int AS failed
+       FROM ${ident(schema)}.outbox_attempt
       WHERE started_at > date_trunc('minute', now()) - make_interval(mins => $1)
       GROUP BY 1 ORDER BY 1`,
     [minutes - 1],
