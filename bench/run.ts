@@ -10,6 +10,10 @@
 // their delivery) is in bulk.ts, BENCH_W1B_ROUNDS rounds (default 3); it runs after W3, its yardstick.
 // BENCH_W2_TRACING=N runs W2 N times with tracing off and N times on, alternating.
 // Storage (bytes per delivered event kept, storage.ts) is measured after W2's deliveries.
+// Not in the default set (they take long): W7 (history.ts: a month of delivered events on an embedded
+// server with autovacuum on; BENCH_W7_ROWS, default 20,000,000, BENCH_W7_PAIRS, BENCH_W7_STEADY_MINUTES,
+// BENCH_W7_STEADY_RATE) and W9 (instances.ts: 1, 2 and 4 instances against a 50 ms receiver;
+// BENCH_W9_INSTANCES, BENCH_W9_CHANGES).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -38,6 +42,8 @@ import {
   W5_RETRY_DELAYS,
 } from './outage.ts';
 import { type BulkResult, bulkRows, runBulk } from './bulk.ts';
+import { type HistoryResult, historyRows, runHistory } from './history.ts';
+import { type InstancesRun, instancesRows, runInstances } from './instances.ts';
 import type { Arrival } from './receiver.ts';
 import { latency, type Latency, mean } from './stats.ts';
 import { describeStorage, measureStorage, type StorageResult } from './storage.ts';
@@ -1009,6 +1015,8 @@ function rows(): Row[] {
       w8.isolation.runs.every((r) => r.healthy.lost === 0 && r.healthy.duplicates === 0),
     ]);
   }
+  out.push(...historyRows(results.W7 as HistoryResult | undefined, f));
+  out.push(...instancesRows(results.W9 as InstancesRun[] | undefined, f));
   const w6 = results.W6 as any;
   if (w6) {
     out.push(['W6 delivered events/s without / while retention deletes', `${f(w6.without)} / ${f(w6.with)}`, '', undefined]);
@@ -1043,10 +1051,30 @@ async function main(): Promise<void> {
   if (ONLY.has('W3')) await w3(configPath);
   if (ONLY.has('W1B')) await w1b(configPath);
   if (ONLY.has('W4')) await w4(configPath);
+  if (ONLY.has('W9')) {
+    service ??= await startService(configPath, SERVICE_NODE_ARGS);
+    await settle();
+    await service.stop();
+    service = undefined;
+    const bench = { db: db!, configPath, receiver: receiver!, concurrency: CONCURRENCY, serviceNodeArgs: SERVICE_NODE_ARGS, log, load };
+    results.W9 = await runInstances({ ...bench, awaitArrivals: (r, n) => awaitArrivals(r, n), analyse });
+  }
   // Before W5, which leaves 200,000 events pending.
   if (ONLY.has('W6')) await w6(configPath);
   if (ONLY.has('W8')) await w8(configPath);
   if (ONLY.has('W5')) await w5(configPath);
+  if (ONLY.has('W7')) {
+    await service?.stop();
+    service = undefined;
+    results.W7 = await runHistory({
+      log,
+      load,
+      serviceNodeArgs: SERVICE_NODE_ARGS,
+      awaitArrivals: (r, n) => awaitArrivals(r, n),
+      analyse,
+      keyed,
+    });
+  }
   const meta = {
     date: new Date().toISOString(),
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GB`,

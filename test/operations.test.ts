@@ -341,6 +341,48 @@ describe('operations', () => {
     assert.deepEqual(sent, [rows[0]!.event_id, rows[3]!.event_id], 'the replayed first event before the later pending one');
   });
 
+  it('status: delivered events counted exactly up to 10,000, then estimated and said so; the last failure found behind many deliveries', async () => {
+    const s = await stack('ops_history', { startNow: false });
+    const addDelivered = (count: number, endpoint: string) =>
+      s.db.query(
+        `WITH e AS (INSERT INTO order_webhooks.outbox (change_id, order_id, event_type, body, status, attempts, next_attempt_at, created_at, delivered_at, endpoint)
+                    SELECT i, 'h-' || i, 'OrderCreated', '{}', 'delivered', 1, NULL, now() - interval '1 hour', now() - interval '1 hour', $2
+                      FROM generate_series(1, $1::int) i RETURNING id, event_id, created_at)
+         INSERT INTO order_webhooks.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status)
+         SELECT id, event_id, 1, created_at, 3, 200 FROM e`,
+        [count, endpoint],
+      );
+    // One event that failed once, two hours ago, then went through: every delivery above is newer.
+    await s.db.query(
+      `WITH e AS (INSERT INTO order_webhooks.outbox (change_id, order_id, event_type, body, status, attempts, next_attempt_at, created_at, delivered_at)
+                  VALUES (0, 'h-failed-once', 'OrderCreated', '{}', 'delivered', 2, NULL, now() - interval '2 hours', now() - interval '2 hours')
+                  RETURNING id, event_id, created_at)
+       INSERT INTO order_webhooks.outbox_attempt (outbox_id, event_id, attempt, started_at, duration_ms, http_status, error, error_kind)
+       SELECT id, event_id, 1, created_at, 5, 503, 'HTTP 503', 'http' FROM e
+       UNION ALL SELECT id, event_id, 2, created_at + interval '1 minute', 3, 200, NULL, NULL FROM e`,
+    );
+    await addDelivered(9_000, 'default');
+    await addDelivered(900, 'other');
+    const exact = await json(s, 'status');
+    assert.deepEqual(exact.body.outbox, { pending: 0, delivered: 9_901, failed: 0 });
+    assert.equal(exact.body.deliveredEstimated, false);
+    assert.equal(exact.body.lastFailure.reason, 'HTTP 503');
+    assert.equal(exact.body.lastFailure.orderId, 'h-failed-once');
+
+    await addDelivered(3_000, 'default');
+    await s.db.query('ANALYZE order_webhooks.outbox');
+    const estimated = await json(s, 'status');
+    assert.equal(estimated.body.deliveredEstimated, true);
+    const total = estimated.body.outbox.delivered;
+    assert.ok(total > 10_000 && Math.abs(total - 12_901) < 1_300, `about 12,901 delivered: ${total}`);
+    const other = estimated.body.endpoints.find((e: { endpoint: string }) => e.endpoint === 'other');
+    assert.equal(other.deliveredEstimated, true);
+    assert.ok(Math.abs(other.delivered - 900) < 200, `about 900 delivered to "other": ${other.delivered}`);
+    assert.equal(estimated.body.lastFailure.reason, 'HTTP 503');
+    const text = await cli(s, 'status');
+    assert.match(text.stdout, /0 pending, about \d+ \(estimated\) delivered, 0 failed/);
+  });
+
   it('purge deletes only the events of that status created before that time, after a count; without --yes and a terminal it refuses', async () => {
     const s = await stack('ops_purge', { startNow: false });
     await playOrder(s.db);

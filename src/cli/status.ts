@@ -42,7 +42,13 @@ async function status(config: Config, options: StatusOptions): Promise<void> {
     try {
       const observed = await observeInstall(db, { target, url: config.database.url, idlePollMs: config.database.idlePollInterval });
       const outbox = observed.schema?.current ? await outboxStatus(db, schema, only) : null;
-      const counts = observed.schema?.current ? await endpointCounts(db, schema) : [];
+      const counts = observed.schema?.current
+        ? await endpointCounts(
+            db,
+            schema,
+            endpointsOf(config).map((e) => e.name),
+          )
+        : [];
       const breakers = observed.schema?.current
         ? await readEndpointStates(
             db,
@@ -94,6 +100,7 @@ async function status(config: Config, options: StatusOptions): Promise<void> {
       wakeUp,
       journalBacklog: outbox?.journalBacklog ?? null,
       outbox: outbox?.counts ?? null,
+      deliveredEstimated: outbox?.deliveredEstimated ?? null,
       oldestPendingAt: outbox?.oldestPendingAt ?? null,
       lagSeconds: outbox?.lagSeconds ?? null,
       deliveredLast5Minutes: outbox?.deliveredRecently ?? null,
@@ -120,7 +127,10 @@ async function status(config: Config, options: StatusOptions): Promise<void> {
       const failure = outbox.lastFailure;
       pairs.push(
         ['journal backlog', `${outbox.journalBacklog} change(s)`],
-        ['outbox', `${outbox.counts.pending} pending, ${outbox.counts.delivered} delivered, ${outbox.counts.failed} failed`],
+        [
+          'outbox',
+          `${outbox.counts.pending} pending, ${outbox.deliveredEstimated ? `about ${outbox.counts.delivered} (estimated)` : outbox.counts.delivered} delivered, ${outbox.counts.failed} failed`,
+        ],
         [
           'lag',
           outbox.oldestPendingAt

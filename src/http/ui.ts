@@ -215,7 +215,11 @@ async function readSummary(options: UiOptions): Promise<Summary> {
     outboxStatus(options.db, options.schema),
     observeInstall(options.db, { target: options.target, idlePollMs: options.idlePollMs }),
     attemptsPerMinute(options.db, options.schema, 60),
-    endpointCounts(options.db, options.schema),
+    endpointCounts(
+      options.db,
+      options.schema,
+      options.endpoints.map((e) => e.name),
+    ),
     readEndpointStates(
       options.db,
       options.schema,
@@ -233,6 +237,7 @@ async function readSummary(options: UiOptions): Promise<Summary> {
     pending: status.counts.pending,
     failed: status.counts.failed,
     delivered: status.counts.delivered,
+    deliveredEstimated: status.deliveredEstimated,
     lagSeconds: status.lagSeconds,
     deliveredPerMinute: Math.round((status.deliveredRecently / DELIVERED_WINDOW_MINUTES) * 10) / 10,
     minutes,

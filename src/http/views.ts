@@ -22,6 +22,8 @@ export interface Summary {
   pending: number;
   failed: number;
   delivered: number;
+  /** Whether `delivered` is PostgreSQL's estimate (more than EXACT_UP_TO delivered events kept). */
+  deliveredEstimated: boolean;
   lagSeconds: number;
   deliveredPerMinute: number;
   minutes: MinuteCounts[];
@@ -62,7 +64,7 @@ export function summaryHtml(s: Summary): Html {
     )}
     ${item('Pending', html`<span id="count-pending">${s.pending}</span>`)}
     ${item('Failed', html`<span id="count-failed">${s.failed}</span>`, s.failed > 0 ? 'bad' : '')}
-    ${item('Delivered', html`<span id="count-delivered">${s.delivered}</span>`)}
+    ${item('Delivered', s.deliveredEstimated ? html`<span id="count-delivered">about ${s.delivered}</span><small>estimated</small>` : html`<span id="count-delivered">${s.delivered}</span>`)}
     ${item('Lag', s.pending === 0 ? 'none pending' : formatLag(s.lagSeconds))}
     ${item('Delivered / min', html`${s.deliveredPerMinute}<small>last ${DELIVERED_WINDOW_MINUTES} minutes</small>`)}
   </dl>

@@ -4,6 +4,7 @@
 import { type Config, endpointsOf } from '../config/config.ts';
 import { type Db, ident } from '../db.ts';
 import { endpointUrl, redactUrl } from '../delivery/endpoint.ts';
+import { deliveredCounts } from './history.ts';
 
 export const EVENT_STATUSES = ['pending', 'delivered', 'failed'] as const;
 export type EventStatus = (typeof EVENT_STATUSES)[number];
@@ -67,23 +68,50 @@ export async function readCounts(db: Db, schema: string, endpoint?: string): Pro
     [endpoint ?? null],
   );
   const row = rows[0]!;
-  const { rows: per } = await db.query<{ endpoint: string; pending: string; failed: string }>(
-    `SELECT endpoint, count(*) FILTER (WHERE status = 'pending')::text AS pending, count(*) FILTER (WHERE status = 'failed')::text AS failed
-       FROM ${s}.outbox WHERE status IN ('pending', 'failed') AND ${of} GROUP BY endpoint ORDER BY endpoint`,
-    [endpoint ?? null],
-  );
+  const per = await perEndpoint(db, schema, endpoint);
   return {
     journal: Number(row.journal),
     pending: Number(row.pending),
     failed: Number(row.failed),
     oldestPendingAt: row.oldest,
     oldestPendingSeconds: Math.max(0, Math.round(row.age ?? 0)),
-    endpoints: per.map((e) => ({ endpoint: e.endpoint, pending: Number(e.pending), failed: Number(e.failed) })),
+    endpoints: per.map(({ endpoint, pending, failed }) => ({ endpoint, pending, failed })),
   };
+}
+
+/** Pending and failed events per endpoint, and each one's oldest pending (endpoints with none are left out). */
+async function perEndpoint(
+  db: Db,
+  schema: string,
+  endpoint?: string,
+): Promise<{ endpoint: string; pending: number; failed: number; oldest: Date | null; ageSeconds: number | null }[]> {
+  const s = ident(schema);
+  const of = '($1::text IS NULL OR endpoint = $1)';
+  // One branch per status, each the predicate of a partial index (outbox_order_pending,
+  // outbox_failed): `status IN (...)` matches neither, and would read the delivered rows too.
+  const { rows } = await db.query<{ endpoint: string; pending: string; failed: string; oldest: Date | null; age: number | null }>(
+    `SELECT endpoint, sum(pending)::text AS pending, sum(failed)::text AS failed, min(oldest) AS oldest,
+            extract(epoch FROM now() - min(oldest))::float8 AS age
+       FROM (SELECT endpoint, count(*) AS pending, 0 AS failed, min(created_at) AS oldest
+               FROM ${s}.outbox WHERE status = 'pending' AND ${of} GROUP BY endpoint
+             UNION ALL
+             SELECT endpoint, 0, count(*), NULL FROM ${s}.outbox WHERE status = 'failed' AND ${of} GROUP BY endpoint) c
+      GROUP BY endpoint ORDER BY endpoint`,
+    [endpoint ?? null],
+  );
+  return rows.map((r) => ({
+    endpoint: r.endpoint,
+    pending: Number(r.pending),
+    failed: Number(r.failed),
+    oldest: r.oldest,
+    ageSeconds: r.age,
+  }));
 }
 
 export interface OutboxStatus {
   counts: Record<EventStatus, number>;
+  /** Whether `counts.delivered` is PostgreSQL's estimate rather than a count (history.ts). */
+  deliveredEstimated: boolean;
   journalBacklog: number;
   /** When the oldest change or event not yet delivered was made (readCounts). */
   oldestPendingAt: Date | null;
@@ -99,17 +127,17 @@ export interface OutboxStatus {
 /** Counts, lag and recent activity, of one endpoint or all (our schema must be installed). */
 export async function outboxStatus(db: Db, schema: string, endpoint?: string): Promise<OutboxStatus> {
   const s = ident(schema);
-  // $1 is the endpoint, or null for all of them.
-  const of = '($1::text IS NULL OR endpoint = $1)';
   const backlog = await readCounts(db, schema, endpoint);
-  const numbers = await db.query<{ delivered: string; recently: string }>(
-    `SELECT (SELECT count(*) FROM ${s}.outbox WHERE status = 'delivered' AND ${of})::text AS delivered,
-            (SELECT count(*) FROM ${s}.attempts
-              WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $2) AND ${of})::text AS recently`,
-    [endpoint ?? null, DELIVERED_WINDOW_MINUTES],
+  const delivered = await deliveredCounts(db, schema, [], endpoint);
+  // The attempts view: an event delivered at its first try is its outbox row (migration 11), found by
+  // outbox_delivered_at; the rows of retried events by outbox_attempt_started.
+  const numbers = await db.query<{ recently: string }>(
+    `SELECT count(*)::text AS recently FROM ${s}.attempts
+      WHERE outcome = 'delivered' AND started_at > now() - make_interval(mins => $1) AND ($2::text IS NULL OR endpoint = $2)`,
+    [DELIVERED_WINDOW_MINUTES, endpoint ?? null],
   );
-  // A failed attempt always has its row: the newest, by the started_at index read backwards (the
-  // attempts view would give the same row, but see lastSuccessSql).
+  // Failed attempts only, newest first, in their own partial index (migration 12): a failed attempt
+  // always has its row, and the attempts view's `outcome` would walk every delivery back to the last failure.
   const failure = await db.query<Failure>(
     `SELECT o.event_id AS "eventId", o.order_id AS "orderId", o.event_type AS "eventType", a.attempt, a.started_at AS at,
             a.error_kind AS kind, a.error AS reason, a.http_status AS "httpStatus"
@@ -126,7 +154,8 @@ export async function outboxStatus(db: Db, schema: string, endpoint?: string): P
   );
   const n = numbers.rows[0]!;
   return {
-    counts: { pending: backlog.pending, delivered: Number(n.delivered), failed: backlog.failed },
+    counts: { pending: backlog.pending, delivered: delivered.total, failed: backlog.failed },
+    deliveredEstimated: delivered.estimated,
     journalBacklog: backlog.journal,
     oldestPendingAt: backlog.oldestPendingAt,
     lagSeconds: backlog.oldestPendingSeconds,
@@ -142,6 +171,8 @@ export interface EndpointCounts {
   endpoint: string;
   pending: number;
   delivered: number;
+  /** Whether `delivered` is PostgreSQL's estimate rather than a count (history.ts). */
+  deliveredEstimated: boolean;
   failed: number;
   /** Seconds since its oldest pending event was created (0 when none is pending). */
   lagSeconds: number;
@@ -163,25 +194,35 @@ export function lastSuccessSql(s: string): string {
         WHERE o.endpoint = $1 AND a.error IS NULL ORDER BY a.started_at DESC LIMIT 1)) AS at`;
 }
 
-/** Every endpoint that has events in the outbox, with its counts, lag and last success (from the views). */
-export async function endpointCounts(db: Db, schema: string): Promise<EndpointCounts[]> {
+/**
+ * Every endpoint that has events in the outbox (and each of `configured`), with its counts, lag and
+ * last success. Pending and failed are counted exactly; delivered as history.ts says (exact up to
+ * EXACT_UP_TO in all, else estimated).
+ */
+export async function endpointCounts(db: Db, schema: string, configured: readonly string[] = []): Promise<EndpointCounts[]> {
   const s = ident(schema);
-  const { rows } = await db.query<{ endpoint: string; pending: string; delivered: string; failed: string; lag: number | null }>(
-    `SELECT endpoint,
-            coalesce(sum(events) FILTER (WHERE status = 'pending'), 0)::text AS pending,
-            coalesce(sum(events) FILTER (WHERE status = 'delivered'), 0)::text AS delivered,
-            coalesce(sum(events) FILTER (WHERE status = 'failed'), 0)::text AS failed,
-            extract(epoch FROM now() - min(oldest) FILTER (WHERE status = 'pending'))::float8 AS lag
-       FROM ${s}.summary GROUP BY endpoint ORDER BY endpoint`,
-  );
+  const waiting = await perEndpoint(db, schema);
+  const delivered = await deliveredCounts(db, schema, [...configured, ...waiting.map((e) => e.endpoint)]);
+  const names = [...new Set([...waiting.map((e) => e.endpoint), ...delivered.endpoints.keys()])].sort();
+  const rows = names.map((endpoint) => {
+    const w = waiting.find((e) => e.endpoint === endpoint);
+    return {
+      endpoint,
+      pending: w?.pending ?? 0,
+      failed: w?.failed ?? 0,
+      delivered: delivered.endpoints.get(endpoint) ?? 0,
+      lag: w?.ageSeconds ?? null,
+    };
+  });
   const out: EndpointCounts[] = [];
   for (const row of rows) {
     const last = await db.query<{ at: Date | null }>(lastSuccessSql(s), [row.endpoint]);
     out.push({
       endpoint: row.endpoint,
-      pending: Number(row.pending),
-      delivered: Number(row.delivered),
-      failed: Number(row.failed),
+      pending: row.pending,
+      delivered: row.delivered,
+      deliveredEstimated: delivered.estimated,
+      failed: row.failed,
       lagSeconds: Math.max(0, Math.round(row.lag ?? 0)),
       lastSuccessAt: last.rows[0]?.at ?? null,
     });
@@ -216,6 +257,7 @@ export function endpointStates(
     endpoint,
     pending: 0,
     delivered: 0,
+    deliveredEstimated: false,
     failed: 0,
     lagSeconds: 0,
     lastSuccessAt: null,
@@ -238,6 +280,8 @@ export interface MinuteCounts {
 
 /** Delivered and failed attempts per minute over the last `minutes` minutes (minutes without any are left out). */
 export async function attemptsPerMinute(db: Db, schema: string, minutes = 60): Promise<MinuteCounts[]> {
+  // The attempts view: first-try deliveries from the outbox's delivered_at index, the rest from the
+  // attempts' started_at index.
   const { rows } = await db.query<{ minute: Date; delivered: number; failed: number }>(
     `SELECT date_trunc('minute', started_at) AS minute,
             count(*) FILTER (WHERE outcome = 'delivered')::int AS delivered,
