@@ -20,6 +20,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { type Commit, commitChanges as commitChangesTo } from './benchDb.ts';
 import { now } from './clock.ts';
 import {
   cpuSecondsOf,
@@ -73,48 +74,11 @@ const dbUrl = (() => {
 
 // ---- the order app's side -------------------------------------------------------------------
 
-interface Commit {
-  /** When the order app sent its UPDATE. */
-  sent: number;
-  /** When the order app had its commit acknowledged. */
-  ack: number;
-}
-
 const bodyOf = (id: number, eventType: string) => JSON.stringify({ orderId: String(id), eventType });
 
 /** Single-row state changes of orders `ids`, one transaction each, from `connections` connections. */
-async function commitChanges(ids: number[], state: string, connections: number, perSecond?: number): Promise<Map<number, Commit>> {
-  const clients = await Promise.all(
-    Array.from({ length: connections }, async () => {
-      const client = new pg.Client({ connectionString: dbUrl, application_name: 'bench order app' });
-      await client.connect();
-      return client;
-    }),
-  );
-  const commits = new Map<number, Commit>();
-  const start = now() + 20;
-  let next = 0;
-  try {
-    await Promise.all(
-      clients.map(async (client) => {
-        while (next < ids.length) {
-          const i = next++;
-          if (perSecond) {
-            const wait = start + (i * 1000) / perSecond - now();
-            if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-          }
-          const id = ids[i]!;
-          const sent = now();
-          await client.query({ name: 'change', text: 'UPDATE orders SET state = $2 WHERE id = $1', values: [id, state] });
-          commits.set(id, { sent, ack: now() });
-        }
-      }),
-    );
-  } finally {
-    await Promise.all(clients.map((c) => c.end()));
-  }
-  return commits;
-}
+const commitChanges = (ids: number[], state: string, connections: number, perSecond?: number): Promise<Map<number, Commit>> =>
+  commitChangesTo(dbUrl, ids, state, connections, perSecond);
 
 /** Where the machine's CPU went during a phase: seconds per process group, all cores together. */
 interface CpuSplit {
