@@ -1,6 +1,6 @@
--- order-webhooks schema, version 11: a smaller outbox. Each delivered event kept cost about 510 bytes
--- (its outbox row, its attempt row and their indexes); with 30 days kept that is most of what we add
--- to the customer's database. From this version:
+-- order-webhooks schema, version 11: a smaller outbox. Each delivered event kept cost its outbox row,
+-- an attempt row and the indexes of both (docs/operations.md, "Sizing"); with 30 days kept that is
+-- most of what we add to the customer's database. From this version:
 -- - an event delivered at its first attempt has no outbox_attempt row: its outbox row already says
 --   when (delivered_at, now the time that attempt started), how long (response_ms) and with what
 --   status (last_status), and `first_try` says so. The `attempts` view shows the row it would have
