@@ -52,7 +52,8 @@ describe('connections that stop answering', () => {
     await waitFor(
       async () => {
         const [row] = await s.db.query<{ pending: number }>(
-          "SELECT count(*)::int AS pending FROM order_webhooks.outbox WHERE status <> 'delivered'",
+          `SELECT (SELECT count(*) FROM order_webhooks.outbox WHERE status <> 'delivered')::int
+                  + (SELECT count(*) FROM order_webhooks.change)::int AS pending`,
         );
         return row!.pending === 0;
       },
