@@ -11,8 +11,7 @@
 // - a steady paced load (BENCH_W7_STEADY_RATE events/s for BENCH_W7_STEADY_MINUTES) while retention
 //   deletes as many old events as arrive, with the outbox's table and index sizes sampled.
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import { startEmbeddedPostgres } from '../src/demo/embeddedPostgres.ts';
+import { freePort, startEmbeddedPostgres } from '../src/demo/embeddedPostgres.ts';
 import { listEvents } from '../src/outbox/reads.ts';
 import { readEndpointStates } from '../src/outbox/endpointState.ts';
 import { endpointCounts, outboxStatus } from '../src/outbox/status.ts';
@@ -113,17 +112,6 @@ const STATES: [string, string][] = [
   ['expired', 'OrderExpired'],
   ['rejected', 'OrderRejected'],
 ];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function timed(runs: number, work: () => Promise<unknown>): Promise<number> {
   const times: number[] = [];

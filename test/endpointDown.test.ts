@@ -5,7 +5,6 @@
 // resume from the command line and from SQL.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { request as httpRequest } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { run, startService, writeConfig } from './helpers/cli.ts';
 import { startReceiver } from './helpers/receiver.ts';
@@ -14,6 +13,7 @@ import { waitFor } from './helpers/poll.ts';
 import { insertOrder } from './helpers/db.ts';
 import type { Received } from './helpers/receiver.ts';
 import { outbox, stacksClosedAfter } from './helpers/stack.ts';
+import { call } from './helpers/page.ts';
 
 interface StateRow {
   status: string;
@@ -23,21 +23,6 @@ interface StateRow {
 
 const state = async (db: { query: (sql: string) => Promise<any[]> }): Promise<StateRow | undefined> =>
   (await db.query("SELECT status, failures, next_probe_at FROM order_webhooks.endpoint_states WHERE endpoint = 'default'"))[0];
-
-/** One form POST (or GET) to the page on a new connection. */
-function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string) {
-  return new Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
-    const request = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent: false }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode!, body: text, headers: response.headers }));
-      response.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end(body);
-  });
-}
 
 /** Changes waiting in the journal plus events pending in the outbox. */
 const waiting = async (db: { query: (sql: string) => Promise<any[]> }): Promise<number> =>

